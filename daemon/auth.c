@@ -1,0 +1,239 @@
+/*
+ * Tokens and authentication. See auth.h.
+ *
+ * The cache maps a token's SHA-256 to its identity for CACHE_TTL_MS. It saves
+ * the database round trip that would otherwise precede every request; the
+ * lookup that fills it also records last_used_at, so that field is exact to
+ * within the TTL. The cache is only consulted while the LISTEN connection is
+ * up: without it, a revocation made by another daemon could go unnoticed.
+ */
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incubatord/auth.h"
+#include "incubatord/log.h"
+
+#define CACHE_BUCKETS 1024
+#define CACHE_TTL_MS 60000
+#define CACHE_MAX_ENTRIES 100000
+
+static const char LOOKUP_SQL[] = "SELECT id, name, admin, incubator FROM api.token_lookup($1)";
+
+struct cache_entry {
+    unsigned char hash[AUTH_HASH_LEN];
+    struct auth_token token;
+    int64_t expires_ms;
+    struct cache_entry *next;
+};
+
+struct auth_cache {
+    struct cache_entry *buckets[CACHE_BUCKETS];
+    int entries;
+    bool trusted;
+};
+
+struct lookup {
+    struct auth_cache *cache;
+    unsigned char hash[AUTH_HASH_LEN];
+    auth_cb cb;
+    void *arg;
+};
+
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+struct auth_cache *auth_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct auth_cache));
+}
+
+static void cache_clear(struct auth_cache *c)
+{
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        struct cache_entry *e = c->buckets[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+        c->buckets[i] = NULL;
+    }
+    c->entries = 0;
+}
+
+void auth_cache_free(struct auth_cache *c)
+{
+    if (c == NULL)
+        return;
+    cache_clear(c);
+    free(c);
+}
+
+void auth_cache_set_trusted(struct auth_cache *c, bool trusted)
+{
+    if (!trusted || !c->trusted)
+        cache_clear(c);
+    c->trusted = trusted;
+}
+
+void auth_cache_forget(struct auth_cache *c, int64_t token_id)
+{
+    for (int i = 0; i < CACHE_BUCKETS; i++) {
+        struct cache_entry **pe = &c->buckets[i];
+        while (*pe != NULL) {
+            if ((*pe)->token.id == token_id) {
+                struct cache_entry *dead = *pe;
+                *pe = dead->next;
+                free(dead);
+                c->entries--;
+            } else {
+                pe = &(*pe)->next;
+            }
+        }
+    }
+}
+
+static unsigned bucket_of(const unsigned char hash[AUTH_HASH_LEN])
+{
+    return ((unsigned)hash[0] << 8 | hash[1]) % CACHE_BUCKETS;
+}
+
+static const struct cache_entry *cache_find(struct auth_cache *c,
+                                            const unsigned char hash[AUTH_HASH_LEN])
+{
+    int64_t now = mono_ms();
+    struct cache_entry **pe = &c->buckets[bucket_of(hash)];
+    while (*pe != NULL) {
+        struct cache_entry *e = *pe;
+        if (e->expires_ms <= now) {
+            *pe = e->next;
+            free(e);
+            c->entries--;
+            continue;
+        }
+        /* Constant time, so response timing says nothing about near misses. */
+        if (CRYPTO_memcmp(e->hash, hash, AUTH_HASH_LEN) == 0)
+            return e;
+        pe = &e->next;
+    }
+    return NULL;
+}
+
+static void cache_put(struct auth_cache *c, const unsigned char hash[AUTH_HASH_LEN],
+                      const struct auth_token *t)
+{
+    if (!c->trusted)
+        return;
+    if (c->entries >= CACHE_MAX_ENTRIES)
+        cache_clear(c);
+    struct cache_entry *e = xcalloc(1, sizeof(*e));
+    memcpy(e->hash, hash, AUTH_HASH_LEN);
+    e->token = *t;
+    e->expires_ms = mono_ms() + CACHE_TTL_MS;
+    unsigned b = bucket_of(hash);
+    e->next = c->buckets[b];
+    c->buckets[b] = e;
+    c->entries++;
+}
+
+bool auth_token_well_formed(const char *token)
+{
+    size_t plen = strlen(AUTH_TOKEN_PREFIX);
+    if (strlen(token) != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, plen) != 0)
+        return false;
+    for (const char *p = token + plen; *p; p++)
+        if (strchr(b64url, *p) == NULL)
+            return false;
+    return true;
+}
+
+void auth_token_hash(const char *token, unsigned char hash[AUTH_HASH_LEN])
+{
+    unsigned int len = AUTH_HASH_LEN;
+    EVP_Digest(token, strlen(token), hash, &len, EVP_sha256(), NULL);
+}
+
+void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN], char out[2 + 2 * AUTH_HASH_LEN + 1])
+{
+    out[0] = '\\';
+    out[1] = 'x';
+    for (int i = 0; i < AUTH_HASH_LEN; i++)
+        snprintf(out + 2 + 2 * i, 3, "%02x", hash[i]);
+}
+
+bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1], unsigned char hash[AUTH_HASH_LEN])
+{
+    unsigned char raw[33];
+    size_t plen = strlen(AUTH_TOKEN_PREFIX);
+    char *p = token + plen;
+
+    /* 33 bytes give 44 characters of base64url; the token keeps 43 (258 bits). */
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return false;
+    memcpy(token, AUTH_TOKEN_PREFIX, plen);
+    for (size_t i = 0; i < sizeof(raw); i += 3) {
+        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
+        for (int k = 3; k >= 0; k--) {
+            if (p - token < AUTH_TOKEN_LEN)
+                *p++ = b64url[(v >> (6 * k)) & 63];
+        }
+    }
+    *p = '\0';
+    auth_token_hash(token, hash);
+    return true;
+}
+
+static void lookup_done(void *arg, const struct db_result *r)
+{
+    struct lookup *l = arg;
+    struct auth_token t;
+
+    if (r->status != DB_OK) {
+        l->cb(l->arg, AUTH_DB_FAILURE, NULL, r);
+        free(l);
+        return;
+    }
+    if (PQntuples(r->res) != 1) {
+        l->cb(l->arg, AUTH_REJECTED, NULL, NULL);
+        free(l);
+        return;
+    }
+    memset(&t, 0, sizeof(t));
+    t.id = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
+    snprintf(t.name, sizeof(t.name), "%s", PQgetvalue(r->res, 0, 1));
+    t.admin = PQgetvalue(r->res, 0, 2)[0] == 't';
+    snprintf(t.incubator, sizeof(t.incubator), "%s", PQgetvalue(r->res, 0, 3));
+    cache_put(l->cache, l->hash, &t);
+    l->cb(l->arg, AUTH_OK, &t, NULL);
+    free(l);
+}
+
+enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, const char *token,
+                                    int timeout_ms, struct auth_token *out, auth_cb cb,
+                                    void *arg)
+{
+    unsigned char hash[AUTH_HASH_LEN];
+    char bytea[2 + 2 * AUTH_HASH_LEN + 1];
+
+    if (!auth_token_well_formed(token))
+        return AUTH_REJECTED;
+    auth_token_hash(token, hash);
+    if (c->trusted) {
+        const struct cache_entry *e = cache_find(c, hash);
+        if (e != NULL) {
+            *out = e->token;
+            return AUTH_OK;
+        }
+    }
+    struct lookup *l = xcalloc(1, sizeof(*l));
+    l->cache = c;
+    memcpy(l->hash, hash, AUTH_HASH_LEN);
+    l->cb = cb;
+    l->arg = arg;
+    auth_hash_to_bytea(hash, bytea);
+    const char *values[] = {bytea};
+    db_query(pool, LOOKUP_SQL, 1, values, timeout_ms, lookup_done, l);
+    return AUTH_PENDING;
+}

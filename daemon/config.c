@@ -1,0 +1,542 @@
+/*
+ * The configuration: one table declares every key; parsing, defaults,
+ * validation, reload and the documentation reference are all driven by it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/http.h>
+
+#include "incubatord/config.h"
+#include "incubatord/log.h"
+
+enum config_type {
+    CT_STRING,   /* any text */
+    CT_INT,      /* a decimal integer within [min, max] */
+    CT_BOOL,     /* true/false, yes/no, on/off, 1/0 */
+    CT_LEVEL,    /* a syslog level name */
+    CT_FACILITY, /* a syslog facility name */
+    CT_TIMEZONE, /* an IANA zone present in the tz database */
+    CT_LISTEN,   /* "ip:port" */
+    CT_URL,      /* "" or an http(s) URL */
+};
+
+struct config_key {
+    const char *section;
+    const char *name;
+    enum config_type type;
+    size_t offset;
+    size_t size; /* of the field, for CT_INT (int or int64_t) */
+    const char *default_value;
+    int64_t min, max;
+    bool reloadable;
+    bool secret;
+    const char *help;
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct config_key keys[] = {
+    {"server", "listen", CT_LISTEN, FIELD(listen), "127.0.0.1:8080", 0, 0, false, false,
+     "Address and port to listen on: an IP address (no name lookup), [::1]:8080 for IPv6."},
+    {"server", "max_body_bytes", CT_INT, FIELD(max_body_bytes), "1048576", 1024, 64 << 20, true,
+     false, "Largest request body accepted; a larger one gets 413."},
+    {"server", "request_timeout_ms", CT_INT, FIELD(request_timeout_ms), "10000", 100, 600000,
+     true, false, "Every request is answered within this time (503 when the database is late)."},
+    {"server", "max_connections", CT_INT, FIELD(max_connections), "1024", 1, 100000, true, false,
+     "Open client connections at most; further ones wait in the listen backlog."},
+    {"server", "idle_timeout_s", CT_INT, FIELD(idle_timeout_s), "60", 1, 3600, true, false,
+     "An idle or slow client connection is closed after this many seconds."},
+    {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000,
+     true, false, "On SIGTERM, how long in-flight requests may take to finish."},
+    {"database", "conninfo", CT_STRING, FIELD(conninfo), "", 0, 0, false, true,
+     "libpq connection string or URI; empty uses the PG* environment. Use hostaddr, an IP "
+     "address or a socket directory: a host name is resolved with a blocking lookup."},
+    {"database", "pool_size", CT_INT, FIELD(pool_size), "4", 1, 256, false, false,
+     "PostgreSQL connections in the pool."},
+    {"database", "max_queue", CT_INT, FIELD(max_queue), "256", 0, 100000, true, false,
+     "Requests that may wait for a free connection; beyond it, 503 with Retry-After."},
+    {"database", "statement_timeout_ms", CT_INT, FIELD(statement_timeout_ms), "5000", 100,
+     3600000, false, false, "PostgreSQL statement_timeout set on every pool connection."},
+    {"database", "migrate_on_start", CT_BOOL, FIELD(migrate_on_start), "true", 0, 0, false,
+     false, "Apply the embedded schema as soon as the database is reachable."},
+    {"log", "syslog", CT_BOOL, FIELD(log_syslog), "true", 0, 0, false, false,
+     "Log to syslog (and to stderr too when run with -f or on a terminal)."},
+    {"log", "ident", CT_STRING, FIELD(log_ident), "incubatord", 0, 0, false, false,
+     "syslog identifier."},
+    {"log", "facility", CT_FACILITY, FIELD(log_facility), "daemon", 0, 0, false, false,
+     "syslog facility: daemon, user, local0 ... local7."},
+    {"log", "level", CT_LEVEL, FIELD(log_level), "info", 0, 0, true, false,
+     "Least important level logged: debug info notice warning err crit alert."},
+    {"schedule", "timezone", CT_TIMEZONE, FIELD(timezone), "Asia/Shanghai", 0, 0, false, false,
+     "The bureau's time zone: what \"today\" is, and when the monthly payout runs."},
+    {"schedule", "payout_day", CT_INT, FIELD(payout_day), "1", 1, 31, true, false,
+     "Day of the month on which last month's payout draft is computed (past the month's "
+     "end: its last day)."},
+    {"schedule", "payout_hour", CT_INT, FIELD(payout_hour), "2", 0, 23, true, false,
+     "Hour of that day, in schedule.timezone."},
+    {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400,
+     true, false, "How often the alert rules that time alone changes are evaluated."},
+    {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,
+     "Where events are POSTed (http:// or https://); empty disables the webhook."},
+    {"webhook", "secret", CT_STRING, FIELD(webhook_secret), "", 0, 0, true, true,
+     "Key of the X-Incubatord-Signature HMAC-SHA256; required when url is set."},
+    {"webhook", "timeout_ms", CT_INT, FIELD(webhook_timeout_ms), "10000", 100, 600000, true,
+     false, "One delivery attempt's time limit."},
+};
+
+static void *field_ptr(struct config *cfg, const struct config_key *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static const void *field_cptr(const struct config *cfg, const struct config_key *k)
+{
+    return (const char *)cfg + k->offset;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *yes[] = {"true", "yes", "on", "1"};
+    static const char *no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(v, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool config_split_listen(const char *listen, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hl;
+    char *end;
+    long p;
+
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        h = listen + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (colon == NULL)
+            return false;
+        hl = (size_t)(colon - listen);
+    }
+    if (hl == 0 || hl >= hostlen)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    errno = 0;
+    p = strtol(colon + 1, &end, 10);
+    if (errno != 0 || *end != '\0' || end == colon + 1 || p < 1 || p > 65535)
+        return false;
+    *port = (int)p;
+    return true;
+}
+
+/*
+ * A time zone must exist in the tz database: glibc silently treats an unknown
+ * TZ as UTC, which would move "today" and the payout schedule by hours.
+ */
+static bool timezone_exists(const char *tz)
+{
+    const char *dir = getenv("TZDIR");
+    char path[512];
+
+    if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL)
+        return false;
+    snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tz);
+    return access(path, R_OK) == 0;
+}
+
+/* Parses one value into its field; on failure writes why into err. */
+static bool set_value(struct config *cfg, const struct config_key *k, const char *v, char *err,
+                      size_t errlen)
+{
+    void *p = field_ptr(cfg, k);
+
+    switch (k->type) {
+    case CT_STRING:
+    case CT_URL:
+    case CT_LISTEN:
+    case CT_TIMEZONE: {
+        if (k->type == CT_LISTEN) {
+            char host[64];
+            int port;
+            unsigned char buf[sizeof(struct in6_addr)];
+            if (!config_split_listen(v, host, sizeof(host), &port) ||
+                (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1)) {
+                snprintf(err, errlen, "must be IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080");
+                return false;
+            }
+        }
+        if (k->type == CT_TIMEZONE && !timezone_exists(v)) {
+            snprintf(err, errlen,
+                     "unknown time zone \"%s\" (is the tzdata package installed?)", v);
+            return false;
+        }
+        if (k->type == CT_URL && v[0] != '\0') {
+            struct evhttp_uri *uri = evhttp_uri_parse(v);
+            const char *scheme = uri ? evhttp_uri_get_scheme(uri) : NULL;
+            bool ok = uri != NULL && scheme != NULL &&
+                      (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0) &&
+                      evhttp_uri_get_host(uri) != NULL && evhttp_uri_get_host(uri)[0] != '\0';
+            if (uri)
+                evhttp_uri_free(uri);
+            if (!ok) {
+                snprintf(err, errlen, "must be an http:// or https:// URL with a host");
+                return false;
+            }
+        }
+        char **s = p;
+        free(*s);
+        *s = xstrdup(v);
+        return true;
+    }
+    case CT_INT: {
+        char *end;
+        long long n;
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < k->min || n > k->max) {
+            snprintf(err, errlen, "must be an integer from %lld to %lld", (long long)k->min,
+                     (long long)k->max);
+            return false;
+        }
+        if (k->size == sizeof(int64_t))
+            *(int64_t *)p = n;
+        else
+            *(int *)p = (int)n;
+        return true;
+    }
+    case CT_BOOL:
+        if (!parse_bool(v, p)) {
+            snprintf(err, errlen, "must be true or false");
+            return false;
+        }
+        return true;
+    case CT_LEVEL: {
+        int level = log_level_from_name(v);
+        if (level < 0) {
+            snprintf(err, errlen, "must be one of debug info notice warning err crit alert");
+            return false;
+        }
+        *(int *)p = level;
+        return true;
+    }
+    case CT_FACILITY: {
+        int facility = log_facility_from_name(v);
+        if (facility < 0) {
+            snprintf(err, errlen, "must be daemon, user or local0 ... local7");
+            return false;
+        }
+        *(int *)p = facility;
+        return true;
+    }
+    }
+    return false;
+}
+
+static const struct config_key *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+void config_defaults(struct config *cfg)
+{
+    char err[256];
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        if (keys[i].type == CT_TIMEZONE) {
+            /* Checked when a file is loaded: a default must not fail here. */
+            char **s = field_ptr(cfg, &keys[i]);
+            *s = xstrdup(keys[i].default_value);
+            continue;
+        }
+        if (!set_value(cfg, &keys[i], keys[i].default_value, err, sizeof(err))) {
+            log_msg(LOG_CRIT, "config: bad default for %s.%s: %s", keys[i].section,
+                    keys[i].name, err);
+            abort();
+        }
+    }
+}
+
+void config_free(struct config *cfg)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        switch (keys[i].type) {
+        case CT_STRING:
+        case CT_URL:
+        case CT_LISTEN:
+        case CT_TIMEZONE: {
+            char **s = field_ptr(cfg, &keys[i]);
+            free(*s);
+            *s = NULL;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+struct parse_state {
+    struct config *cfg;
+    char err[512]; /* the first error only: inih reports that one's line */
+    bool seen[ARRAY_LEN(keys)];
+};
+
+static int ini_cb(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *st = user;
+    const struct config_key *k = find_key(section, name);
+    char why[256];
+
+    if (st->err[0] != '\0')
+        return 0;
+    if (k == NULL) {
+        snprintf(st->err, sizeof(st->err), "[%s] %s: unknown key", section, name);
+        return 0;
+    }
+    if (st->seen[k - keys]) {
+        snprintf(st->err, sizeof(st->err), "[%s] %s: set twice", section, name);
+        return 0;
+    }
+    st->seen[k - keys] = true;
+    if (!set_value(st->cfg, k, value, why, sizeof(why))) {
+        snprintf(st->err, sizeof(st->err), "[%s] %s = \"%s\": %s", section, name,
+                 k->secret ? "***" : value, why);
+        return 0;
+    }
+    return 1;
+}
+
+/*
+ * inih reads at most INI_MAX_LINE bytes of a line and would treat the rest as
+ * another line; a long conninfo must fail loudly instead of being cut.
+ */
+static bool check_line_lengths(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char buf[INI_MAX_LINE + 2];
+    int line = 0;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    while (fgets(buf, sizeof(buf), f) != NULL) {
+        size_t n = strlen(buf);
+        line++;
+        if (n > INI_MAX_LINE - 1 && buf[n - 1] != '\n' && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line longer than %d characters", path, line,
+                     INI_MAX_LINE - 2);
+            fclose(f);
+            return false;
+        }
+        while (n > 0 && buf[n - 1] != '\n' && fgets(buf, sizeof(buf), f) != NULL)
+            n = strlen(buf);
+    }
+    fclose(f);
+    return true;
+}
+
+bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+    struct parse_state st = {.cfg = cfg};
+    int line;
+
+    config_defaults(cfg);
+    if (!check_line_lengths(path, err, errlen))
+        return false;
+    line = ini_parse(path, ini_cb, &st);
+    if (line < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    if (line > 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line,
+                 st.err[0] ? st.err : "syntax error (expected [section] or key = value)");
+        return false;
+    }
+    /* Defaults of keys the file does not set are checked too (the time zone). */
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        if (!st.seen[i] && keys[i].type == CT_TIMEZONE && !timezone_exists(cfg->timezone)) {
+            snprintf(err, errlen, "%s: [schedule] timezone \"%s\" (default): unknown time zone "
+                                  "(is the tzdata package installed?)",
+                     path, cfg->timezone);
+            return false;
+        }
+    }
+    if (cfg->webhook_url[0] != '\0' && cfg->webhook_secret[0] == '\0') {
+        snprintf(err, errlen, "%s: [webhook] secret: required when [webhook] url is set", path);
+        return false;
+    }
+    return true;
+}
+
+static bool field_equal(const struct config *a, const struct config *b,
+                        const struct config_key *k)
+{
+    const void *pa = field_cptr(a, k), *pb = field_cptr(b, k);
+    switch (k->type) {
+    case CT_STRING:
+    case CT_URL:
+    case CT_LISTEN:
+    case CT_TIMEZONE:
+        return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
+    case CT_BOOL:
+        return *(const bool *)pa == *(const bool *)pb;
+    case CT_INT:
+        return memcmp(pa, pb, k->size) == 0;
+    default:
+        return *(const int *)pa == *(const int *)pb;
+    }
+}
+
+static void copy_field(struct config *dst, const struct config *src, const struct config_key *k)
+{
+    void *pd = field_ptr(dst, k);
+    const void *ps = field_cptr(src, k);
+    switch (k->type) {
+    case CT_STRING:
+    case CT_URL:
+    case CT_LISTEN:
+    case CT_TIMEZONE:
+        free(*(char **)pd);
+        *(char **)pd = xstrdup(*(char *const *)ps);
+        break;
+    case CT_BOOL:
+        *(bool *)pd = *(const bool *)ps;
+        break;
+    case CT_INT:
+        memcpy(pd, ps, k->size);
+        break;
+    default:
+        *(int *)pd = *(const int *)ps;
+        break;
+    }
+}
+
+void config_apply_reload(struct config *cur, const struct config *next)
+{
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        const struct config_key *k = &keys[i];
+        if (field_equal(cur, next, k))
+            continue;
+        if (!k->reloadable) {
+            log_msg(LOG_WARNING, "config: [%s] %s changed but takes effect only after a restart",
+                    k->section, k->name);
+            continue;
+        }
+        copy_field(cur, next, k);
+        log_msg(LOG_NOTICE, "config: [%s] %s reloaded", k->section, k->name);
+    }
+}
+
+static const char *type_name(enum config_type t)
+{
+    switch (t) {
+    case CT_STRING:
+        return "string";
+    case CT_INT:
+        return "integer";
+    case CT_BOOL:
+        return "boolean";
+    case CT_LEVEL:
+        return "level";
+    case CT_FACILITY:
+        return "facility";
+    case CT_TIMEZONE:
+        return "time zone";
+    case CT_LISTEN:
+        return "address";
+    case CT_URL:
+        return "URL";
+    }
+    return "?";
+}
+
+void config_write_reference(FILE *out)
+{
+    fprintf(out, "| key | type | default | reload | meaning |\n");
+    fprintf(out, "|---|---|---|---|---|\n");
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        const struct config_key *k = &keys[i];
+        char range[64] = "";
+        if (k->type == CT_INT)
+            snprintf(range, sizeof(range), " (%lld–%lld)", (long long)k->min,
+                     (long long)k->max);
+        fprintf(out, "| `[%s] %s` | %s%s | `%s` | %s | %s |\n", k->section, k->name,
+                type_name(k->type), range, k->default_value[0] ? k->default_value : "\"\"",
+                k->reloadable ? "SIGHUP" : "restart", k->help);
+    }
+}
+
+void config_write_effective(FILE *out, const struct config *cfg)
+{
+    const char *section = "";
+    for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
+        const struct config_key *k = &keys[i];
+        const void *p = field_cptr(cfg, k);
+        if (strcmp(section, k->section) != 0) {
+            fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+            section = k->section;
+        }
+        fprintf(out, "%s = ", k->name);
+        switch (k->type) {
+        case CT_STRING:
+        case CT_URL:
+        case CT_LISTEN:
+        case CT_TIMEZONE: {
+            const char *s = *(char *const *)p;
+            fprintf(out, "%s\n", (k->secret && s[0]) ? "***" : s);
+            break;
+        }
+        case CT_INT:
+            if (k->size == sizeof(int64_t))
+                fprintf(out, "%lld\n", (long long)*(const int64_t *)p);
+            else
+                fprintf(out, "%d\n", *(const int *)p);
+            break;
+        case CT_BOOL:
+            fprintf(out, "%s\n", *(const bool *)p ? "true" : "false");
+            break;
+        case CT_LEVEL:
+            fprintf(out, "%s\n", log_level_name(*(const int *)p));
+            break;
+        case CT_FACILITY:
+            for (const char *const *f = (const char *const[]){"daemon", "user", "local0", "local1",
+                                                               "local2", "local3", "local4",
+                                                               "local5", "local6", "local7",
+                                                               NULL};
+                 *f; f++)
+                if (log_facility_from_name(*f) == *(const int *)p) {
+                    fprintf(out, "%s\n", *f);
+                    break;
+                }
+            break;
+        }
+    }
+}

@@ -1,0 +1,993 @@
+/*
+ * The asynchronous PostgreSQL pool. See db.h for the contract.
+ *
+ * Each connection is a small state machine (enum conn_state) driven by one
+ * one-shot socket event, re-armed on a fresh PQsocket() every time because
+ * libpq may change sockets while connecting (multi-host conninfo). Work
+ * items (struct db_query) wait in one FIFO queue; a deferred "kick" event
+ * hands them to idle connections, so no callback ever runs inside the call
+ * that submitted the work.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include "incubatord/db.h"
+#include "incubatord/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define DOWN_LOG_INTERVAL_MS 30000
+
+enum conn_state {
+    CONN_DOWN,       /* no connection; the timer will reconnect */
+    CONN_CONNECTING, /* PQconnectPoll in progress; the timer bounds it */
+    CONN_SETUP,      /* running the set-up statement (timeouts, or LISTEN) */
+    CONN_IDLE,       /* ready for work; watched for EOF and notifications */
+    CONN_BUSY,       /* running a statement */
+    CONN_HELD,       /* lent to a session, between its statements */
+    CONN_ROLLBACK,   /* rolling back a transaction left open, before reuse */
+};
+
+enum query_kind {
+    Q_STATEMENT,    /* one statement on any connection */
+    Q_SESSION_OPEN, /* a request for a connection of one's own */
+    Q_SESSION_STMT, /* a statement on a session's connection */
+};
+
+struct db_conn {
+    struct db_pool *pool;
+    PGconn *pg;
+    enum conn_state state;
+    bool listener;              /* the LISTEN connection, outside the pool */
+    bool flushing;              /* PQflush said more is to be written */
+    bool counted;               /* counted in pool->connected */
+    struct event *io;           /* one-shot socket event */
+    struct event *timer;        /* reconnect backoff or connect deadline */
+    int backoff_ms;             /* the next reconnect delay */
+    struct db_query *work;      /* the statement running (CONN_BUSY) */
+    struct db_session *session; /* CONN_HELD, or CONN_BUSY for a session */
+    PGresult *last;             /* the last result of the running statement */
+    PGresult *error;            /* its first error result */
+};
+
+struct db_query {
+    struct db_pool *pool;
+    enum query_kind kind;
+    const char *sql; /* static text: not copied */
+    int nparams;
+    char **values;   /* copied; one allocation with the strings */
+    bool simple;     /* send with PQsendQuery: a script of several statements */
+    db_cb cb;
+    db_session_cb session_cb;
+    void *arg;
+    struct event *timer; /* deadline, or the deferred delivery of a failure */
+    TAILQ_ENTRY(db_query) link;
+    bool queued;
+    bool running;
+    bool cancelled;
+    bool deferred; /* the timer delivers fail_status rather than a timeout */
+    enum db_status fail_status;
+    const char *fail_message;
+    struct db_session *session;
+};
+
+struct db_session {
+    struct db_pool *pool;
+    struct db_conn *conn; /* NULL once the connection was lost */
+    struct db_query *running;
+    bool closing;
+};
+
+TAILQ_HEAD(query_queue, db_query);
+
+struct db_pool {
+    struct event_base *base;
+    char *conninfo;
+    char statement_timeout[16];
+    int connect_timeout_ms;
+    int max_queue;
+    int nconns;
+    struct db_conn *conns;
+    struct query_queue queue;
+    int queued;
+    struct event *kick;
+    bool down;            /* the last attempt failed and no connection is up */
+    int64_t down_logged_ms;
+    int connected;
+    struct db_pool_stats stats;
+    /* The LISTEN connection and its subscribers. */
+    struct db_conn *listener;
+    char *listen_sql;
+    db_notify_cb on_notify;
+    db_listen_reset_cb on_reset;
+    void *listen_arg;
+};
+
+static const char SETUP_SQL[] = "SELECT set_config('statement_timeout', $1, false), "
+                                "set_config('TimeZone', 'UTC', false)";
+
+static void conn_arm(struct db_conn *c, short what);
+static void conn_connect(struct db_conn *c);
+static void conn_broken(struct db_conn *c, const char *why);
+static void pool_dispatch(struct db_pool *pool);
+static void query_free(struct db_query *q);
+static void session_release(struct db_session *s);
+
+/* ---- small helpers ---- */
+
+static const char *first_line(const char *msg, char *buf, size_t len)
+{
+    size_t n = strcspn(msg, "\n");
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, msg, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static int jitter(int ms)
+{
+    /* +-20%: reconnecting daemons do not hammer a recovering server in step. */
+    return ms - ms / 5 + (int)(random() % (ms / 5 * 2 + 1));
+}
+
+bool db_sqlstate_is_transient(const char *sqlstate)
+{
+    static const char *const transient[] = {
+        "40001", /* serialization_failure */
+        "40P01", /* deadlock_detected */
+        "55P03", /* lock_not_available */
+        "57014", /* query_canceled: statement_timeout */
+        "57P01", /* admin_shutdown */
+        "57P02", /* crash_shutdown */
+        "57P03", /* cannot_connect_now */
+        "53300", /* too_many_connections */
+        "25006", /* read_only_sql_transaction: a standby during failover */
+    };
+    if (sqlstate == NULL)
+        return false;
+    if (strncmp(sqlstate, "08", 2) == 0) /* connection exceptions */
+        return true;
+    for (size_t i = 0; i < ARRAY_LEN(transient); i++)
+        if (strcmp(sqlstate, transient[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- delivering results ---- */
+
+static void deliver_result(struct db_query *q, PGresult *res)
+{
+    struct db_result r = {.status = DB_OK, .res = res};
+    char line[512];
+
+    if (res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR ||
+        PQresultStatus(res) == PGRES_NONFATAL_ERROR || PQresultStatus(res) == PGRES_BAD_RESPONSE) {
+        const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        r.status = DB_SQL_ERROR;
+        r.sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        r.message = msg ? msg : (res ? first_line(PQresultErrorMessage(res), line, sizeof(line))
+                                     : "no result");
+        r.detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+        r.hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+        if (r.sqlstate == NULL)
+            r.sqlstate = "XX000";
+        q->pool->stats.failed++;
+    }
+    if (!q->cancelled) {
+        if (q->cb)
+            q->cb(q->arg, &r);
+    }
+    PQclear(res);
+}
+
+static void deliver_failure(struct db_query *q, enum db_status status, const char *message)
+{
+    if (status == DB_TIMEOUT)
+        q->pool->stats.timeouts++;
+    if (q->cancelled)
+        return;
+    if (q->kind == Q_SESSION_OPEN) {
+        q->session_cb(q->arg, NULL, message);
+        return;
+    }
+    struct db_result r = {.status = status,
+                          .message = message,
+                          .retry_after_s = status == DB_TIMEOUT ? 1 : (q->pool->down ? 2 : 1)};
+    if (q->cb)
+        q->cb(q->arg, &r);
+}
+
+/*
+ * Fails a query from the loop rather than from the caller's stack: the
+ * caller of db_query() must be able to finish its own bookkeeping first.
+ */
+static void fail_later(struct db_query *q, enum db_status status, const char *message)
+{
+    q->deferred = true;
+    q->fail_status = status;
+    q->fail_message = message;
+    evtimer_del(q->timer);
+    event_active(q->timer, EV_TIMEOUT, 0);
+}
+
+static void query_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_query *q = arg;
+    (void)fd;
+    (void)what;
+
+    if (q->deferred) {
+        deliver_failure(q, q->fail_status, q->fail_message);
+        if (q->kind == Q_SESSION_STMT && q->session && q->session->running == q)
+            q->session->running = NULL;
+        query_free(q);
+        return;
+    }
+    if (q->queued) {
+        TAILQ_REMOVE(&q->pool->queue, q, link);
+        q->queued = false;
+        q->pool->queued--;
+        deliver_failure(q, DB_TIMEOUT, "timed out waiting for a database connection");
+        query_free(q);
+        return;
+    }
+    if (q->running) {
+        /*
+         * PQcancel would block the loop (non-blocking cancel is PostgreSQL
+         * 17), so the connection is dropped instead; statement_timeout makes
+         * the server give up on the statement.
+         */
+        struct db_conn *c = NULL;
+        for (int i = 0; i < q->pool->nconns; i++)
+            if (q->pool->conns[i].work == q)
+                c = &q->pool->conns[i];
+        deliver_failure(q, DB_TIMEOUT, "the database did not answer in time");
+        q->cancelled = true;
+        if (c != NULL)
+            conn_broken(c, "a statement exceeded its deadline");
+    }
+}
+
+static struct db_query *query_new(struct db_pool *pool, enum query_kind kind, const char *sql,
+                                  int nparams, const char *const *values)
+{
+    struct db_query *q = xcalloc(1, sizeof(*q));
+    q->pool = pool;
+    q->kind = kind;
+    q->sql = sql;
+    q->nparams = nparams;
+    q->simple = (nparams == 0 && values == NULL);
+    if (nparams > 0) {
+        size_t total = sizeof(char *) * (size_t)nparams;
+        for (int i = 0; i < nparams; i++)
+            if (values[i])
+                total += strlen(values[i]) + 1;
+        q->values = xmalloc(total);
+        char *p = (char *)(q->values + nparams);
+        for (int i = 0; i < nparams; i++) {
+            if (values[i] == NULL) {
+                q->values[i] = NULL;
+                continue;
+            }
+            size_t n = strlen(values[i]) + 1;
+            memcpy(p, values[i], n);
+            q->values[i] = p;
+            p += n;
+        }
+    }
+    q->timer = evtimer_new(pool->base, query_timer_cb, q);
+    return q;
+}
+
+static void query_free(struct db_query *q)
+{
+    if (q->timer)
+        event_free(q->timer);
+    free(q->values);
+    free(q);
+}
+
+/* ---- connection state machine ---- */
+
+static void conn_count(struct db_conn *c, bool up)
+{
+    struct db_pool *pool = c->pool;
+    if (c->listener || c->counted == up)
+        return;
+    c->counted = up;
+    pool->connected += up ? 1 : -1;
+}
+
+static void conn_close(struct db_conn *c)
+{
+    if (c->io) {
+        event_free(c->io);
+        c->io = NULL;
+    }
+    if (c->pg) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    PQclear(c->last);
+    PQclear(c->error);
+    c->last = c->error = NULL;
+    c->flushing = false;
+    conn_count(c, false);
+}
+
+static void schedule_reconnect(struct db_conn *c, int delay_ms)
+{
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    c->state = CONN_DOWN;
+    evtimer_add(c->timer, &tv);
+}
+
+/* Fails every waiting item at once: with no connection, waiting only delays the 503. */
+static void fail_queue(struct db_pool *pool, const char *why)
+{
+    struct db_query *q;
+    while ((q = TAILQ_FIRST(&pool->queue)) != NULL) {
+        TAILQ_REMOVE(&pool->queue, q, link);
+        q->queued = false;
+        pool->queued--;
+        pool->stats.rejected++;
+        fail_later(q, DB_UNAVAILABLE, why);
+    }
+}
+
+/*
+ * A connection failed or broke: whatever ran on it fails, the session that
+ * held it loses it, and a reconnect is scheduled with backoff.
+ */
+static void conn_broken(struct db_conn *c, const char *why)
+{
+    struct db_pool *pool = c->pool;
+    struct db_query *q = c->work;
+    struct db_session *s = c->session;
+    bool was_up = c->counted || (c->listener && c->state >= CONN_IDLE);
+    int64_t now = mono_ms();
+    char line[512];
+
+    first_line(why ? why : "unknown error", line, sizeof(line));
+    conn_close(c);
+    c->work = NULL;
+    c->session = NULL;
+
+    if (was_up) {
+        log_msg(LOG_WARNING, "db: %sconnection lost: %s", c->listener ? "LISTEN " : "", line);
+        c->backoff_ms = 0;
+    } else if (pool->connected == 0 && (!pool->down || now - pool->down_logged_ms >=
+                                                           DOWN_LOG_INTERVAL_MS)) {
+        log_msg(LOG_ERR, "db: cannot connect: %s", line);
+        pool->down_logged_ms = now;
+    }
+    if (!was_up && !c->listener && pool->connected == 0) {
+        pool->down = true;
+        fail_queue(pool, "the database is unavailable");
+    }
+
+    if (c->listener && was_up && pool->on_reset)
+        pool->on_reset(pool->listen_arg, false);
+
+    /* A session whose owner already closed it has nobody left to free it. */
+    bool free_session = s != NULL && s->closing;
+    if (s != NULL) {
+        s->conn = NULL;
+        if (s->running == q)
+            s->running = NULL;
+    }
+    if (q != NULL) {
+        q->running = false;
+        evtimer_del(q->timer);
+        deliver_failure(q, DB_UNAVAILABLE, "the database connection was lost");
+        query_free(q);
+    }
+    if (free_session)
+        free(s);
+
+    schedule_reconnect(c, jitter(c->backoff_ms ? c->backoff_ms : BACKOFF_MIN_MS / 2));
+    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (c->backoff_ms > BACKOFF_MAX_MS)
+        c->backoff_ms = BACKOFF_MAX_MS;
+}
+
+static bool conn_send(struct db_conn *c, const char *sql, int nparams,
+                      const char *const *values, bool simple)
+{
+    int ok = simple ? PQsendQuery(c->pg, sql)
+                    : PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0);
+    if (!ok) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return false;
+    }
+    c->flushing = true;
+    return true;
+}
+
+/* Writes what libpq buffered; waits for the socket as needed. */
+static void conn_flush(struct db_conn *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->flushing = (r == 1);
+    conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void run_statement(struct db_conn *c, struct db_query *q)
+{
+    c->state = CONN_BUSY;
+    c->work = q;
+    q->running = true;
+    if (!conn_send(c, q->sql, q->nparams, (const char *const *)q->values, q->simple))
+        return;
+    conn_flush(c);
+}
+
+static void start_rollback(struct db_conn *c)
+{
+    c->state = CONN_ROLLBACK;
+    if (conn_send(c, "ROLLBACK", 0, NULL, true))
+        conn_flush(c);
+}
+
+static void make_idle(struct db_conn *c)
+{
+    c->state = CONN_IDLE;
+    conn_arm(c, EV_READ);
+}
+
+static void dispatch_notifications(struct db_conn *c)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(c->pg)) != NULL) {
+        if (c->pool->on_notify)
+            c->pool->on_notify(c->pool->listen_arg, n->relname, n->extra ? n->extra : "");
+        PQfreemem(n);
+    }
+}
+
+/* The running statement has returned its last result. */
+static void statement_done(struct db_conn *c)
+{
+    struct db_pool *pool = c->pool;
+    PGresult *res = c->error ? c->error : c->last;
+    struct db_query *q = c->work;
+
+    if (c->error)
+        PQclear(c->last);
+    c->last = c->error = NULL;
+    c->work = NULL;
+
+    switch (c->state) {
+    case CONN_SETUP:
+        if (res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "set-up failed: %s",
+                     res ? PQresultErrorMessage(res) : "no result");
+            PQclear(res);
+            conn_broken(c, msg);
+            return;
+        }
+        PQclear(res);
+        c->backoff_ms = 0;
+        pool->stats.reconnects++;
+        make_idle(c);
+        if (c->listener) {
+            log_msg(LOG_INFO, "db: LISTEN connection established");
+            if (pool->on_reset)
+                pool->on_reset(pool->listen_arg, true);
+            return;
+        }
+        if (pool->down || pool->connected == 0)
+            log_msg(LOG_NOTICE, "db: connected to PostgreSQL %d",
+                    PQserverVersion(c->pg));
+        conn_count(c, true);
+        pool->down = false;
+        pool_dispatch(pool);
+        return;
+    case CONN_ROLLBACK:
+        PQclear(res);
+        if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+            conn_broken(c, "rollback left the connection in a transaction");
+            return;
+        }
+        if (c->session) {
+            c->state = CONN_HELD;
+            session_release(c->session);
+            return;
+        }
+        make_idle(c);
+        pool_dispatch(pool);
+        return;
+    case CONN_BUSY:
+        break;
+    default:
+        PQclear(res);
+        return;
+    }
+
+    /* A work item finished. The connection is settled before the callback runs. */
+    q->running = false;
+    evtimer_del(q->timer);
+    if (q->kind == Q_SESSION_STMT) {
+        struct db_session *s = c->session;
+        c->state = CONN_HELD;
+        conn_arm(c, EV_READ);
+        if (s)
+            s->running = NULL;
+        deliver_result(q, res);
+        query_free(q);
+        if (s && s->closing && s->running == NULL)
+            session_release(s);
+        return;
+    }
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        start_rollback(c);
+    else
+        make_idle(c);
+    deliver_result(q, res);
+    query_free(q);
+    if (c->state == CONN_IDLE)
+        pool_dispatch(pool);
+}
+
+/* Reads what arrived and collects results until libpq would block. */
+static void conn_read(struct db_conn *c)
+{
+    if (!PQconsumeInput(c->pg)) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+    dispatch_notifications(c);
+    if (c->state == CONN_IDLE || c->state == CONN_HELD) {
+        if (PQstatus(c->pg) == CONNECTION_BAD) {
+            conn_broken(c, PQerrorMessage(c->pg));
+            return;
+        }
+        conn_arm(c, EV_READ);
+        return;
+    }
+    while (!PQisBusy(c->pg)) {
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            statement_done(c);
+            return;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && c->error == NULL) {
+            c->error = r;
+        } else if (c->error == NULL) {
+            PQclear(c->last);
+            c->last = r;
+        } else {
+            PQclear(r);
+        }
+        if (PQstatus(c->pg) == CONNECTION_BAD) {
+            conn_broken(c, PQerrorMessage(c->pg));
+            return;
+        }
+    }
+    conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+}
+
+static void send_setup(struct db_conn *c)
+{
+    struct db_pool *pool = c->pool;
+    c->state = CONN_SETUP;
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+    if (c->listener) {
+        if (!conn_send(c, pool->listen_sql, 0, NULL, true))
+            return;
+    } else {
+        const char *values[] = {pool->statement_timeout};
+        if (!conn_send(c, SETUP_SQL, 1, values, false))
+            return;
+    }
+    conn_flush(c);
+}
+
+/* Server notices (RAISE NOTICE, warnings) go to our log, not to stderr. */
+static void notice_processor(void *arg, const char *message)
+{
+    char line[512];
+    (void)arg;
+    log_msg(LOG_INFO, "db: %s", first_line(message, line, sizeof(line)));
+}
+
+static void conn_poll_connect(struct db_conn *c)
+{
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_READING:
+        conn_arm(c, EV_READ);
+        return;
+    case PGRES_POLLING_WRITING:
+        conn_arm(c, EV_WRITE);
+        return;
+    case PGRES_POLLING_OK:
+        evtimer_del(c->timer);
+        PQsetNoticeProcessor(c->pg, notice_processor, c);
+        send_setup(c);
+        return;
+    default:
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+}
+
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+    (void)fd;
+
+    switch (c->state) {
+    case CONN_CONNECTING:
+        conn_poll_connect(c);
+        return;
+    case CONN_SETUP:
+    case CONN_BUSY:
+    case CONN_ROLLBACK:
+        if (c->flushing && (what & EV_WRITE)) {
+            int r = PQflush(c->pg);
+            if (r < 0) {
+                conn_broken(c, PQerrorMessage(c->pg));
+                return;
+            }
+            c->flushing = (r == 1);
+        }
+        if (what & EV_READ) {
+            conn_read(c);
+            return;
+        }
+        conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+        return;
+    case CONN_IDLE:
+    case CONN_HELD:
+        conn_read(c);
+        return;
+    case CONN_DOWN:
+        return;
+    }
+}
+
+/* Arms the one-shot socket event on the connection's current socket. */
+static void conn_arm(struct db_conn *c, short what)
+{
+    int fd = PQsocket(c->pg);
+    if (fd < 0) {
+        conn_broken(c, "no socket");
+        return;
+    }
+    if (c->io == NULL || event_get_fd(c->io) != fd) {
+        if (c->io)
+            event_free(c->io);
+        c->io = event_new(c->pool->base, fd, what, conn_io_cb, c);
+    } else {
+        event_del(c->io);
+        event_assign(c->io, c->pool->base, fd, what, conn_io_cb, c);
+    }
+    event_add(c->io, NULL);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->state == CONN_CONNECTING) {
+        conn_broken(c, "connection attempt timed out");
+        return;
+    }
+    if (c->state == CONN_DOWN)
+        conn_connect(c);
+}
+
+static void conn_connect(struct db_conn *c)
+{
+    struct db_pool *pool = c->pool;
+    /*
+     * Our defaults come before dbname, so that a setting in the operator's
+     * conninfo (expanded from dbname) overrides them.
+     */
+    const char *keys[] = {"fallback_application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "dbname",
+                          NULL};
+    const char *values[] = {"incubatord", "1", "30", "10", "3", pool->conninfo, NULL};
+    struct timeval tv = {pool->connect_timeout_ms / 1000, (pool->connect_timeout_ms % 1000) * 1000};
+
+    c->pg = PQconnectStartParams(keys, values, 1);
+    if (c->pg == NULL) {
+        conn_broken(c, "out of memory");
+        return;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->state = CONN_CONNECTING;
+    evtimer_add(c->timer, &tv);
+    conn_arm(c, EV_WRITE);
+}
+
+static void conn_init(struct db_pool *pool, struct db_conn *c, bool listener)
+{
+    memset(c, 0, sizeof(*c));
+    c->pool = pool;
+    c->listener = listener;
+    c->state = CONN_DOWN;
+    c->timer = evtimer_new(pool->base, conn_timer_cb, c);
+    /* The first attempt goes from the loop, so the pool never blocks its creator. */
+    schedule_reconnect(c, 0);
+}
+
+/* ---- the pool ---- */
+
+static struct db_conn *idle_conn(struct db_pool *pool)
+{
+    for (int i = 0; i < pool->nconns; i++)
+        if (pool->conns[i].state == CONN_IDLE)
+            return &pool->conns[i];
+    return NULL;
+}
+
+static void open_session_on(struct db_conn *c, struct db_query *q)
+{
+    struct db_session *s = xcalloc(1, sizeof(*s));
+    s->pool = c->pool;
+    s->conn = c;
+    c->session = s;
+    c->state = CONN_HELD;
+    conn_arm(c, EV_READ);
+    evtimer_del(q->timer);
+    if (q->cancelled) {
+        query_free(q);
+        db_session_close(s);
+        return;
+    }
+    q->session_cb(q->arg, s, NULL);
+    query_free(q);
+}
+
+static void pool_dispatch(struct db_pool *pool)
+{
+    struct db_conn *c;
+    struct db_query *q;
+
+    while ((q = TAILQ_FIRST(&pool->queue)) != NULL && (c = idle_conn(pool)) != NULL) {
+        TAILQ_REMOVE(&pool->queue, q, link);
+        q->queued = false;
+        pool->queued--;
+        if (q->kind == Q_SESSION_OPEN)
+            open_session_on(c, q);
+        else
+            run_statement(c, q);
+    }
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_dispatch(arg);
+}
+
+struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_config *cfg)
+{
+    struct db_pool *pool = xcalloc(1, sizeof(*pool));
+    pool->base = base;
+    pool->conninfo = xstrdup(cfg->conninfo ? cfg->conninfo : "");
+    snprintf(pool->statement_timeout, sizeof(pool->statement_timeout), "%d",
+             cfg->statement_timeout_ms);
+    pool->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
+    pool->max_queue = cfg->max_queue;
+    pool->nconns = cfg->pool_size;
+    TAILQ_INIT(&pool->queue);
+    pool->kick = event_new(base, -1, 0, kick_cb, pool);
+    pool->conns = xcalloc((size_t)pool->nconns, sizeof(struct db_conn));
+    pool->stats.size = pool->nconns;
+    for (int i = 0; i < pool->nconns; i++)
+        conn_init(pool, &pool->conns[i], false);
+    return pool;
+}
+
+static void conn_destroy(struct db_conn *c)
+{
+    conn_close(c);
+    if (c->timer)
+        event_free(c->timer);
+    c->timer = NULL;
+}
+
+void db_pool_free(struct db_pool *pool)
+{
+    struct db_query *q;
+    if (pool == NULL)
+        return;
+    while ((q = TAILQ_FIRST(&pool->queue)) != NULL) {
+        TAILQ_REMOVE(&pool->queue, q, link);
+        q->queued = false;
+        deliver_failure(q, DB_UNAVAILABLE, "shutting down");
+        query_free(q);
+    }
+    for (int i = 0; i < pool->nconns; i++) {
+        struct db_conn *c = &pool->conns[i];
+        if (c->work) {
+            c->work->running = false;
+            deliver_failure(c->work, DB_UNAVAILABLE, "shutting down");
+            query_free(c->work);
+            c->work = NULL;
+        }
+        if (c->session) {
+            c->session->conn = NULL;
+            c->session = NULL;
+        }
+        conn_destroy(c);
+    }
+    if (pool->listener) {
+        conn_destroy(pool->listener);
+        free(pool->listener);
+    }
+    event_free(pool->kick);
+    free(pool->conns);
+    free(pool->conninfo);
+    free(pool->listen_sql);
+    free(pool);
+}
+
+void db_pool_get_stats(const struct db_pool *pool, struct db_pool_stats *out)
+{
+    *out = pool->stats;
+    out->connected = pool->connected;
+    out->queued = pool->queued;
+    out->busy = 0;
+    for (int i = 0; i < pool->nconns; i++)
+        if (pool->conns[i].state == CONN_BUSY || pool->conns[i].state == CONN_HELD ||
+            pool->conns[i].state == CONN_ROLLBACK)
+            out->busy++;
+    out->listening = pool->listener && pool->listener->state == CONN_IDLE;
+}
+
+bool db_pool_is_up(const struct db_pool *pool)
+{
+    return pool->connected > 0;
+}
+
+void db_pool_set_max_queue(struct db_pool *pool, int max_queue)
+{
+    pool->max_queue = max_queue;
+}
+
+/*
+ * Admits a work item: refused at once when the database is known to be down
+ * or the queue is full, so a client learns of it now rather than at its
+ * deadline.
+ */
+static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+
+    pool->stats.submitted++;
+    if (pool->down && pool->connected == 0) {
+        pool->stats.rejected++;
+        fail_later(q, DB_UNAVAILABLE, "the database is unavailable");
+        return;
+    }
+    if (pool->queued >= pool->max_queue && idle_conn(pool) == NULL) {
+        pool->stats.rejected++;
+        fail_later(q, DB_UNAVAILABLE, "too many requests are waiting for the database");
+        return;
+    }
+    TAILQ_INSERT_TAIL(&pool->queue, q, link);
+    q->queued = true;
+    pool->queued++;
+    evtimer_add(q->timer, &tv);
+    event_active(pool->kick, EV_TIMEOUT, 0);
+}
+
+struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
+                          const char *const *values, int timeout_ms, db_cb cb, void *arg)
+{
+    struct db_query *q = query_new(pool, Q_STATEMENT, sql, nparams, values);
+    q->simple = false;
+    q->cb = cb;
+    q->arg = arg;
+    submit(pool, q, timeout_ms);
+    return q;
+}
+
+void db_query_cancel(struct db_query *q)
+{
+    if (q == NULL)
+        return;
+    if (q->queued) {
+        TAILQ_REMOVE(&q->pool->queue, q, link);
+        q->pool->queued--;
+        query_free(q);
+        return;
+    }
+    /* Running, or a failure waiting to be delivered: the callback is skipped. */
+    q->cancelled = true;
+}
+
+void db_session_open(struct db_pool *pool, int timeout_ms, db_session_cb cb, void *arg)
+{
+    struct db_query *q = query_new(pool, Q_SESSION_OPEN, NULL, 0, NULL);
+    q->session_cb = cb;
+    q->arg = arg;
+    submit(pool, q, timeout_ms);
+}
+
+void db_session_query(struct db_session *s, const char *sql, int nparams,
+                      const char *const *values, db_cb cb, void *arg)
+{
+    struct db_query *q = query_new(s->pool, Q_SESSION_STMT, sql, nparams, values);
+    q->cb = cb;
+    q->arg = arg;
+    q->session = s;
+    if (s->conn == NULL || s->running != NULL || s->closing) {
+        fail_later(q, DB_UNAVAILABLE,
+                   s->conn == NULL ? "the database connection was lost"
+                                   : "the session is busy");
+        return;
+    }
+    s->running = q;
+    run_statement(s->conn, q);
+}
+
+/* Returns a session's connection to the pool and frees the session. */
+static void session_release(struct db_session *s)
+{
+    struct db_conn *c = s->conn;
+    if (c != NULL) {
+        if (c->state == CONN_HELD && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+            s->closing = true;
+            start_rollback(c); /* comes back here once rolled back */
+            return;
+        }
+        c->session = NULL;
+        make_idle(c);
+        event_active(s->pool->kick, EV_TIMEOUT, 0);
+    }
+    free(s);
+}
+
+void db_session_close(struct db_session *s)
+{
+    if (s->running != NULL) {
+        s->closing = true;
+        return;
+    }
+    session_release(s);
+}
+
+void db_pool_listen(struct db_pool *pool, const char *const *channels, int nchannels,
+                    db_notify_cb on_notify, db_listen_reset_cb on_reset, void *arg)
+{
+    size_t len = 1;
+    for (int i = 0; i < nchannels; i++)
+        len += strlen("LISTEN ; ") + strlen(channels[i]);
+    pool->listen_sql = xmalloc(len);
+    pool->listen_sql[0] = '\0';
+    for (int i = 0; i < nchannels; i++) {
+        strcat(pool->listen_sql, "LISTEN ");
+        strcat(pool->listen_sql, channels[i]);
+        strcat(pool->listen_sql, "; ");
+    }
+    pool->on_notify = on_notify;
+    pool->on_reset = on_reset;
+    pool->listen_arg = arg;
+    pool->listener = xcalloc(1, sizeof(struct db_conn));
+    conn_init(pool, pool->listener, true);
+}

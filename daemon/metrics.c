@@ -1,0 +1,305 @@
+/*
+ * Prometheus metrics. Every metric is declared once in the table below with
+ * its type and help; the request metrics and the pool's are read from their
+ * owners when rendered, the others are series that modules set by name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incubatord/db.h"
+#include "incubatord/http.h"
+#include "incubatord/log.h"
+#include "incubatord/metrics.h"
+#include "incubatord/migrate.h"
+#include "incubatord/routes.h"
+#include "incubatord/server.h"
+
+#define MAX_STATUSES 16
+
+static const double buckets_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                   0.1,   0.25,   0.5,   1,    2.5,   5,    10};
+#define NBUCKETS (sizeof(buckets_s) / sizeof(buckets_s[0]))
+
+enum metric_kind {
+    MK_HTTP_REQUESTS, /* rendered from the request counters */
+    MK_HTTP_DURATION, /* rendered from the histograms */
+    MK_PROCESS,       /* rendered from the server's state */
+    MK_SERIES,        /* labelled series set by modules */
+};
+
+struct metric_def {
+    const char *name;
+    const char *type;
+    enum metric_kind kind;
+    const char *help;
+};
+
+/* clang-format off */
+static const struct metric_def defs[] = {
+    {"incubatord_http_requests_total", "counter", MK_HTTP_REQUESTS, "HTTP requests answered, by route and status."},
+    {"incubatord_http_request_duration_seconds", "histogram", MK_HTTP_DURATION, "Time from a request's arrival to its answer, by route."},
+    {"incubatord_http_connections_open", "gauge", MK_PROCESS, "Client connections open."},
+    {"incubatord_http_requests_in_flight", "gauge", MK_PROCESS, "Requests received and not answered yet."},
+    {"incubatord_db_pool_connections", "gauge", MK_PROCESS, "Pool connections by state (configured, connected, busy)."},
+    {"incubatord_db_queue_length", "gauge", MK_PROCESS, "Requests waiting for a database connection."},
+    {"incubatord_db_queries_total", "counter", MK_PROCESS, "Database work items by outcome (submitted, failed, rejected, timeout)."},
+    {"incubatord_db_reconnects_total", "counter", MK_PROCESS, "Database connections (re)established."},
+    {"incubatord_db_listen_up", "gauge", MK_PROCESS, "1 when the LISTEN connection (token revocations, events) is up."},
+    {"incubatord_schema_ready", "gauge", MK_PROCESS, "1 when the database schema is this binary's version."},
+    {"incubatord_start_time_seconds", "gauge", MK_PROCESS, "When the daemon started (Unix time)."},
+    {"incubatord_build_info", "gauge", MK_PROCESS, "The daemon's version, as a label."},
+    {"incubatord_alerts_open", "gauge", MK_SERIES, "Open (firing) alerts by rule, as of the last evaluation."},
+    {"incubatord_outbox_undelivered", "gauge", MK_SERIES, "Notifications written but not yet delivered on every channel."},
+    {"incubatord_webhook_deliveries_total", "counter", MK_SERIES, "Webhook delivery attempts by outcome."},
+    {"incubatord_notifications_total", "counter", MK_SERIES, "Notifications delivered, by channel."},
+    {"incubatord_job_last_run_timestamp_seconds", "gauge", MK_SERIES, "When each scheduled job last ran (Unix time)."},
+    {"incubatord_job_last_success", "gauge", MK_SERIES, "1 when the job's last run succeeded."},
+    {"incubatord_job_runs_total", "counter", MK_SERIES, "Runs of each scheduled job by outcome."},
+};
+/* clang-format on */
+
+struct route_stats {
+    struct {
+        int status;
+        uint64_t count;
+    } statuses[MAX_STATUSES];
+    uint64_t buckets[NBUCKETS];
+    uint64_t count;
+    double sum_s;
+};
+
+struct series {
+    const char *name; /* points into defs */
+    char *labels;     /* 'rule="x",state="y"', or NULL */
+    double value;
+    struct series *next;
+};
+
+static struct {
+    size_t nroutes;
+    struct route_stats *routes; /* nroutes + 1: the last is "unmatched" */
+    struct series *series;
+} m;
+
+void metrics_init(size_t nroutes)
+{
+    m.nroutes = nroutes;
+    m.routes = xcalloc(nroutes + 1, sizeof(struct route_stats));
+}
+
+void metrics_free(void)
+{
+    struct series *s = m.series, *next;
+    for (; s; s = next) {
+        next = s->next;
+        free(s->labels);
+        free(s);
+    }
+    m.series = NULL;
+    free(m.routes);
+    m.routes = NULL;
+}
+
+void metrics_request(int route_index, int status, int64_t duration_us)
+{
+    if (m.routes == NULL)
+        return;
+    struct route_stats *rs = &m.routes[route_index < 0 ? m.nroutes : (size_t)route_index];
+    double s = (double)duration_us / 1e6;
+    int i;
+    for (i = 0; i < MAX_STATUSES && rs->statuses[i].status != 0; i++)
+        if (rs->statuses[i].status == status)
+            break;
+    if (i < MAX_STATUSES) {
+        rs->statuses[i].status = status;
+        rs->statuses[i].count++;
+    }
+    for (size_t b = 0; b < NBUCKETS; b++)
+        if (s <= buckets_s[b])
+            rs->buckets[b]++;
+    rs->count++;
+    rs->sum_s += s;
+}
+
+static const struct metric_def *find_def(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_LEN(defs); i++)
+        if (strcmp(defs[i].name, name) == 0)
+            return &defs[i];
+    return NULL;
+}
+
+static struct series *find_series(const char *name, const char *labels)
+{
+    const struct metric_def *def = find_def(name);
+    if (def == NULL) {
+        log_msg(LOG_ERR, "metrics: %s is not declared", name);
+        return NULL;
+    }
+    for (struct series *s = m.series; s; s = s->next) {
+        if (s->name != def->name || (labels == NULL) != (s->labels == NULL))
+            continue;
+        if (labels == NULL || strcmp(labels, s->labels) == 0)
+            return s;
+    }
+    struct series *s = xcalloc(1, sizeof(*s));
+    s->name = def->name;
+    s->labels = labels ? xstrdup(labels) : NULL;
+    s->next = m.series;
+    m.series = s;
+    return s;
+}
+
+void metrics_set(const char *name, const char *labels, double value)
+{
+    struct series *s = find_series(name, labels);
+    if (s)
+        s->value = value;
+}
+
+void metrics_add(const char *name, const char *labels, double delta)
+{
+    struct series *s = find_series(name, labels);
+    if (s)
+        s->value += delta;
+}
+
+void metrics_reset(const char *name)
+{
+    const struct metric_def *def = find_def(name);
+    struct series **ps = &m.series;
+    while (*ps) {
+        struct series *s = *ps;
+        if (def && s->name == def->name) {
+            *ps = s->next;
+            free(s->labels);
+            free(s);
+        } else {
+            ps = &s->next;
+        }
+    }
+}
+
+void metrics_job_ran(const char *job, time_t when, bool ok)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "job=\"%s\"", job);
+    metrics_set("incubatord_job_last_run_timestamp_seconds", labels, (double)when);
+    metrics_set("incubatord_job_last_success", labels, ok ? 1 : 0);
+    snprintf(labels, sizeof(labels), "job=\"%s\",outcome=\"%s\"", job, ok ? "ok" : "error");
+    metrics_add("incubatord_job_runs_total", labels, 1);
+}
+
+static void route_label(size_t i, char *out, size_t len)
+{
+    if (i >= m.nroutes)
+        snprintf(out, len, "unmatched");
+    else
+        snprintf(out, len, "%s %s", route_method_name(routes[i].method), routes[i].pattern);
+}
+
+static void render_requests(struct evbuffer *out, const char *name)
+{
+    char label[160];
+    for (size_t i = 0; i <= m.nroutes; i++) {
+        struct route_stats *rs = &m.routes[i];
+        route_label(i, label, sizeof(label));
+        for (int k = 0; k < MAX_STATUSES && rs->statuses[k].status; k++)
+            evbuffer_add_printf(out, "%s{route=\"%s\",status=\"%d\"} %llu\n", name, label,
+                                rs->statuses[k].status,
+                                (unsigned long long)rs->statuses[k].count);
+    }
+}
+
+static void render_durations(struct evbuffer *out, const char *name)
+{
+    char label[160];
+    for (size_t i = 0; i <= m.nroutes; i++) {
+        struct route_stats *rs = &m.routes[i];
+        if (rs->count == 0)
+            continue;
+        route_label(i, label, sizeof(label));
+        for (size_t b = 0; b < NBUCKETS; b++)
+            evbuffer_add_printf(out, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name, label,
+                                buckets_s[b], (unsigned long long)rs->buckets[b]);
+        evbuffer_add_printf(out, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name, label,
+                            (unsigned long long)rs->count);
+        evbuffer_add_printf(out, "%s_sum{route=\"%s\"} %.6f\n", name, label, rs->sum_s);
+        evbuffer_add_printf(out, "%s_count{route=\"%s\"} %llu\n", name, label,
+                            (unsigned long long)rs->count);
+    }
+}
+
+static void render_process(struct evbuffer *out, const char *name, const struct server *srv)
+{
+    struct db_pool_stats ps;
+    memset(&ps, 0, sizeof(ps));
+    if (srv->pool)
+        db_pool_get_stats(srv->pool, &ps);
+
+    if (strcmp(name, "incubatord_http_connections_open") == 0)
+        evbuffer_add_printf(out, "%s %d\n", name, http_open_connections(srv));
+    else if (strcmp(name, "incubatord_http_requests_in_flight") == 0)
+        evbuffer_add_printf(out, "%s %d\n", name, http_inflight(srv));
+    else if (strcmp(name, "incubatord_db_pool_connections") == 0)
+        evbuffer_add_printf(out,
+                            "%s{state=\"configured\"} %d\n%s{state=\"connected\"} %d\n"
+                            "%s{state=\"busy\"} %d\n",
+                            name, ps.size, name, ps.connected, name, ps.busy);
+    else if (strcmp(name, "incubatord_db_queue_length") == 0)
+        evbuffer_add_printf(out, "%s %d\n", name, ps.queued);
+    else if (strcmp(name, "incubatord_db_queries_total") == 0)
+        evbuffer_add_printf(out,
+                            "%s{outcome=\"submitted\"} %llu\n%s{outcome=\"failed\"} %llu\n"
+                            "%s{outcome=\"rejected\"} %llu\n%s{outcome=\"timeout\"} %llu\n",
+                            name, (unsigned long long)ps.submitted, name,
+                            (unsigned long long)ps.failed, name, (unsigned long long)ps.rejected,
+                            name, (unsigned long long)ps.timeouts);
+    else if (strcmp(name, "incubatord_db_reconnects_total") == 0)
+        evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)ps.reconnects);
+    else if (strcmp(name, "incubatord_db_listen_up") == 0)
+        evbuffer_add_printf(out, "%s %d\n", name, ps.listening ? 1 : 0);
+    else if (strcmp(name, "incubatord_schema_ready") == 0)
+        evbuffer_add_printf(out, "%s %d\n", name, server_schema_ready(srv) ? 1 : 0);
+    else if (strcmp(name, "incubatord_start_time_seconds") == 0)
+        evbuffer_add_printf(out, "%s %lld\n", name, (long long)srv->started_at);
+    else if (strcmp(name, "incubatord_build_info") == 0)
+        evbuffer_add_printf(out, "%s{version=\"%s\",schema=\"%d\"} 1\n", name,
+                            INCUBATORD_VERSION, migrate_latest_version());
+}
+
+static void render_series(struct evbuffer *out, const struct metric_def *def)
+{
+    for (struct series *s = m.series; s; s = s->next) {
+        if (s->name != def->name)
+            continue;
+        if (s->labels)
+            evbuffer_add_printf(out, "%s{%s} %.17g\n", def->name, s->labels, s->value);
+        else
+            evbuffer_add_printf(out, "%s %.17g\n", def->name, s->value);
+    }
+}
+
+void metrics_render(struct evbuffer *out, const struct server *srv)
+{
+    for (size_t i = 0; i < ARRAY_LEN(defs); i++) {
+        const struct metric_def *def = &defs[i];
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", def->name, def->help,
+                            def->name, def->type);
+        switch (def->kind) {
+        case MK_HTTP_REQUESTS:
+            render_requests(out, def->name);
+            break;
+        case MK_HTTP_DURATION:
+            render_durations(out, def->name);
+            break;
+        case MK_PROCESS:
+            render_process(out, def->name, srv);
+            break;
+        case MK_SERIES:
+            render_series(out, def);
+            break;
+        }
+    }
+}

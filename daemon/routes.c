@@ -1,0 +1,187 @@
+/*
+ * The route table and the router.
+ */
+#include <string.h>
+
+#include "incubatord/api.h"
+#include "incubatord/dates.h"
+#include "incubatord/routes.h"
+
+#define GET EVHTTP_REQ_GET
+#define POST EVHTTP_REQ_POST
+#define PUT EVHTTP_REQ_PUT
+#define PATCH EVHTTP_REQ_PATCH
+#define DELETE EVHTTP_REQ_DELETE
+
+const struct query_param api_page_query[] = {
+    {"limit", Q_LIMIT, false, NULL},
+    {"cursor", Q_CURSOR, false, NULL},
+    {NULL, 0, false, NULL},
+};
+
+/* clang-format off */
+const struct route routes[] = {
+    /* method  pattern                            access            flags                    api.run fn          body / query / check / handler */
+    {GET,    "/healthz",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_healthz},
+    {GET,    "/readyz",                           ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_readyz},
+    {GET,    "/metrics",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_metrics},
+
+    {POST,   "/v1/incubators",                    ACCESS_ADMIN,     ROUTE_BODY,              "incubator_create", .body = api_incubator_create_body},
+    {GET,    "/v1/incubators",                    ACCESS_ADMIN,     0,                       "incubator_list",   .query = api_page_query},
+    {GET,    "/v1/incubators/{code}",             ACCESS_INCUBATOR, 0,                       "incubator_get"},
+    {PATCH,  "/v1/incubators/{code}",             ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "incubator_patch", .body = api_incubator_patch_body, .check = api_incubator_patch_check},
+
+    {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .handler = api_token_create},
+    {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
+    {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .handler = api_token_revoke},
+
+    {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
+};
+/* clang-format on */
+const size_t routes_count = ARRAY_LEN(routes);
+
+const char *route_method_name(enum evhttp_cmd_type method)
+{
+    switch (method) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_TRACE:
+        return "TRACE";
+    case EVHTTP_REQ_CONNECT:
+        return "CONNECT";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    }
+    return "?";
+}
+
+static bool alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
+static bool identifier(const char *s, size_t len, size_t max, const char *extra)
+{
+    if (len == 0 || len > max || !alnum(s[0]))
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (!alnum(s[i]) && strchr(extra, s[i]) == NULL)
+            return false;
+    return true;
+}
+
+bool route_param_valid(const char *name, const char *value, size_t len)
+{
+    if (strcmp(name, "code") == 0)
+        return identifier(value, len, 32, "._-");
+    if (strcmp(name, "external_id") == 0)
+        return identifier(value, len, 64, "._:-");
+    if (strcmp(name, "id") == 0) {
+        if (len == 0 || len > 18 || value[0] == '0')
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (value[i] < '0' || value[i] > '9')
+                return false;
+        return true;
+    }
+    if (strcmp(name, "period") == 0) {
+        char buf[8];
+        int y, m;
+        if (len != 7)
+            return false;
+        memcpy(buf, value, 7);
+        buf[7] = '\0';
+        return period_parse(buf, &y, &m);
+    }
+    return false;
+}
+
+/* The parameter names patterns may use; each has its format in route_param_valid(). */
+static const char *const param_names[] = {"code", "external_id", "id", "period"};
+
+static const char *param_name(const char *s, size_t len)
+{
+    for (size_t i = 0; i < ARRAY_LEN(param_names); i++)
+        if (strlen(param_names[i]) == len && strncmp(param_names[i], s, len) == 0)
+            return param_names[i];
+    return NULL;
+}
+
+/*
+ * Matches a path against one pattern segment by segment; fills params.
+ * Returns false on a mismatch or a malformed parameter.
+ */
+static bool match_pattern(const char *pattern, const char *path, struct route_param *params,
+                          int max_params, int *nparams)
+{
+    const char *p = pattern, *s = path;
+    int n = 0;
+
+    while (*p && *s) {
+        if (*p != '/' || *s != '/')
+            return false;
+        p++;
+        s++;
+        const char *pend = strchr(p, '/'), *send = strchr(s, '/');
+        size_t plen = pend ? (size_t)(pend - p) : strlen(p);
+        size_t slen = send ? (size_t)(send - s) : strlen(s);
+        if (plen > 2 && p[0] == '{' && p[plen - 1] == '}') {
+            const char *name = param_name(p + 1, plen - 2);
+            if (n >= max_params || name == NULL || !route_param_valid(name, s, slen))
+                return false;
+            params[n].name = name;
+            params[n].value = s;
+            params[n].len = slen;
+            n++;
+        } else if (plen != slen || strncmp(p, s, plen) != 0) {
+            return false;
+        }
+        p += plen;
+        s += slen;
+    }
+    if (*p || *s)
+        return false;
+    *nparams = n;
+    return true;
+}
+
+enum route_match_result route_match(enum evhttp_cmd_type method, const char *path,
+                                    const struct route **out, struct route_param *params,
+                                    int max_params, int *nparams, char *allow, size_t allowlen)
+{
+    bool path_known = false;
+    allow[0] = '\0';
+    *nparams = 0;
+    for (size_t i = 0; i < routes_count; i++) {
+        int n = 0;
+        if (!match_pattern(routes[i].pattern, path, params, max_params, &n))
+            continue;
+        if (routes[i].method == method) {
+            *out = &routes[i];
+            *nparams = n;
+            return ROUTE_FOUND;
+        }
+        path_known = true;
+        const char *name = route_method_name(routes[i].method);
+        if (strlen(allow) + strlen(name) + 3 < allowlen) {
+            if (allow[0])
+                strcat(allow, ", ");
+            strcat(allow, name);
+        }
+    }
+    if (path_known && strstr(allow, "GET") != NULL && strlen(allow) + 7 < allowlen)
+        strcat(allow, ", HEAD");
+    *out = NULL;
+    return path_known ? ROUTE_BAD_METHOD : ROUTE_NOT_FOUND;
+}

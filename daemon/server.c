@@ -1,0 +1,304 @@
+/*
+ * The daemon's life: start-up, readiness, signals, reload, draining.
+ *
+ * Start-up never waits for PostgreSQL: the HTTP server listens and systemd
+ * hears READY=1 at once; the schema is migrated (or checked) as soon as the
+ * database answers, and until then /readyz and the API say 503.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "incubatord/auth.h"
+#include "incubatord/db.h"
+#include "incubatord/http.h"
+#include "incubatord/log.h"
+#include "incubatord/metrics.h"
+#include "incubatord/migrate.h"
+#include "incubatord/routes.h"
+#include "incubatord/server.h"
+
+#define MIGRATE_RETRY_DOWN_MS 1000
+#define MIGRATE_RETRY_ERROR_MS 30000
+#define MIGRATE_TIMEOUT_MS 600000
+
+/* Channels the LISTEN connection follows; their payloads are ids. */
+static const char *const listen_channels[] = {"incubatord_tokens"};
+
+static void notify_systemd(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+day_t server_today(const struct server *srv)
+{
+    (void)srv;
+    return date_today();
+}
+
+bool server_schema_ready(const struct server *srv)
+{
+    return srv->schema == SCHEMA_CURRENT;
+}
+
+/* ---- schema ---- */
+
+static void schedule_migrate(struct server *srv, int delay_ms);
+
+static void migrated(void *arg, enum migrate_outcome outcome, const char *message)
+{
+    struct server *srv = arg;
+    srv->migrating = false;
+    switch (outcome) {
+    case MIGRATE_CURRENT:
+        srv->schema = SCHEMA_CURRENT;
+        log_msg(LOG_NOTICE, "schema: %s", message);
+        notify_systemd("STATUS=serving");
+        return;
+    case MIGRATE_BEHIND:
+        srv->schema = SCHEMA_BEHIND;
+        log_msg(LOG_ERR, "schema: %s; run incubatord migrate (checking again in %d s)", message,
+                MIGRATE_RETRY_ERROR_MS / 1000);
+        schedule_migrate(srv, MIGRATE_RETRY_ERROR_MS);
+        return;
+    case MIGRATE_TOO_NEW:
+        srv->schema = SCHEMA_TOO_NEW;
+        log_msg(LOG_CRIT, "schema: %s; refusing to serve until upgraded", message);
+        notify_systemd("STATUS=database schema is newer than this binary");
+        return;
+    case MIGRATE_FAILED:
+        if (!db_pool_is_up(srv->pool)) {
+            /* The pool logs why the database is unreachable; try again soon. */
+            schedule_migrate(srv, MIGRATE_RETRY_DOWN_MS);
+            return;
+        }
+        srv->schema = SCHEMA_FAILED;
+        log_msg(LOG_ERR, "schema: migration failed: %s (retrying in %d s)", message,
+                MIGRATE_RETRY_ERROR_MS / 1000);
+        schedule_migrate(srv, MIGRATE_RETRY_ERROR_MS);
+        return;
+    }
+}
+
+static void migrate_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    if (srv->migrating || srv->draining)
+        return;
+    srv->migrating = true;
+    migrate_run(srv->pool, srv->cfg.migrate_on_start ? MIGRATE_APPLY : MIGRATE_CHECK,
+                MIGRATE_TIMEOUT_MS, migrated, srv);
+}
+
+static void schedule_migrate(struct server *srv, int delay_ms)
+{
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    evtimer_add(srv->migrate_timer, &tv);
+}
+
+/* ---- notifications from other daemons ---- */
+
+static void on_notify(void *arg, const char *channel, const char *payload)
+{
+    struct server *srv = arg;
+    if (strcmp(channel, "incubatord_tokens") == 0)
+        auth_cache_forget(srv->auth, strtoll(payload, NULL, 10));
+}
+
+static void on_listen_reset(void *arg, bool connected)
+{
+    struct server *srv = arg;
+    /* Revocations sent while we were not listening are unknown: start afresh. */
+    auth_cache_set_trusted(srv->auth, connected);
+}
+
+/* ---- signals ---- */
+
+static void stop_now(struct server *srv)
+{
+    event_base_loopexit(srv->base, NULL);
+}
+
+void server_request_done(struct server *srv)
+{
+    if (srv->draining && http_inflight(srv) == 0)
+        stop_now(srv);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    log_msg(LOG_WARNING, "shutdown: %d request(s) still in flight after %d ms; exiting",
+            http_inflight(srv), srv->cfg.shutdown_timeout_ms);
+    stop_now(srv);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    (void)what;
+    if (srv->draining) {
+        log_msg(LOG_WARNING, "shutdown: second %s, exiting without waiting",
+                sig == SIGINT ? "SIGINT" : "SIGTERM");
+        /* Requests still hold evhttp and pool objects: no orderly teardown is possible. */
+        _exit(1);
+    }
+    srv->draining = true;
+    notify_systemd("STOPPING=1");
+    http_stop_accepting(srv);
+    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s) in flight",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv));
+    if (http_inflight(srv) == 0) {
+        stop_now(srv);
+        return;
+    }
+    struct timeval tv = {srv->cfg.shutdown_timeout_ms / 1000,
+                         (srv->cfg.shutdown_timeout_ms % 1000) * 1000};
+    srv->drain_timer = evtimer_new(srv->base, drain_timeout_cb, srv);
+    evtimer_add(srv->drain_timer, &tv);
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct config next;
+    char err[1024];
+    (void)sig;
+    (void)what;
+
+    if (srv->config_path == NULL) {
+        log_msg(LOG_NOTICE, "reload: no configuration file; nothing to reload");
+        return;
+    }
+    if (!config_load(srv->config_path, &next, err, sizeof(err))) {
+        log_msg(LOG_ERR, "reload: %s; keeping the running configuration", err);
+        config_free(&next);
+        return;
+    }
+    notify_systemd("RELOADING=1");
+    config_apply_reload(&srv->cfg, &next);
+    config_free(&next);
+    log_set_level(srv->cfg.log_level);
+    http_apply_config(srv);
+    db_pool_set_max_queue(srv->pool, srv->cfg.max_queue);
+    log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
+    notify_systemd("READY=1");
+}
+
+/* ---- start and stop ---- */
+
+static bool set_timezone(const char *tz)
+{
+    if (setenv("TZ", tz, 1) != 0)
+        return false;
+    tzset();
+    return true;
+}
+
+int server_run(const char *config_path, bool foreground)
+{
+    struct server srv;
+    char err[1024];
+    int code = 0;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.config_path = config_path;
+    srv.foreground = foreground;
+    srv.started_at = time(NULL);
+
+    if (config_path == NULL) {
+        config_defaults(&srv.cfg);
+    } else if (!config_load(config_path, &srv.cfg, err, sizeof(err))) {
+        fprintf(stderr, "incubatord: %s\n", err);
+        config_free(&srv.cfg);
+        return 1;
+    }
+    if (!set_timezone(srv.cfg.timezone)) {
+        fprintf(stderr, "incubatord: cannot set time zone %s\n", srv.cfg.timezone);
+        config_free(&srv.cfg);
+        return 1;
+    }
+    log_open(srv.cfg.log_ident, srv.cfg.log_facility, srv.cfg.log_level, srv.cfg.log_syslog,
+             foreground || isatty(STDERR_FILENO) || !srv.cfg.log_syslog);
+    if (!migrate_embedded_ok(err, sizeof(err))) {
+        log_msg(LOG_CRIT, "schema: %s", err);
+        config_free(&srv.cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    srandom((unsigned)(time(NULL) ^ getpid()));
+
+    srv.base = event_base_new();
+    if (srv.base == NULL) {
+        log_msg(LOG_CRIT, "cannot create the event loop");
+        config_free(&srv.cfg);
+        return 1;
+    }
+    struct db_pool_config pc = {
+        .conninfo = srv.cfg.conninfo,
+        .pool_size = srv.cfg.pool_size,
+        .max_queue = srv.cfg.max_queue,
+        .statement_timeout_ms = srv.cfg.statement_timeout_ms,
+        .connect_timeout_ms = 5000,
+    };
+    srv.pool = db_pool_new(srv.base, &pc);
+    srv.auth = auth_cache_new();
+    db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
+                   on_listen_reset, &srv);
+    metrics_init(routes_count);
+
+    if (!http_start(&srv)) {
+        code = 1;
+        goto out;
+    }
+    srv.sig_term = evsignal_new(srv.base, SIGTERM, on_term, &srv);
+    srv.sig_int = evsignal_new(srv.base, SIGINT, on_term, &srv);
+    srv.sig_hup = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
+    evsignal_add(srv.sig_term, NULL);
+    evsignal_add(srv.sig_int, NULL);
+    evsignal_add(srv.sig_hup, NULL);
+    srv.migrate_timer = evtimer_new(srv.base, migrate_timer_cb, &srv);
+    schedule_migrate(&srv, 0);
+
+    log_msg(LOG_NOTICE, "incubatord %s started (pid %d, schema %d, time zone %s)",
+            INCUBATORD_VERSION, (int)getpid(), migrate_latest_version(), srv.cfg.timezone);
+    notify_systemd("READY=1\nSTATUS=waiting for the database");
+
+    event_base_dispatch(srv.base);
+    log_msg(LOG_NOTICE, "incubatord stopped");
+
+out:
+    http_free(&srv);
+    db_pool_free(srv.pool);
+    auth_cache_free(srv.auth);
+    metrics_free();
+    if (srv.sig_term)
+        event_free(srv.sig_term);
+    if (srv.sig_int)
+        event_free(srv.sig_int);
+    if (srv.sig_hup)
+        event_free(srv.sig_hup);
+    if (srv.migrate_timer)
+        event_free(srv.migrate_timer);
+    if (srv.drain_timer)
+        event_free(srv.drain_timer);
+    event_base_free(srv.base);
+    config_free(&srv.cfg);
+    log_close();
+    return code;
+}

@@ -1,0 +1,422 @@
+/*
+ * The field-table validator. See validate.h.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incubatord/uscc.h"
+#include "incubatord/validate.h"
+
+void vctx_init(struct vctx *v, day_t today)
+{
+    v->errors = json_array();
+    v->today = today;
+}
+
+void vctx_free(struct vctx *v)
+{
+    json_decref(v->errors);
+    v->errors = NULL;
+}
+
+bool vctx_ok(const struct vctx *v)
+{
+    return json_array_size(v->errors) == 0;
+}
+
+void v_error(struct vctx *v, const char *path, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_array_append_new(v->errors,
+                          json_pack("{s:s, s:s}", "field", path[0] ? path : "(body)", "message", msg));
+}
+
+static const char *json_type_name(const json_t *value)
+{
+    switch (json_typeof(value)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+bool area_to_centi(json_t *value, int64_t *centi)
+{
+    if (json_is_integer(value)) {
+        json_int_t n = json_integer_value(value);
+        if (n < -AREA_MAX_M2 * 10LL || n > AREA_MAX_M2 * 10LL)
+            return false;
+        *centi = n * 100;
+        return true;
+    }
+    if (!json_is_real(value))
+        return false;
+    double x = json_real_value(value);
+    if (!isfinite(x) || fabs(x) > AREA_MAX_M2 * 10.0)
+        return false;
+    double scaled = x * 100.0;
+    double rounded = round(scaled);
+    /* Binary doubles cannot hold 0.1 exactly: accept what rounds to hundredths. */
+    if (fabs(scaled - rounded) > 1e-6)
+        return false;
+    *centi = (int64_t)rounded;
+    return true;
+}
+
+void centi_format(int64_t centi, char *out, size_t len)
+{
+    const char *sign = centi < 0 ? "-" : "";
+    int64_t a = centi < 0 ? -centi : centi;
+    snprintf(out, len, "%s%lld.%02lld", sign, (long long)(a / 100), (long long)(a % 100));
+}
+
+/* Counts UTF-8 code points (Jansson has checked the encoding). */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
+static bool is_blank(const char *s)
+{
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\t')
+            return false;
+    return true;
+}
+
+static bool code_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+            return false;
+    }
+    return true;
+}
+
+static json_t *check_text(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    const char *s = json_string_value(value);
+    int64_t max = f->max ? f->max : 200;
+    if (s[0] == '\0' || is_blank(s)) {
+        v_error(v, path, "must not be empty");
+        return NULL;
+    }
+    if ((int64_t)utf8_length(s) > max) {
+        v_error(v, path, "must be at most %lld characters", (long long)max);
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            v_error(v, path, "must not contain control characters");
+            return NULL;
+        }
+    }
+    return json_incref(value);
+}
+
+static json_t *check_enum(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    const char *s = json_string_value(value);
+    char list[512] = "";
+    for (const char *const *e = f->values; *e; e++) {
+        if (strcmp(*e, s) == 0)
+            return json_incref(value);
+        if (strlen(list) + strlen(*e) + 3 < sizeof(list)) {
+            if (list[0])
+                strcat(list, ", ");
+            strcat(list, *e);
+        }
+    }
+    v_error(v, path, "must be one of: %s", list);
+    return NULL;
+}
+
+static json_t *check_date(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    day_t d;
+    char tomorrow[11];
+    if (!date_parse(json_string_value(value), &d)) {
+        v_error(v, path, "must be a calendar date YYYY-MM-DD between %d and %d", DATE_MIN_YEAR,
+                DATE_MAX_YEAR);
+        return NULL;
+    }
+    if ((f->flags & F_NOT_FUTURE) && d > v->today + 1) {
+        date_format(v->today + 1, tomorrow);
+        v_error(v, path, "must not be later than tomorrow (%s)", tomorrow);
+        return NULL;
+    }
+    return json_incref(value);
+}
+
+static json_t *check_area(struct vctx *v, const char *path, json_t *value, bool zero_ok)
+{
+    int64_t centi;
+    char text[32];
+    if (!json_is_number(value)) {
+        v_error(v, path, "must be a number of square metres, not %s", json_type_name(value));
+        return NULL;
+    }
+    if (!area_to_centi(value, &centi)) {
+        v_error(v, path, "must have at most 2 decimals and be at most %d", AREA_MAX_M2);
+        return NULL;
+    }
+    if (centi < 0 || (centi == 0 && !zero_ok)) {
+        v_error(v, path, zero_ok ? "must not be negative" : "must be greater than 0");
+        return NULL;
+    }
+    if (centi > (int64_t)AREA_MAX_M2 * 100) {
+        v_error(v, path, "must be at most %d", AREA_MAX_M2);
+        return NULL;
+    }
+    centi_format(centi, text, sizeof(text));
+    return json_string(text);
+}
+
+static json_t *check_ratio(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    char text[32];
+    if (!json_is_number(value)) {
+        v_error(v, path, "must be a number, not %s", json_type_name(value));
+        return NULL;
+    }
+    double x = json_number_value(value);
+    double scaled = x * 10000.0;
+    double rounded = round(scaled);
+    if (!isfinite(x) || fabs(scaled - rounded) > 1e-6) {
+        v_error(v, path, "must have at most 4 decimals");
+        return NULL;
+    }
+    int64_t n = (int64_t)rounded;
+    if (n < f->min || n > f->max) {
+        v_error(v, path, "must be between %g and %g", f->min / 10000.0, f->max / 10000.0);
+        return NULL;
+    }
+    snprintf(text, sizeof(text), "%s%lld.%04lld", n < 0 ? "-" : "", (long long)llabs(n) / 10000,
+             (long long)llabs(n) % 10000);
+    return json_string(text);
+}
+
+static json_t *check_array(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *item;
+    char sub[256];
+    if (f->max && (int64_t)json_array_size(value) > f->max) {
+        v_error(v, path, "must have at most %lld items", (long long)f->max);
+        json_decref(out);
+        return NULL;
+    }
+    if ((int64_t)json_array_size(value) < f->min) {
+        v_error(v, path, "must have at least %lld item%s", (long long)f->min,
+                f->min == 1 ? "" : "s");
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(value, i, item) {
+        snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
+        json_t *norm = validate_value(v, sub, item, f->item);
+        json_array_append_new(out, norm ? norm : json_null());
+    }
+    return out;
+}
+
+/* An object whose keys are data (e.g. years), every value checked as f->item. */
+static json_t *check_map(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    json_t *out = json_object();
+    const char *key;
+    json_t *item;
+    char sub[256];
+    json_object_foreach(value, key, item) {
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        json_t *norm = validate_value(v, sub, item, f->item);
+        if (norm)
+            json_object_set_new(out, key, norm);
+    }
+    return out;
+}
+
+/* The JSON type each field type needs, for the "must be a string" kind of error. */
+static bool type_matches(const struct field *f, json_t *value, const char **want)
+{
+    switch (f->type) {
+    case FT_TEXT:
+    case FT_ENUM:
+    case FT_DATE:
+    case FT_PERIOD:
+    case FT_USCC:
+    case FT_CODE:
+        *want = "a string";
+        return json_is_string(value);
+    case FT_FEN:
+    case FT_INT:
+        *want = "an integer";
+        return json_is_integer(value);
+    case FT_AREA:
+    case FT_AREA0:
+    case FT_RATIO:
+        *want = "a number";
+        return json_is_number(value);
+    case FT_OBJECT:
+        *want = "an object";
+        return json_is_object(value);
+    case FT_ARRAY:
+        *want = "an array";
+        return json_is_array(value);
+    case FT_CUSTOM:
+        *want = "";
+        return true;
+    }
+    return false;
+}
+
+json_t *validate_value(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    const char *want;
+    if (json_is_null(value)) {
+        if (f->flags & F_NULLABLE)
+            return json_null();
+        v_error(v, path, "must not be null");
+        return NULL;
+    }
+    if (!type_matches(f, value, &want)) {
+        v_error(v, path, "must be %s, not %s", want, json_type_name(value));
+        return NULL;
+    }
+    switch (f->type) {
+    case FT_TEXT:
+        return check_text(v, path, value, f);
+    case FT_ENUM:
+        return check_enum(v, path, value, f);
+    case FT_DATE:
+        return check_date(v, path, value, f);
+    case FT_PERIOD: {
+        int y, m;
+        if (!period_parse(json_string_value(value), &y, &m)) {
+            v_error(v, path, "must be a month YYYY-MM");
+            return NULL;
+        }
+        return json_incref(value);
+    }
+    case FT_AREA:
+    case FT_AREA0:
+        return check_area(v, path, value, f->type == FT_AREA0);
+    case FT_FEN: {
+        json_int_t n = json_integer_value(value);
+        if (n < 0 || (f->max && n > f->max)) {
+            v_error(v, path, "must be a whole number of fen from 0 to %lld",
+                    (long long)(f->max ? f->max : INT64_MAX));
+            return NULL;
+        }
+        return json_incref(value);
+    }
+    case FT_INT: {
+        json_int_t n = json_integer_value(value);
+        if (n < f->min || n > f->max) {
+            v_error(v, path, "must be an integer from %lld to %lld", (long long)f->min,
+                    (long long)f->max);
+            return NULL;
+        }
+        return json_incref(value);
+    }
+    case FT_RATIO:
+        return check_ratio(v, path, value, f);
+    case FT_USCC: {
+        const char *s = json_string_value(value);
+        if (!uscc_valid(s)) {
+            v_error(v, path,
+                    "must be an 18-character Unified Social Credit Code (GB 32100-2015) in "
+                    "upper case with a valid check character");
+            return NULL;
+        }
+        return json_incref(value);
+    }
+    case FT_CODE:
+        if (!code_ok(json_string_value(value), 32)) {
+            v_error(v, path,
+                    "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or "
+                    "digit");
+            return NULL;
+        }
+        return json_incref(value);
+    case FT_OBJECT:
+        if (f->flags & F_ANY_KEYS)
+            return check_map(v, path, value, f);
+        return validate_object(v, path, value, f->fields, false);
+    case FT_ARRAY:
+        return check_array(v, path, value, f);
+    case FT_CUSTOM:
+        return f->check(v, path, value);
+    }
+    return NULL;
+}
+
+json_t *validate_object(struct vctx *v, const char *path, json_t *obj, const struct field *fields,
+                        bool patch)
+{
+    json_t *out = json_object();
+    const char *key;
+    json_t *value;
+    char sub[256];
+
+    if (!json_is_object(obj)) {
+        v_error(v, path, "must be an object, not %s", json_type_name(obj));
+        return out;
+    }
+    json_object_foreach(obj, key, value) {
+        const struct field *f = fields;
+        while (f->name && strcmp(f->name, key) != 0)
+            f++;
+        snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", key);
+        if (f->name == NULL)
+            v_error(v, sub, "unknown field");
+    }
+    for (const struct field *f = fields; f->name; f++) {
+        snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", f->name);
+        value = json_object_get(obj, f->name);
+        if (value == NULL) {
+            if ((f->flags & F_REQUIRED) && !patch)
+                v_error(v, sub, "is required");
+            else if (!patch)
+                json_object_set_new(out, f->name, json_null());
+            continue;
+        }
+        if (json_is_null(value) && (f->flags & F_REQUIRED)) {
+            v_error(v, sub, "is required");
+            continue;
+        }
+        json_t *norm = validate_value(v, sub, value, f);
+        if (norm)
+            json_object_set_new(out, f->name, norm);
+    }
+    return out;
+}

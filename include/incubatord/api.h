@@ -1,0 +1,36 @@
+/*
+ * The API's handlers and the tables the route table points at: body field
+ * tables, query tables, cross-field checks, and the few handlers that do more
+ * than one api.run call. One api_*.c file per resource.
+ */
+#ifndef INCUBATORD_API_H
+#define INCUBATORD_API_H
+
+#include <jansson.h>
+
+#include "incubatord/validate.h"
+
+struct req;
+
+/* Shared query tables. */
+extern const struct query_param api_page_query[]; /* limit, cursor */
+
+/* api_ops.c: health, readiness, metrics. */
+void api_healthz(struct req *r);
+void api_readyz(struct req *r);
+void api_metrics(struct req *r);
+
+/* api_incubators.c */
+extern const struct field api_incubator_create_body[];
+extern const struct field api_incubator_patch_body[];
+void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
+
+/* api_tokens.c */
+extern const struct field api_token_create_body[];
+void api_token_create(struct req *r);
+void api_token_revoke(struct req *r);
+
+/* api_audit.c */
+extern const struct query_param api_audit_query[];
+
+#endif

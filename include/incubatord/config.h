@@ -1,0 +1,75 @@
+/*
+ * The configuration file (INI, parsed with inih). Every key is declared once,
+ * in the table in config.c: its section, name, type, default, range, whether
+ * SIGHUP may change it, and one line of help. check-config, the reference in
+ * docs/operations.md and reload all read that table.
+ */
+#ifndef INCUBATORD_CONFIG_H
+#define INCUBATORD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "incubatord/common.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/incubatord/incubatord.conf"
+
+struct config {
+    /* [server] */
+    char *listen;             /* "address:port", an IP address: no name lookup */
+    int64_t max_body_bytes;   /* larger bodies get 413 */
+    int request_timeout_ms;   /* a request is answered within this, 503 at worst */
+    int max_connections;      /* beyond it, new connections wait in the kernel backlog */
+    int idle_timeout_s;       /* an idle keep-alive connection is closed after this */
+    int shutdown_timeout_ms;  /* SIGTERM waits this long for in-flight requests */
+    /* [database] */
+    char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
+    int pool_size;            /* connections in the pool */
+    int max_queue;            /* requests waiting for a connection; beyond, 503 */
+    int statement_timeout_ms; /* PostgreSQL statement_timeout on every connection */
+    bool migrate_on_start;    /* migrate as soon as the database is reachable */
+    /* [log] */
+    bool log_syslog;
+    char *log_ident;
+    int log_facility;
+    int log_level;
+    /* [schedule] */
+    char *timezone;           /* the bureau's zone: "today" and the payout schedule */
+    int payout_day;           /* day of month of the payout run; past the end = last day */
+    int payout_hour;          /* hour (0-23) of the payout run */
+    int alert_sweep_seconds;  /* period of the alert sweep */
+    /* [webhook] */
+    char *webhook_url;        /* "" disables the webhook */
+    char *webhook_secret;     /* HMAC-SHA256 key of the signature header */
+    int webhook_timeout_ms;   /* one delivery attempt's limit */
+};
+
+/* Fills cfg with the defaults of every key. */
+void config_defaults(struct config *cfg);
+
+/*
+ * Reads and validates a file into cfg (which starts from the defaults). On
+ * failure returns false with a message naming the line, section and key in err;
+ * cfg is then left with defaults and must still be freed.
+ */
+bool config_load(const char *path, struct config *cfg, char *err, size_t errlen) WARN_UNUSED;
+
+/*
+ * Copies the reloadable keys of next into cur and logs each change; keys that
+ * need a restart are kept and a warning names them. next is not modified.
+ */
+void config_apply_reload(struct config *cur, const struct config *next);
+
+void config_free(struct config *cfg);
+
+/* Writes the Markdown reference table of every key (for docs/operations.md). */
+void config_write_reference(FILE *out);
+
+/* Writes the effective configuration, secrets masked, as INI. */
+void config_write_effective(FILE *out, const struct config *cfg);
+
+/* Splits "127.0.0.1:8080" or "[::1]:8080" into host and port. */
+bool config_split_listen(const char *listen, char *host, size_t hostlen, int *port) WARN_UNUSED;
+
+#endif

@@ -1,0 +1,38 @@
+/*
+ * Prometheus metrics: request counts by route and status, a latency
+ * histogram by route, the pool and queue, and gauges that other modules set
+ * (open alerts by rule, undelivered notifications, the last run of each job).
+ * Rendering never needs the database: /metrics answers while it is down.
+ */
+#ifndef INCUBATORD_METRICS_H
+#define INCUBATORD_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+struct server;
+
+void metrics_init(size_t nroutes);
+void metrics_free(void);
+
+/* One answered request; route_index -1 for a path no route matched. */
+void metrics_request(int route_index, int status, int64_t duration_us);
+
+/*
+ * Series that other modules keep, by declared name and preformatted labels
+ * ('rule="space_share_breach"', or NULL): set a gauge, add to a counter,
+ * forget every series of a name (before setting a fresh set of labels).
+ */
+void metrics_set(const char *name, const char *labels, double value);
+void metrics_add(const char *name, const char *labels, double delta);
+void metrics_reset(const char *name);
+/* A scheduled job ran: when, and whether it succeeded. */
+void metrics_job_ran(const char *job, time_t when, bool ok);
+
+/* Writes the exposition text. */
+void metrics_render(struct evbuffer *out, const struct server *srv);
+
+#endif

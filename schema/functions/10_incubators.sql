@@ -1,0 +1,151 @@
+-- Incubators: registration, reading, changes, and their area history.
+
+-- The disposable area in force on a day, or NULL before the incubator opened.
+CREATE FUNCTION api.disposable_area_on(incubator bigint, d date) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT a.disposable_area_m2 FROM incubator_areas a
+     WHERE a.incubator_id = incubator AND a.valid @> d
+$$;
+
+-- The public service area in force on a day, or NULL before the incubator opened.
+CREATE FUNCTION api.public_service_area_on(incubator bigint, d date) RETURNS numeric
+LANGUAGE sql STABLE AS $$
+    SELECT p.area_m2 FROM public_service_areas p
+     WHERE p.incubator_id = incubator AND p.valid @> d
+$$;
+
+-- The incubator object of API.md; areas are those in force today (or at the
+-- opening, for an incubator that opens later).
+CREATE FUNCTION api.incubator_json(i incubators, today date) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'code', i.code,
+        'name', i.name,
+        'level', i.level,
+        'kind', i.kind,
+        'district', i.district,
+        'opened_on', i.opened_on,
+        'disposable_area_m2',
+            api.num(api.disposable_area_on(i.id, greatest(today, i.opened_on))),
+        'public_service_area_m2',
+            api.num(api.public_service_area_on(i.id, greatest(today, i.opened_on))),
+        'created_at', api.ts(i.created_at),
+        'updated_at', api.ts(i.updated_at))
+$$;
+
+-- Ends the intervals of one incubator's history at day d and drops those that
+-- start on or after it, so that a new interval can start on d. Works for any
+-- table of (incubator_id, valid).
+CREATE FUNCTION api.cut_history(tbl regclass, incubator bigint, d date) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('DELETE FROM %s WHERE incubator_id = $1 AND lower(valid) >= $2', tbl)
+        USING incubator, d;
+    EXECUTE format('UPDATE %s SET valid = daterange(lower(valid), $2)
+                     WHERE incubator_id = $1 AND valid @> $2', tbl)
+        USING incubator, d;
+END;
+$$;
+
+-- POST /v1/incubators
+CREATE FUNCTION api.incubator_create(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    inc incubators;
+    opened date := coalesce((args->>'opened_on')::date, api.today(ctx));
+    disposable numeric := (args->>'disposable_area_m2')::numeric;
+    public_service numeric := coalesce((args->>'public_service_area_m2')::numeric, 0);
+BEGIN
+    IF EXISTS (SELECT 1 FROM incubators WHERE lower(code) = lower(args->>'code')) THEN
+        PERFORM api.fail(409, format('an incubator with code %s exists', args->>'code'));
+    END IF;
+    IF public_service > disposable THEN
+        PERFORM api.fail_field('public_service_area_m2',
+                               'must not exceed disposable_area_m2');
+    END IF;
+    INSERT INTO incubators (code, name, level, kind, district, opened_on)
+    VALUES (args->>'code', args->>'name', args->>'level', args->>'kind', args->>'district',
+            opened)
+    RETURNING * INTO inc;
+    INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2)
+    VALUES (inc.id, daterange(opened, NULL), disposable);
+    INSERT INTO public_service_areas (incubator_id, valid, area_m2)
+    VALUES (inc.id, daterange(opened, NULL), public_service);
+    PERFORM api.audit(ctx, inc.id, format('registered incubator %s', inc.code), args);
+    RETURN api.ok(201, api.incubator_json(inc, api.today(ctx)), '/v1/incubators/' || inc.code);
+END;
+$$;
+
+-- GET /v1/incubators/{code}
+CREATE FUNCTION api.incubator_get(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    inc incubators;
+BEGIN
+    SELECT * INTO inc FROM incubators WHERE code = args->>'code';
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
+    END IF;
+    RETURN api.ok(200, api.incubator_json(inc, api.today(ctx)));
+END;
+$$;
+
+-- GET /v1/incubators: ordered by code.
+CREATE FUNCTION api.incubator_list(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.page(array_agg(item ORDER BY code), array_agg(code ORDER BY code),
+                                (args->>'limit')::int))
+      FROM (SELECT i.code, api.incubator_json(i, api.today(ctx)) AS item
+              FROM incubators i
+             WHERE i.code > coalesce(api.cursor_decode(args->>'cursor'), '')
+             ORDER BY i.code
+             LIMIT (args->>'limit')::int + 1) page
+$$;
+
+-- PATCH /v1/incubators/{code}
+CREATE FUNCTION api.incubator_patch(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    inc incubators;
+    effective date := (args->>'effective_on')::date;
+    frozen date := api.frozen_until();
+    changed text[] := '{}';
+BEGIN
+    SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
+    END IF;
+
+    IF args ? 'disposable_area_m2' THEN
+        IF effective < inc.opened_on THEN
+            PERFORM api.fail_field('effective_on', format(
+                'must not be before the incubator opened (%s)', inc.opened_on));
+        END IF;
+        IF frozen IS NOT NULL AND effective <= frozen THEN
+            PERFORM api.fail(409, format(
+                'history up to %s is frozen by an approved payout; an area change must take '
+                'effect after it', frozen));
+        END IF;
+        PERFORM api.cut_history('incubator_areas', inc.id, effective);
+        INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2)
+        VALUES (inc.id, daterange(effective, NULL), (args->>'disposable_area_m2')::numeric);
+        changed := changed || format('disposable_area_m2 = %s from %s',
+                                     args->>'disposable_area_m2', effective);
+    END IF;
+
+    UPDATE incubators SET
+        name = coalesce(args->>'name', name),
+        level = coalesce(args->>'level', level),
+        kind = coalesce(args->>'kind', kind),
+        district = CASE WHEN args ? 'district' THEN args->>'district' ELSE district END,
+        updated_at = now()
+     WHERE id = inc.id
+    RETURNING * INTO inc;
+    changed := changed || ARRAY(SELECT k FROM jsonb_object_keys(args) k
+                                 WHERE k IN ('name', 'level', 'kind', 'district') ORDER BY k);
+
+    PERFORM api.audit(ctx, inc.id, format('changed incubator %s: %s', inc.code,
+                                          array_to_string(changed, ', ')), args);
+    RETURN api.ok(200, api.incubator_json(inc, api.today(ctx)));
+END;
+$$;
