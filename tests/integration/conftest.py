@@ -1,0 +1,76 @@
+"""Fixtures of the integration tests.
+
+- pg:      one throwaway PostgreSQL cluster for the session, with a template
+           database migrated by `incubatord migrate`.
+- db:      a fresh database per test, cloned from the template (fast).
+- daemon:  the real incubatord against that database, ready, with an admin
+           token (daemon.admin_token); stopped after the test.
+- admin:   an Api client with the admin token.
+- sql:     a psycopg connection (autocommit) to the test's database.
+
+Tests that must stop and start PostgreSQL make a PgCluster of their own.
+"""
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import Api, Daemon, PgCluster, run_cli, unique_name  # noqa: E402
+
+TEMPLATE = "incubatord_template"
+
+
+@pytest.fixture(scope="session")
+def pg():
+    cluster = PgCluster()
+    cluster.start()
+    cluster.create_database(TEMPLATE)
+    cfg = os.path.join(cluster.dir, "migrate.conf")
+    with open(cfg, "w") as f:
+        f.write(f"[database]\nconninfo = {cluster.conninfo(TEMPLATE)}\n[log]\nsyslog = false\n")
+    run_cli(cfg, "migrate")
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture
+def db(pg):
+    name = unique_name("test")
+    pg.create_database(name, template=TEMPLATE)
+    yield name
+    pg.drop_database(name)
+
+
+@pytest.fixture
+def sql(pg, db):
+    with pg.connect(db) as conn:
+        yield conn
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    return str(tmp_path)
+
+
+def start_daemon(pg, db, workdir, extra_config="", **kw):
+    """A ready daemon on the test database, with an admin token."""
+    d = Daemon(workdir, pg.conninfo(db), extra_config=extra_config, **kw)
+    d.admin_token = run_cli(d.config_path, "token", "create", "--admin", "test-admin").stdout.strip()
+    d.start()
+    return d
+
+
+@pytest.fixture
+def daemon(pg, db, workdir):
+    d = start_daemon(pg, db, workdir)
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def admin(daemon):
+    return Api(daemon, daemon.admin_token)
