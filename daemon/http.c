@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -397,10 +398,14 @@ void http_reply_db_failure(struct req *r, const struct db_result *res)
 
 json_t *req_context(const struct req *r)
 {
-    char today[11];
+    char today[11], now[32];
+    time_t t = time(NULL);
+    struct tm tm;
     date_format(server_today(r->srv), today);
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "request_id", r->id, "method", r->method,
-                            "path", r->path, "today", today);
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s}", "request_id", r->id, "method", r->method,
+                            "path", r->path, "today", today, "now", now);
     if (r->authenticated) {
         json_object_set_new(ctx, "token_id", json_integer(r->token.id));
         json_object_set_new(ctx, "token_name", json_string(r->token.name));
@@ -454,7 +459,7 @@ static void api_done(void *arg, const struct db_result *res)
         json_t *p = has_body ? json_loads(body, 0, &err) : NULL;
         const char *detail = p ? json_string_value(json_object_get(p, "detail")) : NULL;
         json_t *errors = p ? json_object_get(p, "errors") : NULL;
-        http_reply_problem(r, status, detail, errors ? json_incref(errors) : NULL);
+        http_reply_problem(r, status, detail, json_is_array(errors) ? json_incref(errors) : NULL);
         json_decref(p);
         return;
     }

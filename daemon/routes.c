@@ -35,6 +35,18 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
     {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .handler = api_token_revoke},
 
+    {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
+    {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
+    {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, 0,                       "tenant_list",      .query = api_tenant_list_query},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
+
+    {PUT,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, ROUTE_BODY,              "occupancy_put",    .body = api_occupancy_put_body, .check = api_occupancy_put_check},
+    {GET,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, 0,                       "occupancy_get",    .query = api_on_query},
+    {GET,    "/v1/incubators/{code}/space-share", ACCESS_INCUBATOR, 0,                       "space_share_get",  .query = api_on_query},
+
+    {GET,    "/v1/policy",                        ACCESS_ANY,       0,                       "policy_get",       .query = api_policy_query},
+
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
 };
 /* clang-format on */

@@ -23,6 +23,7 @@
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
 #include "incubatord/routes.h"
+#include "incubatord/sched.h"
 #include "incubatord/server.h"
 
 #define MIGRATE_RETRY_DOWN_MS 1000
@@ -132,9 +133,15 @@ static void stop_now(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
+/* Requests and jobs still running: a draining server waits for them. */
+static int busy(const struct server *srv)
+{
+    return http_inflight(srv) + sched_running(srv);
+}
+
 void server_request_done(struct server *srv)
 {
-    if (srv->draining && http_inflight(srv) == 0)
+    if (srv->draining && busy(srv) == 0)
         stop_now(srv);
 }
 
@@ -143,8 +150,9 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     (void)fd;
     (void)what;
-    log_msg(LOG_WARNING, "shutdown: %d request(s) still in flight after %d ms; exiting",
-            http_inflight(srv), srv->cfg.shutdown_timeout_ms);
+    log_msg(LOG_WARNING, "shutdown: %d request(s) and %d job(s) still running after %d ms; "
+                         "exiting",
+            http_inflight(srv), sched_running(srv), srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -161,9 +169,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     srv->draining = true;
     notify_systemd("STOPPING=1");
     http_stop_accepting(srv);
-    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s) in flight",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv));
-    if (http_inflight(srv) == 0) {
+    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s) and %d job(s)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv));
+    if (busy(srv) == 0) {
         stop_now(srv);
         return;
     }
@@ -196,6 +204,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     log_set_level(srv->cfg.log_level);
     http_apply_config(srv);
     db_pool_set_max_queue(srv->pool, srv->cfg.max_queue);
+    sched_apply_config(srv);
     log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
     notify_systemd("READY=1");
 }
@@ -274,6 +283,7 @@ int server_run(const char *config_path, bool foreground)
     evsignal_add(srv.sig_hup, NULL);
     srv.migrate_timer = evtimer_new(srv.base, migrate_timer_cb, &srv);
     schedule_migrate(&srv, 0);
+    sched_start(&srv);
 
     log_msg(LOG_NOTICE, "incubatord %s started (pid %d, schema %d, time zone %s)",
             INCUBATORD_VERSION, (int)getpid(), migrate_latest_version(), srv.cfg.timezone);
@@ -285,6 +295,7 @@ int server_run(const char *config_path, bool foreground)
 out:
     http_free(&srv);
     db_pool_free(srv.pool);
+    sched_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
     if (srv.sig_term)

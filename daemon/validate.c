@@ -107,7 +107,8 @@ static bool is_blank(const char *s)
     return true;
 }
 
-static bool code_ok(const char *s, size_t max)
+/* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
+static bool identifier_ok(const char *s, size_t max, const char *extra)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max)
@@ -115,10 +116,42 @@ static bool code_ok(const char *s, size_t max)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+        if (!alnum && (i == 0 || strchr(extra, c) == NULL))
             return false;
     }
     return true;
+}
+
+/* {"2025": 320000000, ...}: years as keys, whole fen as values. */
+static json_t *check_year_map(struct vctx *v, const char *path, json_t *value)
+{
+    static const struct field fen = {"", FT_FEN, 0};
+    json_t *out = json_object();
+    const char *key;
+    json_t *item;
+    char sub[256];
+    bool ok = true;
+    json_object_foreach(value, key, item) {
+        char *end;
+        long year = strtol(key, &end, 10);
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        if (strlen(key) != 4 || *end != '\0' || year < DATE_MIN_YEAR || year > DATE_MAX_YEAR) {
+            v_error(v, sub, "must be keyed by a year YYYY");
+            ok = false;
+            continue;
+        }
+        json_t *norm = validate_value(v, sub, item, &fen);
+        if (norm == NULL) {
+            ok = false;
+            continue;
+        }
+        json_object_set_new(out, key, norm);
+    }
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
 }
 
 static json_t *check_text(struct vctx *v, const char *path, json_t *value, const struct field *f)
@@ -275,6 +308,7 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
     case FT_PERIOD:
     case FT_USCC:
     case FT_CODE:
+    case FT_EXTERNAL_ID:
         *want = "a string";
         return json_is_string(value);
     case FT_FEN:
@@ -287,6 +321,7 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
         *want = "a number";
         return json_is_number(value);
     case FT_OBJECT:
+    case FT_YEAR_MAP:
         *want = "an object";
         return json_is_object(value);
     case FT_ARRAY:
@@ -361,13 +396,23 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return json_incref(value);
     }
     case FT_CODE:
-        if (!code_ok(json_string_value(value), 32)) {
+        if (!identifier_ok(json_string_value(value), 32, "._-")) {
             v_error(v, path,
                     "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or "
                     "digit");
             return NULL;
         }
         return json_incref(value);
+    case FT_EXTERNAL_ID:
+        if (!identifier_ok(json_string_value(value), 64, "._:-")) {
+            v_error(v, path,
+                    "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter "
+                    "or digit");
+            return NULL;
+        }
+        return json_incref(value);
+    case FT_YEAR_MAP:
+        return check_year_map(v, path, value);
     case FT_OBJECT:
         if (f->flags & F_ANY_KEYS)
             return check_map(v, path, value, f);

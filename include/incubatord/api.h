@@ -30,6 +30,22 @@ extern const struct field api_token_create_body[];
 void api_token_create(struct req *r);
 void api_token_revoke(struct req *r);
 
+/* api_tenants.c */
+extern const struct field api_tenant_put_body[];
+void api_tenant_put_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_tenant_graduate_body[];
+void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_tenant_exit_body[];
+extern const struct query_param api_tenant_list_query[];
+
+/* api_occupancy.c */
+extern const struct field api_occupancy_put_body[];
+void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct query_param api_on_query[]; /* on=DATE */
+
+/* api_policy.c */
+extern const struct query_param api_policy_query[];
+
 /* api_audit.c */
 extern const struct query_param api_audit_query[];
 
