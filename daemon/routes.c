@@ -47,6 +47,13 @@ const struct route routes[] = {
 
     {GET,    "/v1/policy",                        ACCESS_ANY,       0,                       "policy_get",       .query = api_policy_query},
 
+    {POST,   "/v1/policy",                        ACCESS_ADMIN,     ROUTE_BODY,              "policy_create",    .body = api_policy_create_body, .check = api_policy_create_check},
+    {POST,   "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_BODY,              "payout_run_create", .body = api_payout_run_create_body},
+    {GET,    "/v1/payout-runs",                   ACCESS_ADMIN,     0,                       "payout_run_list",  .query = api_page_query},
+    {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get"},
+    {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body},
+    {GET,    "/v1/incubators/{code}/payouts",     ACCESS_INCUBATOR, 0,                       "incubator_payouts", .query = api_page_query},
+
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
 };
 /* clang-format on */

@@ -46,6 +46,7 @@ static int hourly(const struct config *cfg)
 /* clang-format off */
 static const struct job_def jobs[] = {
     {"idempotency_cleanup", JOB_PERIODIC, hourly, 60000},
+    {"payout", JOB_MONTHLY, NULL, 600000},
 };
 /* clang-format on */
 

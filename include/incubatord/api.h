@@ -46,6 +46,12 @@ extern const struct query_param api_on_query[]; /* on=DATE */
 /* api_policy.c */
 extern const struct query_param api_policy_query[];
 
+/* api_payouts.c */
+extern const struct field api_policy_create_body[];
+void api_policy_create_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_payout_run_create_body[];
+extern const struct field api_payout_run_approve_body[];
+
 /* api_audit.c */
 extern const struct query_param api_audit_query[];
 

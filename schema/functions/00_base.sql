@@ -142,13 +142,6 @@ BEGIN
 END;
 $$;
 
--- The last day of history that is frozen because a payout was approved on
--- it, or NULL. (The payouts functions replace this once runs exist.)
-CREATE FUNCTION api.frozen_until() RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT NULL::date
-$$;
-
 /*
  * The entry point. Runs api.<fn>(ctx, args) and turns an api.fail into a
  * reply row, so the daemon handles one shape. With an Idempotency-Key, the

@@ -1,0 +1,88 @@
+/*
+ * Reward payouts and policy versions: the bodies of POST /v1/policy and
+ * POST /v1/payout-runs. The computation, approval and frozen history are
+ * SQL's (schema/functions/60_payouts.sql).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "incubatord/api.h"
+#include "incubatord/http.h"
+
+static const char *const tenant_fields[] = {
+    "electronic_information", "biomedicine", "aerospace", "new_materials", "high_tech_services",
+    "new_energy", "resources_environment", "advanced_manufacturing", "modern_agriculture",
+    "integrated_circuit", "other", NULL};
+
+static const struct field extended_field = {"", FT_ENUM, 0, .values = tenant_fields};
+
+#define TARGET(name) {name, FT_INT, F_REQUIRED, .min = 0, .max = 1000000}
+
+static const struct field plan_targets[] = {
+    TARGET("incubators"),      TARGET("new_tech_enterprises"), TARGET("revenue_over_5m"),
+    TARGET("revenue_over_20m"), TARGET("listed"),              TARGET("new_high_tech"),
+    {NULL},
+};
+
+static const struct field plan_fields[] = {
+    {"from", FT_DATE, F_REQUIRED},
+    {"to", FT_DATE, F_REQUIRED},
+    {"targets", FT_OBJECT, F_REQUIRED, .fields = plan_targets},
+    {NULL},
+};
+
+/* Every field is required: a version states the whole policy. */
+const struct field api_policy_create_body[] = {
+    {"effective_from", FT_PERIOD, F_REQUIRED},
+    {"veto_threshold", FT_RATIO, F_REQUIRED, .min = 1, .max = 10000},
+    {"warning_margin", FT_RATIO, F_REQUIRED, .min = 0, .max = 9999},
+    {"reward_per_graduate_fen", FT_FEN, F_REQUIRED},
+    {"high_tech_bonus_fen", FT_FEN, F_REQUIRED},
+    {"annual_cap_fen", FT_FEN, F_REQUIRED},
+    {"incubation_limit_months", FT_INT, F_REQUIRED, .min = 1, .max = 240},
+    {"extended_limit_months", FT_INT, F_REQUIRED, .min = 1, .max = 240},
+    {"extended_fields", FT_ARRAY, F_REQUIRED, .max = 11, .item = &extended_field},
+    {"entry_max_age_months", FT_INT, F_REQUIRED, .min = 0, .max = 1200},
+    {"graduation_investment_min_fen", FT_FEN, F_REQUIRED},
+    {"graduation_revenue_2y_min_fen", FT_FEN, F_REQUIRED},
+    {"stale_after_days", FT_INT, F_REQUIRED, .min = 1, .max = 3650},
+    {"repeat_hours", FT_INT, F_REQUIRED, .min = 1, .max = 8760},
+    {"plan", FT_OBJECT, F_REQUIRED, .fields = plan_fields},
+    {NULL},
+};
+
+void api_policy_create_check(struct req *r, struct vctx *v, json_t *args)
+{
+    json_t *fields = json_object_get(args, "extended_fields");
+    json_t *plan = json_object_get(args, "plan");
+    size_t i, k;
+    json_t *a, *b;
+    (void)r;
+    if (json_integer_value(json_object_get(args, "extended_limit_months")) <
+        json_integer_value(json_object_get(args, "incubation_limit_months")))
+        v_error(v, "extended_limit_months", "must not be shorter than incubation_limit_months");
+    json_array_foreach(fields, i, a) {
+        json_array_foreach(fields, k, b) {
+            if (k < i && json_equal(a, b)) {
+                char path[48];
+                snprintf(path, sizeof(path), "extended_fields[%zu]", i);
+                v_error(v, path, "%s is listed twice", json_string_value(a));
+                break;
+            }
+        }
+    }
+    const char *from = json_string_value(json_object_get(plan, "from"));
+    const char *to = json_string_value(json_object_get(plan, "to"));
+    if (from && to && strcmp(from, to) > 0)
+        v_error(v, "plan.to", "must not be before plan.from (%s)", from);
+}
+
+const struct field api_payout_run_create_body[] = {
+    {"period", FT_PERIOD, F_REQUIRED},
+    {NULL},
+};
+
+/* Approval takes no fields; an empty object or no body at all. */
+const struct field api_payout_run_approve_body[] = {
+    {NULL},
+};

@@ -1,0 +1,469 @@
+"""Monthly reward payouts: amounts computed here, independently, from the data
+each test pushes through the API, and compared with the daemon's runs."""
+
+import csv
+import io
+import os
+import signal
+import subprocess
+import time
+from fractions import Fraction
+
+import pytest
+
+from conftest import start_daemon
+from harness import Api, assert_problem, run_cli
+
+CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+WEIGHTS = [pow(3, i, 31) for i in range(17)]
+REWARD = 5_000_000
+BONUS = 2_000_000
+CAP = 100_000_000
+
+
+def credit_code(n):
+    """A valid Unified Social Credit Code, different for each n (GB 32100-2015)."""
+    body = "91230100" + "".join(CHARSET[(n // 31 ** k) % 31] for k in range(9))
+    total = sum(CHARSET.index(c) * w for c, w in zip(body, WEIGHTS))
+    return body + CHARSET[(31 - total % 31) % 31]
+
+
+class City:
+    """Registers incubators and tenants and pushes snapshots through the API."""
+
+    def __init__(self, api):
+        self.api = api
+        self.codes = 0
+
+    def incubator(self, code, area=10000, opened="2024-01-01"):
+        r = self.api.post("/v1/incubators", {
+            "code": code, "name": f"孵化器 {code}", "level": "municipal",
+            "kind": "comprehensive", "opened_on": opened, "disposable_area_m2": area,
+            "public_service_area_m2": 0})
+        assert r.status == 201, r
+
+    def tenant(self, inc, ext, tech="2024-01-01", high_tech=None, founded="2023-06-01",
+               admitted="2024-01-01", code=None):
+        if code is None:
+            self.codes += 1
+            code = credit_code(self.codes)
+        r = self.api.put(f"/v1/incubators/{inc}/tenants/{ext}", {
+            "name": f"企业 {ext}", "credit_code": code, "founded_on": founded,
+            "admitted_on": admitted, "field": "other", "tech_certified_on": tech,
+            "high_tech_certified_on": high_tech})
+        assert r.status in (200, 201), r
+        return code
+
+    def snapshot(self, inc, as_of, areas, public_service=0):
+        r = self.api.put(f"/v1/incubators/{inc}/occupancy", {
+            "as_of": as_of, "public_service_area_m2": public_service,
+            "tenants": [{"external_id": k, "area_m2": v} for k, v in areas.items()]})
+        assert r.status == 200, r
+        return r.json()
+
+    def graduate(self, inc, ext, on, basis="investment"):
+        evidence = {"investment_total_fen": 600_000_000} if basis == "investment" else None
+        r = self.api.post(f"/v1/incubators/{inc}/tenants/{ext}/graduation",
+                          {"graduated_on": on, "basis": basis, "evidence": evidence})
+        assert r.status == 200, r
+
+    def run(self, period, expect=(200, 201)):
+        r = self.api.post("/v1/payout-runs", {"period": period})
+        assert r.status in expect, r
+        return r
+
+    def approve(self, period):
+        r = self.api.post(f"/v1/payout-runs/{period}/approve")
+        assert r.status == 200, r
+        return r.json()
+
+
+def line(run, code):
+    return next(l for l in run["lines"] if l["incubator"] == code)
+
+
+@pytest.fixture
+def city(admin):
+    return City(admin)
+
+
+def test_veto_no_data_bonus_and_time_weighted_share(city):
+    # OK: 6,000 of 10,000 m2 tech all month -> 0.6; two graduates, one high-tech.
+    city.incubator("OK-1")
+    city.tenant("OK-1", "A", high_tech="2025-01-01")
+    city.tenant("OK-1", "B")
+    city.tenant("OK-1", "C")
+    city.snapshot("OK-1", "2025-09-01", {"A": 3000, "B": 2000, "C": 1000})
+    city.graduate("OK-1", "A", "2025-10-10", basis="high_tech")
+    city.graduate("OK-1", "B", "2025-10-20")
+    # LOW: 0.6 for the first 10 days of October, then 0.45: the average decides.
+    city.incubator("LOW-1")
+    city.tenant("LOW-1", "X")
+    city.tenant("LOW-1", "Y", tech=None)
+    city.snapshot("LOW-1", "2025-10-01", {"X": 6000})
+    city.snapshot("LOW-1", "2025-10-11", {"X": 4500, "Y": 1000})
+    city.graduate("LOW-1", "X", "2025-10-25")
+    # NONE: registered, never reported.
+    city.incubator("NONE-1")
+
+    run = city.run("2025-10", expect=(201,)).json()
+    assert run["status"] == "draft" and run["policy_version"] == 1
+
+    ok = line(run, "OK-1")
+    assert ok["vetoed"] is False and ok["reason"] is None
+    assert ok["share_average"] == 0.6
+    assert ok["eligible_graduates"] == 2
+    assert ok["base_fen"] == 2 * REWARD + BONUS
+    assert ok["amount_fen"] == 2 * REWARD + BONUS
+    assert {g["external_id"]: g["high_tech"] for g in ok["graduates"]} == {"A": True, "B": False}
+
+    low = line(run, "LOW-1")
+    expected = (Fraction(6000, 10000) * 10 + Fraction(4500, 10000) * 21) / 31
+    assert expected < Fraction(1, 2)
+    assert low["share_average"] == round(float(expected), 4)
+    assert low["vetoed"] is True and low["reason"] == "veto"
+    assert low["eligible_graduates"] == 1 and low["base_fen"] == REWARD
+    assert low["amount_fen"] == 0
+
+    none = line(run, "NONE-1")
+    assert none["vetoed"] is True and none["reason"] == "no_data"
+    assert none["share_average"] is None and none["amount_fen"] == 0
+
+    assert run["total_fen"] == sum(l["amount_fen"] for l in run["lines"])
+    assert run["vetoed"] == ["LOW-1", "NONE-1"]
+
+
+def test_exact_threshold_is_not_a_veto(city):
+    # Exactly 0.5 every day: not below the threshold.
+    city.incubator("EDGE")
+    city.tenant("EDGE", "A")
+    city.snapshot("EDGE", "2025-10-01", {"A": 5000})
+    run = city.run("2025-10").json()
+    assert line(run, "EDGE")["vetoed"] is False
+    assert line(run, "EDGE")["share_average"] == 0.5
+
+
+def test_not_tech_and_entry_age_are_excluded(city):
+    city.incubator("EX")
+    city.tenant("EX", "OK")
+    city.tenant("EX", "LATE-TECH", tech="2025-10-21")  # certified after graduating
+    city.tenant("EX", "OLD", founded="2019-01-01", admitted="2024-01-01")  # 60 months > 24
+    city.tenant("EX", "BIG", tech=None)
+    city.snapshot("EX", "2025-10-01", {"OK": 3000, "LATE-TECH": 1000, "OLD": 2000, "BIG": 1000})
+    for ext in ("OK", "LATE-TECH", "OLD", "BIG"):
+        city.graduate("EX", ext, "2025-10-20")
+    run = city.run("2025-10").json()
+    reasons = {g["external_id"]: (g["eligible"], g["reason"]) for g in line(run, "EX")["graduates"]}
+    assert reasons == {"OK": (True, None), "LATE-TECH": (False, "not_tech"),
+                       "OLD": (False, "entry_age"), "BIG": (False, "not_tech")}
+    assert line(run, "EX")["amount_fen"] == REWARD
+
+
+def test_already_rewarded_only_once_the_earlier_run_is_approved(city):
+    city.incubator("FIRST")
+    city.incubator("SECOND")
+    code = city.tenant("FIRST", "E1", founded="2024-06-01", admitted="2024-07-01",
+                       tech="2024-07-01")
+    city.tenant("FIRST", "F1")
+    city.snapshot("FIRST", "2025-08-01", {"E1": 4000, "F1": 5000})
+    city.graduate("FIRST", "E1", "2025-08-15")
+    r = city.api.post("/v1/incubators/FIRST/tenants/E1/exit",
+                      {"exited_on": "2025-08-20", "reason": "relocated"})
+    assert r.status == 200, r
+    # The same enterprise is admitted at SECOND and graduates again in September.
+    city.tenant("SECOND", "E2", code=code, founded="2024-06-01", admitted="2025-08-21",
+                tech="2024-07-01")
+    city.tenant("SECOND", "F2")
+    city.snapshot("SECOND", "2025-08-21", {"E2": 3000, "F2": 3000})
+    city.graduate("SECOND", "E2", "2025-09-15")
+
+    city.run("2025-08")
+    sept = city.run("2025-09").json()
+    g = line(sept, "SECOND")["graduates"][0]
+    assert g["eligible"] is True, "the August run is only a draft"
+
+    city.approve("2025-08")
+    sept = city.run("2025-09").json()
+    g = line(sept, "SECOND")["graduates"][0]
+    assert (g["eligible"], g["reason"]) == (False, "already_rewarded")
+    assert line(sept, "SECOND")["amount_fen"] == 0
+
+
+def test_earliest_graduation_in_one_run_counts(city):
+    city.incubator("B-2")
+    city.incubator("A-1")
+    code = credit_code(9999)
+    city.tenant("B-2", "T", code=code)
+    city.tenant("A-1", "T", code=code)
+    city.snapshot("B-2", "2025-10-01", {"T": 6000})
+    city.snapshot("A-1", "2025-10-01", {"T": 6000})
+    city.graduate("B-2", "T", "2025-10-05")
+    city.graduate("A-1", "T", "2025-10-05")  # same day: the lower code wins
+    run = city.run("2025-10").json()
+    assert line(run, "A-1")["graduates"][0]["eligible"] is True
+    assert line(run, "B-2")["graduates"][0]["reason"] == "already_rewarded"
+
+
+POLICY = {
+    "veto_threshold": 0.5, "warning_margin": 0.05, "reward_per_graduate_fen": REWARD,
+    "high_tech_bonus_fen": BONUS, "annual_cap_fen": CAP, "incubation_limit_months": 48,
+    "extended_limit_months": 60,
+    "extended_fields": ["biomedicine", "modern_agriculture", "integrated_circuit"],
+    "entry_max_age_months": 24, "graduation_investment_min_fen": 500_000_000,
+    "graduation_revenue_2y_min_fen": 1_000_000_000, "stale_after_days": 35, "repeat_hours": 24,
+    "plan": {"from": "2015-01-01", "to": "2017-12-31",
+             "targets": {"incubators": 60, "new_tech_enterprises": 1000, "revenue_over_5m": 600,
+                         "revenue_over_20m": 100, "listed": 30, "new_high_tech": 120}}}
+
+
+def test_cap_across_months_and_its_reset_in_january(city):
+    r = city.api.post("/v1/policy", dict(POLICY, effective_from="2024-11",
+                                         annual_cap_fen=12_000_000))
+    assert r.status == 201, r
+    city.incubator("CAP")
+    for i in range(6):
+        city.tenant("CAP", f"T{i}")
+    city.snapshot("CAP", "2024-11-01", {f"T{i}": 1000 for i in range(6)})
+    # 2 graduates in Nov 2024 (10M), 1 in Dec 2024 (5M, 2M left), 2 in Jan 2025 (new year).
+    city.graduate("CAP", "T0", "2024-11-05")
+    city.graduate("CAP", "T1", "2024-11-06")
+    city.graduate("CAP", "T2", "2024-12-05")
+    city.graduate("CAP", "T3", "2025-01-05")
+    city.graduate("CAP", "T4", "2025-01-06")
+    nov = city.run("2024-11").json()
+    assert line(nov, "CAP")["amount_fen"] == 10_000_000
+    city.approve("2024-11")
+    dec = line(city.run("2024-12").json(), "CAP")
+    assert (dec["base_fen"], dec["cap_remaining_fen"], dec["amount_fen"], dec["reason"]) == \
+        (5_000_000, 2_000_000, 2_000_000, "cap")
+    city.approve("2024-12")
+    jan = line(city.run("2025-01").json(), "CAP")
+    assert (jan["cap_remaining_fen"], jan["amount_fen"], jan["reason"]) == \
+        (12_000_000, 10_000_000, None)
+
+
+def test_policy_change_applies_from_its_month_only(city):
+    r = city.api.post("/v1/policy", dict(POLICY, effective_from="2025-07",
+                                         reward_per_graduate_fen=6_000_000))
+    assert r.status == 201, r
+    version = r.json()["version"]
+    city.incubator("POL")
+    city.tenant("POL", "J")
+    city.tenant("POL", "K")
+    city.snapshot("POL", "2025-06-01", {"J": 3000, "K": 3000})
+    city.graduate("POL", "J", "2025-06-30")
+    city.graduate("POL", "K", "2025-07-01")
+    june, july = city.run("2025-06").json(), city.run("2025-07").json()
+    assert june["policy_version"] == 1 and line(june, "POL")["amount_fen"] == REWARD
+    assert july["policy_version"] == version and line(july, "POL")["amount_fen"] == 6_000_000
+    assert city.api.get("/v1/policy?period=2025-06").json()["version"] == 1
+    assert city.api.get("/v1/policy?period=2025-07").json()["version"] == version
+
+
+def test_recomputing_a_draft_replaces_it(city, sql):
+    city.incubator("RE")
+    city.tenant("RE", "A")
+    city.tenant("RE", "B")
+    city.snapshot("RE", "2025-10-01", {"A": 6000, "B": 100})
+    city.graduate("RE", "A", "2025-10-03")
+    first = city.run("2025-10", expect=(201,)).json()
+    assert first["total_fen"] == REWARD
+    city.graduate("RE", "B", "2025-10-04")
+    second = city.run("2025-10", expect=(200,))
+    assert second.header("Location") == "/v1/payout-runs/2025-10"
+    assert second.json()["total_fen"] == 2 * REWARD
+    assert sql.execute("SELECT count(*) FROM payout_graduates").fetchone()[0] == 2
+
+
+def test_unfinished_month_and_approved_run_are_refused(city):
+    today = time.strftime("%Y-%m")
+    assert_problem(city.api.post("/v1/payout-runs", {"period": today}), 422, "period")
+    assert_problem(city.api.post("/v1/payout-runs", {"period": "2999-01"}), 422, "period")
+    city.incubator("Q")
+    city.run("2025-10")
+    city.approve("2025-10")
+    assert_problem(city.api.post("/v1/payout-runs", {"period": "2025-10"}), 409)
+    assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert_problem(city.api.post("/v1/payout-runs/2025-09/approve"), 404)
+
+
+def test_bad_input(city, daemon, sql):
+    city.incubator("BAD")
+    tok = city.api.post("/v1/incubators/BAD/tokens", {"name": "x"}).json()["token"]
+    assert_problem(city.api.post("/v1/payout-runs", {"period": "2025-13"}), 422, "period")
+    assert_problem(city.api.post("/v1/payout-runs", {"period": 202510}), 422, "period")
+    assert_problem(city.api.post("/v1/payout-runs", {"period": "2025-10", "x": 1}), 422, "x")
+    assert_problem(city.api.post("/v1/payout-runs", {}), 422, "period")
+    assert_problem(daemon.request("POST", "/v1/payout-runs", token=daemon.admin_token,
+                                  body='{"period": '), 400)
+    assert_problem(daemon.request("POST", "/v1/payout-runs", token=daemon.admin_token,
+                                  body='{"period": "2025-10", "period": "2025-09"}'), 400)
+    assert_problem(Api(daemon, tok).post("/v1/payout-runs", {"period": "2025-10"}), 403)
+    assert_problem(Api(daemon, "ikd_" + "x" * 43).post("/v1/payout-runs",
+                                                        {"period": "2025-10"}), 401)
+    assert_problem(daemon.request("POST", "/v1/payout-runs", token=daemon.admin_token,
+                                  body=b"x" * (1024 * 1024 + 1)), 413)
+    assert_problem(city.api.get("/v1/payout-runs/2025-13"), 404)
+    assert_problem(city.api.get("/v1/payout-runs?limit=0"), 400)
+    bad = dict(POLICY, effective_from="2026-01", veto_threshold=1.5)
+    assert_problem(city.api.post("/v1/policy", bad), 422, "veto_threshold")
+    bad = dict(POLICY, effective_from="2026-01", annual_cap_fen=1.5)
+    assert_problem(city.api.post("/v1/policy", bad), 422, "annual_cap_fen")
+    bad = {k: v for k, v in POLICY.items() if k != "plan"}
+    bad["effective_from"] = "2026-01"
+    assert_problem(city.api.post("/v1/policy", bad), 422, "plan")
+    bad = dict(POLICY, effective_from="2026-01", extended_fields=["biomedicine", "space"])
+    assert_problem(city.api.post("/v1/policy", bad), 422, "extended_fields[1]")
+    assert_problem(Api(daemon, tok).post("/v1/policy", dict(POLICY, effective_from="2026-01")),
+                   403)
+    assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 0
+    assert sql.execute("SELECT count(*) FROM policies").fetchone()[0] == 1
+
+
+def test_approval_freezes_history(city, daemon):
+    city.incubator("FZ")
+    city.tenant("FZ", "A", admitted="2024-03-01")
+    city.tenant("FZ", "B")
+    city.snapshot("FZ", "2025-09-01", {"A": 6000})
+    city.run("2025-09")
+    approved = city.approve("2025-09")
+    assert approved["status"] == "approved" and approved["approved_by"] == "test-admin"
+    frozen = [
+        ("PUT", "/v1/incubators/FZ/occupancy",
+         {"as_of": "2025-09-30", "public_service_area_m2": 0, "tenants": []}),
+        ("POST", "/v1/incubators/FZ/tenants/B/graduation",
+         {"graduated_on": "2025-09-30", "basis": "investment",
+          "evidence": {"investment_total_fen": 600_000_000}}),
+        ("POST", "/v1/incubators/FZ/tenants/B/exit",
+         {"exited_on": "2025-09-30", "reason": "closed"}),
+        ("PATCH", "/v1/incubators/FZ",
+         {"disposable_area_m2": 9000, "effective_on": "2025-09-30"}),
+        ("PUT", "/v1/incubators/FZ/tenants/A",  # admitted_on moves across the frozen end
+         {"name": "企业 A", "credit_code": credit_code(1), "founded_on": "2023-06-01",
+          "admitted_on": "2025-10-02", "field": "other", "tech_certified_on": "2024-01-01"}),
+        ("POST", "/v1/policy", dict(POLICY, effective_from="2025-09")),
+    ]
+    for method, path, body in frozen:
+        assert_problem(city.api.call(method, path, body), 409)
+    # After the frozen end, and new tenants admitted long ago, are fine.
+    city.snapshot("FZ", "2025-10-01", {"A": 6000})
+    city.tenant("FZ", "NEW", admitted="2024-02-01")
+    assert city.api.post("/v1/policy", dict(POLICY, effective_from="2025-10")).status == 201
+    # The approved run never changes.
+    city.graduate("FZ", "B", "2025-10-15")
+    assert city.api.get("/v1/payout-runs/2025-09").json() == approved
+
+
+def test_approving_out_of_order_is_refused(city):
+    city.incubator("ORD")
+    city.run("2025-08")
+    city.run("2025-09")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-09/approve"), 409)
+    assert "2025-08" in p["detail"]
+    city.approve("2025-08")
+    city.approve("2025-09")
+    runs = city.api.get("/v1/payout-runs").json()["items"]
+    assert [(r["period"], r["status"]) for r in runs] == [("2025-09", "approved"),
+                                                         ("2025-08", "approved")]
+
+
+def test_csv_export(city, daemon):
+    city.incubator("CSV-1")
+    r = city.api.patch("/v1/incubators/CSV-1", {"name": '哈尔滨 "创新", 孵化器'})
+    assert r.status == 200
+    city.incubator("CSV-2")
+    for inc in ("CSV-1", "CSV-2"):
+        city.tenant(inc, "A", high_tech="2024-01-01")
+        city.snapshot(inc, "2025-10-01", {"A": 7000})
+        city.graduate(inc, "A", "2025-10-09", basis="high_tech")
+    run = city.run("2025-10").json()
+    r = daemon.request("GET", "/v1/payout-runs/2025-10", token=daemon.admin_token,
+                       headers={"Accept": "text/csv"})
+    assert r.status == 200
+    assert r.header("Content-Type") == "text/csv; charset=utf-8"
+    assert r.body.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(r.body[3:].decode("utf-8"), newline="")))
+    assert list(rows[0].keys()) == ["period", "incubator", "name", "share_average",
+                                    "days_with_data", "vetoed", "eligible_graduates", "base_cny",
+                                    "amount_cny", "reason"]
+    assert rows[0]["name"] == '哈尔滨 "创新", 孵化器'
+    assert sum(Fraction(row["amount_cny"]) for row in rows) * 100 == run["total_fen"]
+    assert rows[0]["amount_cny"] == "70000.00"
+
+
+def test_incubator_reads_its_own_approved_lines(city, daemon):
+    city.incubator("OWN")
+    city.incubator("OTHER")
+    tok = city.api.post("/v1/incubators/OWN/tokens", {"name": "erp"}).json()["token"]
+    own = Api(daemon, tok)
+    city.run("2025-10")
+    assert own.get("/v1/incubators/OWN/payouts").json()["items"] == []
+    city.approve("2025-10")
+    items = own.get("/v1/incubators/OWN/payouts").json()["items"]
+    assert [i["period"] for i in items] == ["2025-10"] and items[0]["reason"] == "no_data"
+    assert_problem(own.get("/v1/incubators/OTHER/payouts"), 403)
+    assert_problem(own.get("/v1/payout-runs/2025-10"), 403)
+
+
+def previous_month(t=None):
+    y, m = time.localtime(t)[:2]
+    return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"
+
+
+SCHEDULE = "[schedule]\ntimezone = UTC\npayout_day = 1\npayout_hour = 0"
+
+
+def wait_for(pred, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    return pred()
+
+
+def test_missed_run_is_computed_at_start_by_one_of_two_daemons(pg, db, workdir, sql):
+    # Due on the 1st at 00:00 UTC: whatever today is, last month's run is due.
+    a = start_daemon(pg, db, workdir, SCHEDULE)
+    b = start_daemon(pg, db, workdir, SCHEDULE)
+    try:
+        period = previous_month(time.time())
+        assert wait_for(lambda: sql.execute(
+            "SELECT count(*) FROM payout_runs").fetchone()[0] == 1)
+        time.sleep(1.5)  # both daemons have had their chance
+        rows = sql.execute("SELECT to_char(period, 'YYYY-MM'), status, computed_by "
+                           "FROM payout_runs").fetchall()
+        assert rows == [(period, "draft", "scheduler")]
+        audits = sql.execute("SELECT count(*) FROM audit_log WHERE summary LIKE "
+                             "'computed payout run % on schedule%'").fetchone()[0]
+        assert audits == 1
+        logs = a.log() + b.log()
+        assert logs.count(f"payout run {period} draft:") == 1
+    finally:
+        assert a.stop() == 0
+        assert b.stop() == 0
+
+
+FAKETIME = "/usr/bin/faketime"
+
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME), reason="faketime is not installed")
+def test_two_daemons_racing_at_the_scheduled_time_make_one_run(pg, db, workdir, sql):
+    # Both clocks start two seconds before 2027-03-01 00:00 UTC; the February run
+    # becomes due while both run. (A run for January exists, so start-up catch-up
+    # has nothing to do.)
+    sql.execute("INSERT INTO payout_runs (period, status, policy_version, computed_at, "
+                "computed_by, total_fen) VALUES ('2027-01-01', 'draft', 1, now(), 'x', 0)")
+    env = dict(os.environ, FAKETIME_DONT_FAKE_MONOTONIC="1", TZ="UTC")
+    prefix = (FAKETIME, "-f", "@2027-02-28 23:59:58")
+    daemons = [start_daemon(pg, db, workdir, SCHEDULE, env=env, command_prefix=prefix)
+               for _ in range(2)]
+    try:
+        assert wait_for(lambda: sql.execute(
+            "SELECT count(*) FROM payout_runs WHERE period = '2027-02-01'").fetchone()[0] == 1)
+        time.sleep(1.5)
+        assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 2
+    finally:
+        for d in daemons:
+            d.stop()
