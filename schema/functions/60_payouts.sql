@@ -26,6 +26,24 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT (period + interval '1 month' - interval '1 day')::date
 $$;
 
+-- A cursor over periods: the first day of the month it names.
+CREATE FUNCTION api.cursor_period(c text) RETURNS date
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    k text := api.cursor_decode(c);
+BEGIN
+    IF k IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF k !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN
+        PERFORM api.fail(400, 'cursor is not one this API returned',
+                         json_build_array(json_build_object('field', 'cursor',
+                                                            'message', 'is not valid')));
+    END IF;
+    RETURN (k || '-01')::date;
+END;
+$$;
+
 CREATE FUNCTION api.period_text(period date) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT to_char(period, 'YYYY-MM')
@@ -363,7 +381,7 @@ $$;
 CREATE FUNCTION api.payout_run_list(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    before text := api.cursor_decode(args->>'cursor');
+    before date := api.cursor_period(args->>'cursor');
     result json;
 BEGIN
     SELECT api.page(array_agg(api.payout_run_summary(r) ORDER BY r.period DESC),
@@ -371,12 +389,9 @@ BEGIN
                     (args->>'limit')::int)
       INTO result
       FROM (SELECT * FROM payout_runs
-             WHERE before IS NULL OR period < (before || '-01')::date
+             WHERE before IS NULL OR period < before
              ORDER BY period DESC LIMIT (args->>'limit')::int + 1) r;
     RETURN api.ok(200, result);
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-    PERFORM api.fail(400, 'cursor is not one this API returned');
-    RETURN NULL;
 END;
 $$;
 
@@ -444,7 +459,7 @@ CREATE FUNCTION api.incubator_payouts(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     incubator bigint := api.incubator_id(args->>'code');
-    before text := api.cursor_decode(args->>'cursor');
+    before date := api.cursor_period(args->>'cursor');
     result json;
 BEGIN
     SELECT api.page(array_agg(item ORDER BY period DESC),
@@ -458,12 +473,9 @@ BEGIN
                     || api.payout_line_json(l)::jsonb)::json AS item
               FROM payout_lines l JOIN payout_runs r ON r.period = l.period
              WHERE l.incubator_id = incubator AND r.status = 'approved'
-               AND (before IS NULL OR l.period < (before || '-01')::date)
+               AND (before IS NULL OR l.period < before)
              ORDER BY l.period DESC LIMIT (args->>'limit')::int + 1) x;
     RETURN api.ok(200, result);
-EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
-    PERFORM api.fail(400, 'cursor is not one this API returned');
-    RETURN NULL;
 END;
 $$;
 
