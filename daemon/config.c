@@ -135,8 +135,12 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
         hl = (size_t)(close - h);
         colon = close + 1;
     } else {
-        colon = strrchr(listen, ':');
-        if (colon == NULL)
+        /*
+         * One colon only: an IPv6 address goes in brackets, since "::1:8080"
+         * or "fe80::1:80" could as well be an address without its port.
+         */
+        colon = strchr(listen, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
             return false;
         hl = (size_t)(colon - listen);
     }
