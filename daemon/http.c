@@ -335,6 +335,16 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     evhttp_add_header(out, "Cache-Control", "no-store");
     if (srv->draining)
         evhttp_add_header(out, "Connection", "close");
+    /*
+     * To CONNECT (a tunnel, to evhttp) evhttp sends neither a Content-Length
+     * nor a close: the client would wait for the end of the problem+json
+     * body until the idle timeout.
+     */
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_CONNECT) {
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", r->reply_bytes);
+        evhttp_add_header(out, "Content-Length", len);
+    }
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     access_log(r);
