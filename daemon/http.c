@@ -793,7 +793,9 @@ static void serve(struct req *r)
                                    NULL);
                 return;
             }
-            r->body = json_loadb(r->raw_body, r->raw_body_len, JSON_REJECT_DUPLICATES, &err);
+            /* Any JSON value parses: a well-formed non-object is a 422 below, not a 400. */
+            r->body = json_loadb(r->raw_body, r->raw_body_len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
             if (r->body == NULL) {
                 char detail[300];
                 if (json_error_code(&err) == json_error_duplicate_key)
