@@ -84,8 +84,8 @@ class PgCluster:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def connect(self, dbname="postgres", **kw):
-        return psycopg.connect(self.conninfo(dbname), autocommit=True, **kw)
+    def connect(self, dbname="postgres", autocommit=True, **kw):
+        return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, **kw)
 
     def create_database(self, name, template=None):
         with self.connect() as c:
