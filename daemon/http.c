@@ -161,6 +161,13 @@ static void connection_freed(void *arg)
     if (t->writable)
         event_free(t->writable);
     free(t);
+    /*
+     * libevent finalizes a freed bufferevent later, and those of the
+     * connections still open at exit only in event_base_free(), after
+     * http_free(): there is nothing left to count then.
+     */
+    if (srv->http == NULL)
+        return;
     srv->http->open_connections--;
     pause_or_resume(srv);
 }
