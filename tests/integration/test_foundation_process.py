@@ -5,6 +5,7 @@ the per-request deadline, answers on connections that close, and /metrics.
 Requests are made slow for real: the test locks the incubators table in a
 transaction of its own, so the daemon's statements wait on PostgreSQL."""
 
+import contextlib
 import json
 import signal
 import socket
@@ -54,6 +55,24 @@ class TableLock:
         self.conn.close()
 
 
+@contextlib.contextmanager
+def held_requests(pg, db, d, n, workers=None):
+    """Sends n GETs of HRB-001 that the daemon cannot finish: the test holds a
+    lock on incubators until the block ends (or calls lock.release()).
+    Yields (lock, futures, pool); pool takes more work while the lock is held."""
+    lock = TableLock(pg, db)
+    with ThreadPoolExecutor(workers or n) as pool:
+        try:
+            futures = [pool.submit(d.request, "GET", "/v1/incubators/HRB-001",
+                                   token=d.admin_token, timeout=30) for _ in range(n)]
+            if n:
+                wait_for(lambda: lock.waiting() == 1, 10, "a request to wait for the lock")
+            yield lock, futures, pool
+        finally:
+            if not lock.conn.closed:
+                lock.release()
+
+
 def raw_exchange(port, request, rcvbuf=None, read_delay=0, timeout=10):
     """Sends raw bytes; reads until the server closes. Returns (head, body)."""
     with socket.socket() as s:
@@ -79,36 +98,28 @@ def test_sigterm_finishes_in_flight_requests(pg, db, workdir, daemons, sql):
     d = daemons(pg, db, workdir, slow_config(request_timeout_ms=20000, shutdown_timeout_ms=20000,
                                              pool_size=1))
     ready_with_incubator(d)
-    lock = TableLock(pg, db)
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            gets = [pool.submit(d.request, "GET", "/v1/incubators/HRB-001", token=d.admin_token,
-                                timeout=30) for _ in range(3)]
-            post = pool.submit(d.request, "POST", "/v1/incubators", token=d.admin_token,
-                               json_body=incubator_body("HRB-002"), timeout=30)
-            # All four are in the daemon (one on the connection, three queued).
-            wait_for(lambda: d.metrics()["incubatord_http_requests_in_flight"] == 5, 10,
-                     "four requests in flight")
-            assert lock.waiting() == 1
-            d.kill(signal.SIGTERM)
-            d.wait_log("shutdown: SIGTERM received; finishing 4 request(s) in flight")
-            # No new connection is accepted, and the daemon waits for the four.
-            with pytest.raises(ConnectionRefusedError):
-                socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
-            time.sleep(0.3)
-            assert d.proc.poll() is None
-            assert not any(f.done() for f in gets + [post])
-            lock.release()
-            for f in gets:
-                r = f.result(30)
-                assert r.status == 200, r
-                assert r.json()["code"] == "HRB-001"
-                assert r.header("Connection") == "close"
-            r = post.result(30)
-            assert r.status == 201 and r.json()["code"] == "HRB-002", r
-    finally:
-        if not lock.conn.closed:
-            lock.release()
+    with held_requests(pg, db, d, 3, workers=4) as (lock, gets, pool):
+        post = pool.submit(d.request, "POST", "/v1/incubators", token=d.admin_token,
+                           json_body=incubator_body("HRB-002"), timeout=30)
+        # All four are in the daemon (one on the connection, three queued).
+        wait_for(lambda: d.metrics()["incubatord_http_requests_in_flight"] == 5, 10,
+                 "four requests in flight")
+        d.kill(signal.SIGTERM)
+        d.wait_log("shutdown: SIGTERM received; finishing 4 request(s) in flight")
+        # No new connection is accepted, and the daemon waits for the four.
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", d.port), timeout=2).close()
+        time.sleep(0.3)
+        assert d.proc.poll() is None
+        assert not any(f.done() for f in gets + [post])
+        lock.release()
+        for f in gets:
+            r = f.result(30)
+            assert r.status == 200, r
+            assert r.json()["code"] == "HRB-001"
+            assert r.header("Connection") == "close"
+        r = post.result(30)
+        assert r.status == 201 and r.json()["code"] == "HRB-002", r
     assert d.proc.wait(15) == 0
     assert "incubatord stopped" in d.log()
     assert sql.execute("SELECT count(*) FROM incubators WHERE code = 'HRB-002'").fetchone()[0] == 1
@@ -141,44 +152,43 @@ def test_sigterm_gives_up_after_the_shutdown_timeout(pg, db, workdir, daemons):
     d = daemons(pg, db, workdir, slow_config(request_timeout_ms=20000, shutdown_timeout_ms=300,
                                              pool_size=1))
     ready_with_incubator(d)
-    lock = TableLock(pg, db)
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            stuck = pool.submit(d.request, "GET", "/v1/incubators/HRB-001", token=d.admin_token,
-                                timeout=30)
-            wait_for(lambda: lock.waiting() == 1, 10, "the request to wait")
-            started = time.monotonic()
-            d.kill(signal.SIGTERM)
-            code = d.proc.wait(10)
-            assert time.monotonic() - started < 5
-            assert code == 0
-            assert "still in flight after 300 ms; exiting" in d.log()
-            # The client is not left hanging: its connection is closed.
-            with pytest.raises((ConnectionError, OSError)) as e:
-                r = stuck.result(10)
-                raise ConnectionError(f"answered {r}")
-            assert "answered" not in str(e.value)
-    finally:
-        lock.release()
+    with held_requests(pg, db, d, 1) as (lock, (stuck,), pool):
+        started = time.monotonic()
+        d.kill(signal.SIGTERM)
+        assert d.proc.wait(10) == 0
+        assert time.monotonic() - started < 5
+        assert "still in flight after 300 ms; exiting" in d.log()
+        # The client is not left hanging: its connection is closed, unanswered.
+        with pytest.raises((ConnectionError, OSError)):
+            stuck.result(10)
 
 
 def test_second_sigterm_exits_now(pg, db, workdir, daemons):
     d = daemons(pg, db, workdir, slow_config(request_timeout_ms=20000, shutdown_timeout_ms=20000,
                                              pool_size=1))
     ready_with_incubator(d)
-    lock = TableLock(pg, db)
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(d.request, "GET", "/v1/incubators/HRB-001", token=d.admin_token,
-                        timeout=30)
-            wait_for(lambda: lock.waiting() == 1, 10, "the request to wait")
-            d.kill(signal.SIGTERM)
-            d.wait_log("shutdown: SIGTERM received")
-            d.kill(signal.SIGTERM)
-            assert d.proc.wait(5) == 1
-            assert "second SIGTERM, exiting without waiting" in d.log()
-    finally:
-        lock.release()
+    with held_requests(pg, db, d, 1):
+        d.kill(signal.SIGTERM)
+        d.wait_log("shutdown: SIGTERM received")
+        d.kill(signal.SIGTERM)
+        assert d.proc.wait(5) == 1
+        assert "second SIGTERM, exiting without waiting" in d.log()
+
+
+def test_full_queue_is_refused_at_once(pg, db, workdir, daemons):
+    d = daemons(pg, db, workdir, slow_config(request_timeout_ms=20000, pool_size=1,
+                                             max_queue=1))
+    ready_with_incubator(d)
+    # One request on the connection, one in the queue: the queue is full.
+    with held_requests(pg, db, d, 2):
+        wait_for(lambda: d.metrics()["incubatord_db_queue_length"] == 1, 10, "a queued request")
+        started = time.monotonic()
+        r = d.request("GET", "/v1/incubators/HRB-001", token=d.admin_token)
+        assert time.monotonic() - started < 2  # not after the 20 s request timeout
+        p = assert_problem(r, 503)
+        assert "waiting" in p["detail"] and r.header("Retry-After")
+        # What needs no database is served meanwhile.
+        assert d.request("GET", "/healthz").status == 200
 
 
 # ---- SIGHUP ----
@@ -322,28 +332,26 @@ def test_request_deadline_when_no_connection_is_free(pg, db, workdir, daemons, s
     d = daemons(pg, db, workdir, slow_config(request_timeout_ms=500, pool_size=1,
                                              statement_timeout_ms=60000))
     ready_with_incubator(d)
-    cold = create_token(Api(d, d.admin_token), "HRB-001")["token"]  # never used: not in the cache
-    lock = TableLock(pg, db)
-    try:
-        with ThreadPoolExecutor(5) as pool:
-            def timed(method, path, token, body=None):
-                started = time.monotonic()
-                r = d.request(method, path, token=token, json_body=body, timeout=30)
-                return r, time.monotonic() - started
-            futures = [pool.submit(timed, "GET", "/v1/incubators/HRB-001", d.admin_token)
-                       for _ in range(3)]
-            futures.append(pool.submit(timed, "POST", "/v1/incubators", d.admin_token,
-                                       incubator_body("HRB-009")))
-            futures.append(pool.submit(timed, "GET", "/v1/incubators/HRB-001", cold))
-            for f in futures:
-                r, took = f.result(30)
-                p = assert_problem(r, 503)
-                assert p["type"].endswith(":unavailable")
-                assert r.header("Retry-After") and int(r.header("Retry-After")) >= 1
-                # About the request timeout; never the client's own 30 s.
-                assert 0.4 <= took < 3.0, took
-    finally:
-        lock.release()
+    cold = create_token(Api(d, d.admin_token), "HRB-001")["token"]  # never used: not cached
+
+    def timed(method, path, token, body=None):
+        started = time.monotonic()
+        r = d.request(method, path, token=token, json_body=body, timeout=30)
+        return r, time.monotonic() - started
+
+    with held_requests(pg, db, d, 0, workers=5) as (lock, _, pool):
+        futures = [pool.submit(timed, "GET", "/v1/incubators/HRB-001", d.admin_token)
+                   for _ in range(3)]
+        futures.append(pool.submit(timed, "POST", "/v1/incubators", d.admin_token,
+                                   incubator_body("HRB-009")))
+        futures.append(pool.submit(timed, "GET", "/v1/incubators/HRB-001", cold))
+        for f in futures:
+            r, took = f.result(30)
+            p = assert_problem(r, 503)
+            assert p["type"].endswith(":unavailable")
+            assert r.header("Retry-After") and int(r.header("Retry-After")) >= 1
+            # About the request timeout; never the client's own 30 s.
+            assert 0.4 <= took < 3.0, took
     # Once the lock is gone the daemon serves again by itself.
     wait_for(lambda: d.request("GET", "/v1/incubators/HRB-001", token=d.admin_token).status
              == 200, 10, "the daemon to serve again")
