@@ -411,3 +411,16 @@ def test_cli_tokens_are_accepted_by_the_api(daemon, admin):
                     "cli-made").stdout.strip()
     assert daemon.request("GET", "/v1/incubators/HRB-001", token=token).status == 200
     assert_problem(daemon.request("GET", "/v1/incubators", token=token), 403)
+
+
+def test_request_ids(daemon):
+    r = daemon.request("GET", "/nope", headers={"X-Request-Id": "lb-1234abcd"})
+    assert r.header("X-Request-Id") == "lb-1234abcd"
+    assert assert_problem(r, 404)["request_id"] == "lb-1234abcd"
+    assert "req=lb-1234abcd " in daemon.log()
+    # An unusable id (too short, too long, odd characters) is replaced by one of ours.
+    for given in ("short", "x" * 33, "has space 123", "semi;colon;123"):
+        r = daemon.request("GET", "/nope", headers={"X-Request-Id": given})
+        ours = r.header("X-Request-Id")
+        assert ours != given and len(ours) == 16 and int(ours, 16) >= 0
+        assert assert_problem(r, 404)["request_id"] == ours

@@ -326,6 +326,52 @@ def test_large_answer_to_a_slow_reader_then_close(daemon, admin, sql):
     assert len(body) > 300000
 
 
+def test_client_gone_while_its_request_waits(pg, db, workdir, daemons):
+    """The answer of a request whose client left is still made once, then dropped."""
+    d = daemons(pg, db, workdir, slow_config(request_timeout_ms=20000, pool_size=1))
+    ready_with_incubator(d)
+    lock = TableLock(pg, db)
+    try:
+        clients = []
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+            s.sendall(f"GET /v1/incubators/HRB-001 HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {d.admin_token}\r\n\r\n".encode())
+            clients.append(s)
+        wait_for(lambda: lock.waiting() == 1, 10, "a request to wait")
+        for s in clients:
+            s.close()
+        # evhttp does not read while a request is being served: the requests
+        # stay in flight, to be answered (into the void) once they can be.
+        time.sleep(0.3)
+        assert d.metrics()["incubatord_http_requests_in_flight"] == 4
+    finally:
+        lock.release()
+    wait_for(lambda: d.metrics()["incubatord_http_requests_in_flight"] == 1, 10,
+             "the three requests to finish")
+    wait_for(lambda: d.metrics()["incubatord_http_connections_open"] == 1, 10,
+             "the clients' connections to be closed")
+    assert d.log().count('"GET /v1/incubators/HRB-001" 200') == 4
+    assert d.request("GET", "/v1/incubators/HRB-001", token=d.admin_token).status == 200
+    assert d.stop() == 0
+
+
+def test_client_gone_during_a_large_answer(daemon, admin, sql):
+    sql.execute("INSERT INTO incubators (code, name, level, kind, opened_on) "
+                "SELECT 'C-' || lpad(g::text, 4, '0'), repeat('孵', 200), 'district', "
+                "'maker_space', '2024-01-01' FROM generate_series(1, 500) g")
+    for _ in range(5):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", daemon.port))
+            s.sendall(f"GET /v1/incubators?limit=500 HTTP/1.1\r\nHost: x\r\n"
+                      f"Authorization: Bearer {admin.token}\r\n\r\n".encode())
+            s.recv(100)  # the answer has started; leave in the middle of it
+    wait_for(lambda: daemon.metrics()["incubatord_http_connections_open"] == 1, 10,
+             "the abandoned connections to be closed")
+    assert daemon.request("GET", "/v1/incubators?limit=1", token=admin.token).status == 200
+
+
 # ---- the request deadline ----
 
 def test_request_deadline_when_no_connection_is_free(pg, db, workdir, daemons, sql):
