@@ -405,6 +405,28 @@ def test_request_deadline_when_no_connection_is_free(pg, db, workdir, daemons, s
         == 0
 
 
+def test_a_write_answered_503_is_not_committed_later(pg, db, workdir, daemons, sql):
+    """A write whose deadline passed while it waited in PostgreSQL was answered
+    503 ("retry"): it must not be committed afterwards behind the client's back."""
+    d = daemons(pg, db, workdir, slow_config(request_timeout_ms=500, pool_size=2,
+                                             statement_timeout_ms=60000))
+    ready_with_incubator(d)
+    lock = TableLock(pg, db)
+    try:
+        r = d.request("POST", "/v1/incubators", token=d.admin_token,
+                      json_body=incubator_body("HRB-LATE"), timeout=30)
+        assert_problem(r, 503)
+        # The dropped statement's backend notices that its client is gone and
+        # stops waiting (without the check it waited for the lock, then committed).
+        wait_for(lambda: lock.waiting() == 0, 5, "the abandoned statement to end")
+    finally:
+        lock.release()
+    assert sql.execute("SELECT count(*) FROM incubators WHERE code = 'HRB-LATE'").fetchone()[0] \
+        == 0
+    assert sql.execute("SELECT count(*) FROM audit_log WHERE summary LIKE '%HRB-LATE%'")\
+        .fetchone()[0] == 0
+
+
 # ---- /metrics ----
 
 def test_metrics(daemon, admin):
