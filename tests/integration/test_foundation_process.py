@@ -311,6 +311,32 @@ def test_http_1_0_and_connection_close_get_their_answers(daemon, admin):
     assert head.startswith("HTTP/1.0 200") and b"incubatord_build_info" in body
 
 
+def test_chunked_bodies_and_expect_continue(daemon, admin, sql):
+    head = ("POST /v1/incubators HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {admin.token}\r\n")
+    body = json.dumps(incubator_body("HRB-CH")).encode()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as s:
+        s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+                  + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        assert read_answer(s)[0] == 201
+        # Chunked past max_body_bytes: the same problem+json 413.
+        big = b" " * (1024 * 1024 + 1)
+        s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+                  + b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big))
+        status, answer = read_answer(s)
+        assert status == 413 and json.loads(answer)["status"] == 413
+    body = json.dumps(incubator_body("HRB-EX")).encode()
+    with socket.create_connection(("127.0.0.1", daemon.port), timeout=5) as s:
+        s.sendall((head + f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n")
+                  .encode())
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"HTTP/1.1 100")
+        assert f.readline() == b"\r\n"
+        s.sendall(body)
+        assert read_answer(s)[0] == 201
+    assert sql.execute("SELECT count(*) FROM incubators").fetchone()[0] == 2
+
+
 def test_large_answer_to_a_slow_reader_then_close(daemon, admin, sql):
     # About 400 KB of JSON: more than the socket takes at once.
     sql.execute("INSERT INTO incubators (code, name, level, kind, opened_on) "
