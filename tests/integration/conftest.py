@@ -79,14 +79,24 @@ def daemons():
         return d
     yield start
     for d in started:
-        d.stop()
+        stop_and_check(d)
+
+
+def stop_and_check(d):
+    """Stops a daemon at the end of a test: one still running must exit 0 on
+    SIGTERM (a crash on the way out fails the test), and its log must hold no
+    sanitizer report (Daemon.stop checks that)."""
+    running = d.proc is not None and d.proc.poll() is None
+    code = d.stop()
+    if running:
+        assert code == 0, f"incubatord exited with {code} on SIGTERM:\n{d.log()[-3000:]}"
 
 
 @pytest.fixture
 def daemon(pg, db, workdir):
     d = start_daemon(pg, db, workdir)
     yield d
-    d.stop()
+    stop_and_check(d)
 
 
 @pytest.fixture
