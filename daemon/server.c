@@ -293,8 +293,15 @@ int server_run(const char *config_path, bool foreground)
     log_msg(LOG_NOTICE, "incubatord stopped");
 
 out:
-    http_free(&srv);
+    /*
+     * The pool goes first: it fails the work still waiting, and the
+     * callbacks of requests that outlasted shutdown_timeout_ms answer them
+     * through evhttp, which must still exist then. (Freed the other way
+     * round, those callbacks wrote to freed evhttp requests: a crash at
+     * every shutdown that timed out.)
+     */
     db_pool_free(srv.pool);
+    http_free(&srv);
     sched_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
