@@ -4,7 +4,9 @@
 -- tables at once; the per-incubator endpoint filters the same functions.
 --
 -- JIT is off for these functions: compiling their plans costs far more than
--- running them (seconds on a small or unanalysed database).
+-- running them (seconds on a small or unanalysed database). The two that
+-- read the big tables are PL/pgSQL so that each call is planned for its own
+-- arguments: one incubator's metrics then use its indexes.
 --
 -- Exactness: areas are numeric with two decimals, so every day's share is a
 -- ratio num/den of exact numerics. Comparisons with a threshold are made on
@@ -69,17 +71,22 @@ $$;
  * No tenant is joined with any day. Each interval that matters (a tenant's
  * occupancy while it is a science/technology enterprise, a public service
  * area, a disposable area) is clipped to the period and becomes two changes:
- * +area on its first day, -area on the day after its last. A running sum of
- * the changes per incubator, ordered by day, is then the value on each day;
- * the days themselves are rows of the same sort ("grid" rows, no change).
+ * +area on its first day, -area on the day after its last. The changes are
+ * summed per incubator and day (at most one row per day), and a running sum
+ * of them, ordered by day, is the value in force on each day; the days
+ * themselves are rows of the same sort ("grid" rows, changing nothing).
  */
-CREATE FUNCTION api.share_days(period_start date, period_end date, only_incubator bigint DEFAULT NULL)
+CREATE FUNCTION api.share_days(period_start date, period_end date,
+                               only_incubator bigint DEFAULT NULL)
 RETURNS TABLE (incubator_id bigint, day date, tech_area_m2 numeric,
                public_service_area_m2 numeric, disposable_area_m2 numeric)
-LANGUAGE sql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH
     -- The first day with data in the period: the first snapshot, if it is in time.
-    first_data AS (
+    first_data AS MATERIALIZED (
         SELECT f.incubator_id, greatest(period_start, f.first_snapshot) AS first_day
           FROM (SELECT i.id AS incubator_id,
                        (SELECT min(s.as_of) FROM snapshots s
@@ -88,58 +95,74 @@ LANGUAGE sql STABLE SET jit = off AS $$
                  WHERE only_incubator IS NULL OR i.id = only_incubator) f
          WHERE f.first_snapshot <= period_end
     ),
-    changes AS (
-        -- The grid: one row per day with data, changing nothing.
-        SELECT f.incubator_id, f.first_day + n AS day, true AS grid,
-               0::numeric AS tech, 0::numeric AS public_service, 0::numeric AS disposable
-          FROM first_data f, generate_series(0, period_end - f.first_day) n
-        UNION ALL
-        -- Areas occupied by science/technology enterprises: from the later of
-        -- the interval's start and the enterprise's certification.
-        SELECT o.incubator_id, c.day, false, c.delta, 0, 0
+    -- Areas occupied by science/technology enterprises, clipped to the
+    -- period: from the later of the interval's start and the enterprise's
+    -- certification, up to (not including) stop.
+    tech_spans AS MATERIALIZED (
+        SELECT o.incubator_id, o.area_m2,
+               greatest(lower(o.valid), period_start,
+                        least(t.tech_certified_on, t.high_tech_certified_on)) AS first,
+               least(upper(o.valid), period_end + 1) AS stop
           FROM occupancy o
           JOIN tenants t ON t.id = o.tenant_id
-          CROSS JOIN LATERAL (
-              SELECT greatest(lower(o.valid), period_start,
-                              least(t.tech_certified_on, t.high_tech_certified_on)) AS first,
-                     least(upper(o.valid), period_end + 1) AS stop) b
-          CROSS JOIN LATERAL (VALUES (b.first, o.area_m2), (b.stop, -o.area_m2)) c(day, delta)
          WHERE o.valid::daterange && daterange(period_start, period_end + 1)
            AND (only_incubator IS NULL OR o.incubator_id = only_incubator)
            AND least(t.tech_certified_on, t.high_tech_certified_on) <= period_end
-           AND b.first < b.stop
-           AND c.day <= period_end
-        UNION ALL
-        SELECT a.incubator_id, c.day, false, 0, c.delta, 0
-          FROM public_service_areas a
-          CROSS JOIN LATERAL (VALUES (greatest(lower(a.valid), period_start), a.area_m2),
-                                     (least(upper(a.valid), period_end + 1), -a.area_m2)) c(day, delta)
-         WHERE a.valid::daterange && daterange(period_start, period_end + 1)
-           AND (only_incubator IS NULL OR a.incubator_id = only_incubator)
-           AND c.day <= period_end
-        UNION ALL
-        SELECT a.incubator_id, c.day, false, 0, 0, c.delta
-          FROM incubator_areas a
-          CROSS JOIN LATERAL (VALUES (greatest(lower(a.valid), period_start), a.disposable_area_m2),
-                                     (least(upper(a.valid), period_end + 1),
-                                      -a.disposable_area_m2)) c(day, delta)
-         WHERE a.valid::daterange && daterange(period_start, period_end + 1)
-           AND (only_incubator IS NULL OR a.incubator_id = only_incubator)
-           AND c.day <= period_end
+    ),
+    changes AS (
+        SELECT x.incubator_id, x.day, sum(x.tech) AS tech, sum(x.public_service) AS public_service,
+               sum(x.disposable) AS disposable
+          FROM (
+            SELECT s.incubator_id, s.first AS day, s.area_m2 AS tech,
+                   0 AS public_service, 0 AS disposable
+              FROM tech_spans s
+             WHERE s.first < s.stop
+            UNION ALL
+            SELECT s.incubator_id, s.stop, -s.area_m2, 0, 0
+              FROM tech_spans s
+             WHERE s.first < s.stop AND s.stop <= period_end
+            UNION ALL
+            SELECT a.incubator_id, c.day, 0, c.delta, 0
+              FROM public_service_areas a
+             CROSS JOIN LATERAL (VALUES (greatest(lower(a.valid), period_start), a.area_m2),
+                                        (least(upper(a.valid), period_end + 1), -a.area_m2))
+                   c(day, delta)
+             WHERE a.valid::daterange && daterange(period_start, period_end + 1)
+               AND (only_incubator IS NULL OR a.incubator_id = only_incubator)
+               AND c.day <= period_end
+            UNION ALL
+            SELECT a.incubator_id, c.day, 0, 0, c.delta
+              FROM incubator_areas a
+             CROSS JOIN LATERAL (VALUES (greatest(lower(a.valid), period_start),
+                                         a.disposable_area_m2),
+                                        (least(upper(a.valid), period_end + 1),
+                                         -a.disposable_area_m2)) c(day, delta)
+             WHERE a.valid::daterange && daterange(period_start, period_end + 1)
+               AND (only_incubator IS NULL OR a.incubator_id = only_incubator)
+               AND c.day <= period_end) x
+         GROUP BY x.incubator_id, x.day
     ),
     running AS (
-        -- The default frame (RANGE ... CURRENT ROW) takes every change of the
-        -- same day, so a grid row sees the value in force on its day.
+        -- Sorted by day, a change row comes with or before the grid row of
+        -- its day, and the default frame (RANGE ... CURRENT ROW) takes every
+        -- row of the same day: a grid row sees the value in force on its day.
         SELECT ch.incubator_id, ch.day, ch.grid,
                sum(ch.tech) OVER w AS tech,
                sum(ch.public_service) OVER w AS public_service,
                sum(ch.disposable) OVER w AS disposable
-          FROM changes ch
+          FROM (SELECT f.incubator_id, f.first_day + n AS day, true AS grid,
+                       0::numeric AS tech, 0::numeric AS public_service,
+                       0::numeric AS disposable
+                  FROM first_data f, generate_series(0, period_end - f.first_day) n
+                UNION ALL
+                SELECT c.incubator_id, c.day, false, c.tech, c.public_service, c.disposable
+                  FROM changes c) ch
         WINDOW w AS (PARTITION BY ch.incubator_id ORDER BY ch.day)
     )
     SELECT r.incubator_id, r.day, r.tech, r.public_service, r.disposable
       FROM running r
-     WHERE r.grid AND r.disposable > 0
+     WHERE r.grid AND r.disposable > 0;
+END;
 $$;
 
 /*
@@ -166,11 +189,12 @@ LANGUAGE sql STABLE SET jit = off AS $$
                d.disposable_area_m2 AS den
           FROM api.share_days(period_start, period_end, only_incubator) d
     ),
-    -- Days of one incubator with the same disposable area share a denominator.
+    -- Days of one incubator with the same disposable area share a
+    -- denominator: their smallest share is the smallest numerator over it.
     by_den AS (
         SELECT dp.incubator_id, dp.den, sum(dp.num) AS num, count(*) AS n,
-               min(api.quotient(dp.num, dp.den)) AS min_share,
-               max(api.quotient(dp.num, dp.den)) AS max_share,
+               api.quotient(min(dp.num), dp.den) AS min_share,
+               api.quotient(max(dp.num), dp.den) AS max_share,
                count(*) FILTER (WHERE dp.num < p.veto_threshold * dp.den) AS below
           FROM day_parts dp CROSS JOIN policy p
          GROUP BY dp.incubator_id, dp.den
@@ -225,15 +249,20 @@ CREATE FUNCTION api.tenant_counts(period_start date, period_end date, only_incub
 RETURNS TABLE (incubator_id bigint, incubating_at_start integer, admitted integer,
                graduated integer, exited integer, incubating_at_end integer, overdue integer,
                graduated_12m integer, exited_12m integer)
-LANGUAGE sql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
     WITH
     window_start AS (
         SELECT (date_trunc('month', period_start) - interval '11 months')::date AS day
     ),
+    -- Tenants whose incubation ended before the 12 months count nowhere.
     lives AS (
-        SELECT * FROM api.tenant_lives l
+        SELECT l.* FROM api.tenant_lives l CROSS JOIN window_start w
          WHERE (only_incubator IS NULL OR l.incubator_id = only_incubator)
            AND l.admitted_on <= period_end
+           AND (l.ended_on IS NULL OR l.ended_on >= w.day)
     )
     SELECT i.id,
            coalesce(c.at_start, 0), coalesce(c.admitted, 0), coalesce(c.graduated, 0),
@@ -260,7 +289,8 @@ LANGUAGE sql STABLE SET jit = off AS $$
                    AS exited_12m
           FROM lives l CROSS JOIN window_start w
          GROUP BY l.incubator_id) c ON c.incubator_id = i.id
-     WHERE only_incubator IS NULL OR i.id = only_incubator
+     WHERE only_incubator IS NULL OR i.id = only_incubator;
+END;
 $$;
 
 -- graduated / (graduated + exited), null when no incubation ended.

@@ -99,8 +99,8 @@ def rows(conn, query):
 
 
 def test_fixture_rows_equal_the_rows_the_api_writes(pg, sql, admin):
-    city = citygen.generate(citygen.Params(incubators=3, tenants=30, years=1.6,
-                                           snapshot_days=6, seed=77,
+    city = citygen.generate(citygen.Params(incubators=3, tenants=36, years=2.0,
+                                           snapshot_days=5, intervals=150, seed=77,
                                            today=citygen.bureau_today()))
     stats = city.stats()
     assert stats["intervals"] > 60 and stats["snapshots"] > 100
