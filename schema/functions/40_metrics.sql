@@ -80,7 +80,7 @@ CREATE FUNCTION api.share_days(period_start date, period_end date,
                                only_incubator bigint DEFAULT NULL)
 RETURNS TABLE (incubator_id bigint, day date, tech_area_m2 numeric,
                public_service_area_m2 numeric, disposable_area_m2 numeric)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -175,7 +175,8 @@ $$;
  * api.quotient values (see above): api.ratio() them for display, compare
  * them as they are. Payouts use this function as it is.
  */
-CREATE FUNCTION api.share_stats(period_start date, period_end date, only_incubator bigint DEFAULT NULL)
+CREATE FUNCTION api.share_stats(period_start date, period_end date,
+                                only_incubator bigint DEFAULT NULL)
 RETURNS TABLE (incubator_id bigint, days integer, days_with_data integer, average numeric,
                min numeric, max numeric, days_below_threshold integer,
                average_below_threshold boolean, threshold numeric, policy_version integer)
@@ -245,11 +246,12 @@ CREATE VIEW api.tenant_lives AS
  * The trailing counts pool graduations and exits over the 12 months ending
  * with the period.
  */
-CREATE FUNCTION api.tenant_counts(period_start date, period_end date, only_incubator bigint DEFAULT NULL)
+CREATE FUNCTION api.tenant_counts(period_start date, period_end date,
+                                  only_incubator bigint DEFAULT NULL)
 RETURNS TABLE (incubator_id bigint, incubating_at_start integer, admitted integer,
                graduated integer, exited integer, incubating_at_end integer, overdue integer,
                graduated_12m integer, exited_12m integer)
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_custom_plan AS $$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
@@ -325,7 +327,8 @@ CREATE TYPE api.metrics_row AS (
 
 -- The metrics of every incubator opened by the period's last day (or of
 -- only one incubator), ordered by code.
-CREATE FUNCTION api.metrics_rows(period_start date, period_end date, only_incubator bigint DEFAULT NULL)
+CREATE FUNCTION api.metrics_rows(period_start date, period_end date,
+                                 only_incubator bigint DEFAULT NULL)
 RETURNS SETOF api.metrics_row
 LANGUAGE sql STABLE SET jit = off AS $$
     SELECT i.code, i.name, s.days, s.days_with_data, api.ratio(s.average), api.ratio(s.min),
@@ -542,9 +545,11 @@ BEGIN
                ('new_tech_enterprises', 2,
                 '新增科技型企业 / new science and technology enterprises'),
                ('revenue_over_5m', 3,
-                '年营业收入超500万元的企业 / enterprises with annual revenue over 5 million CNY'),
+                '年营业收入超500万元的企业 / '
+                'enterprises with annual revenue over 5 million CNY'),
                ('revenue_over_20m', 4,
-                '年营业收入超2000万元的企业 / enterprises with annual revenue over 20 million CNY'),
+                '年营业收入超2000万元的企业 / '
+                'enterprises with annual revenue over 20 million CNY'),
                ('listed', 5, '上市企业 / listed enterprises'),
                ('new_high_tech', 6, '新增高新技术企业 / new national high-tech enterprises')
     )
