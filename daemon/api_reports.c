@@ -75,8 +75,9 @@ void api_reports_cohorts(struct req *r)
     if (!r->token.admin) {
         const char *code = req_query(r, "incubator");
         if (code == NULL || strcmp(code, r->token.incubator) != 0) {
-            http_reply_problem(r, 403, "an incubator token may only read its own incubator's "
-                                       "cohorts: pass incubator=<its code>",
+            http_reply_problem(r, 403,
+                               "an incubator token may only read its own incubator's "
+                               "cohorts: pass incubator=<its code>",
                                NULL);
             return;
         }

@@ -36,12 +36,10 @@ static void test_period_started(void **state)
     assert_null(check(api_period_started_check, today, json_pack("{s:s}", "period", "2026-10")));
     /* The current month is answered, up to today. */
     assert_null(check(api_period_started_check, today, json_pack("{s:s}", "period", "2026-11")));
-    assert_string_equal(check(api_period_started_check, today,
-                              json_pack("{s:s}", "period", "2026-12")),
-                        "period");
-    assert_string_equal(check(api_period_started_check, today,
-                              json_pack("{s:s}", "period", "2027-01")),
-                        "period");
+    assert_string_equal(
+        check(api_period_started_check, today, json_pack("{s:s}", "period", "2026-12")), "period");
+    assert_string_equal(
+        check(api_period_started_check, today, json_pack("{s:s}", "period", "2027-01")), "period");
     /* On the first of a month, that month has started. */
     assert_null(check(api_period_started_check, date_from_ymd(2026, 12, 1),
                       json_pack("{s:s}", "period", "2026-12")));
@@ -63,9 +61,8 @@ static void test_plan_progress_as_of(void **state)
     day_t today = date_from_ymd(2026, 11, 26);
     assert_null(check(api_plan_progress_check, today, json_pack("{s:s}", "as_of", "2026-11-26")));
     assert_null(check(api_plan_progress_check, today, json_pack("{s:n}", "as_of")));
-    assert_string_equal(check(api_plan_progress_check, today,
-                              json_pack("{s:s}", "as_of", "2026-11-27")),
-                        "as_of");
+    assert_string_equal(
+        check(api_plan_progress_check, today, json_pack("{s:s}", "as_of", "2026-11-27")), "as_of");
 }
 
 int main(void)
