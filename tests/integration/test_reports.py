@@ -358,7 +358,9 @@ def test_bad_report_queries(town):
     for q, status, field in [("as_of=2024-02-30", 400, "as_of"), ("as_of=x", 400, "as_of"),
                              ("on=2024-01-01", 400, "on"), (f"as_of={tomorrow}", 422, "as_of")]:
         assert_problem(town.get(f"/v1/reports/plan-progress?{q}"), status, field)
-    # Reports are reads: the method is checked, and no body is wanted.
+    # Reports are reads: the method is checked, and a body is no way around the limits.
+    assert_problem(town.daemon.request("GET", "/v1/reports/monthly?period=2024-03",
+                                       token=town.token, body=b"x" * (2 * 1024 * 1024)), 413)
     r = town.post("/v1/reports/monthly?period=2024-03", {})
     assert_problem(r, 405)
     assert "GET" in r.header("Allow")
