@@ -49,4 +49,8 @@ extern const struct query_param api_policy_query[];
 /* api_audit.c */
 extern const struct query_param api_audit_query[];
 
+/* api_alerts.c */
+extern const struct query_param api_alert_list_query[];
+extern const struct field api_alert_ack_body[];
+
 #endif
