@@ -68,7 +68,7 @@ class Receiver:
     `statuses` are answered in order (then `default`); with `hang` set, a
     request waits until it is cleared (or hang_s passes) before answering."""
 
-    def __init__(self, default=200):
+    def __init__(self, default=200, tls=None):
         self.requests = []
         self.statuses = []
         self.default = default
@@ -106,12 +106,18 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        self.server.handle_error = lambda request, address: None  # failed TLS handshakes
         self.port = self.server.server_address[1]
+        self.tls = tls
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self):
+        if self.tls is not None:
+            return f"https://localhost:{self.port}/hooks/incubatord?src=test"
         return f"http://127.0.0.1:{self.port}/hooks/incubatord?src=test"
 
     def hang(self):
