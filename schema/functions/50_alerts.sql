@@ -92,8 +92,9 @@ LANGUAGE sql STABLE AS $$
                         WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
                           AND o.incubator_id <> t.incubator_id)
          GROUP BY t.incubator_id, t.credit_code
-    ), limits AS (
-        -- The limit depends on the admission day and field only: computed once per pair.
+    ), limits AS MATERIALIZED (
+        -- The limit depends on the admission day and field only: computed once per
+        -- pair (materialized, so that the comparison is not pushed into the scan).
         SELECT d.admitted_on, d.field, api.incubation_limit_on(d.admitted_on, d.field) AS limit_on
           FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
                  WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)) d
