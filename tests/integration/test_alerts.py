@@ -7,6 +7,7 @@ sweep is run with explicit days (api.job_alert_sweep, as the scheduler calls
 it) for what only time changes.
 """
 
+import collections
 import datetime
 import json
 import time
@@ -447,3 +448,97 @@ def test_ack_rejects_bad_input_and_changes_nothing(sql, daemon, three_incubators
     assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == audit_before
     assert api.post(path, {"note": "x" * 1000}).status == 200
     assert sql.execute("SELECT count(*) FROM alerts WHERE acknowledged").fetchone()[0] == 1
+
+
+def test_concurrent_writes_and_sweeps_notify_every_transition_exactly_once(pg, db, sql, workdir):
+    """Snapshots of one incubator, tenant writes that make and unmake a duplicate
+    across two incubators, and sweeps, all at once: every request succeeds (no
+    deadlock), each alert has one firing and at most one resolution, an
+    identity's alerts never overlap, and the end state matches the end data."""
+    import random
+    import threading
+
+    d = start_daemon(pg, db, workdir, "[database]\npool_size = 6")
+    try:
+        api = Api(d, d.admin_token)
+        wait_for_startup_sweep(d)
+        t = today()
+        make_incubator(api, "HRB-CI", t - days(10))
+        make_incubator(api, "HRB-CJ", t - days(10))
+        shared = uscc(61)
+        put_tenant(api, "HRB-CI", "T-1", shared, t - days(300), tech_on=t - days(200))
+        # Created first: two concurrent creations of one tenant are another matter.
+        put_tenant(api, "HRB-CJ", "D-1", uscc(62), t - days(300))
+        statuses = []
+        lock = threading.Lock()
+
+        def snapshots(seed):
+            rnd = random.Random(seed)
+            for _ in range(12):
+                area = rnd.choice([4000, 5200, 7000])
+                r = api.put("/v1/incubators/HRB-CI/occupancy", {
+                    "as_of": str(t), "public_service_area_m2": 0,
+                    "tenants": [{"external_id": "T-1", "area_m2": area}]})
+                with lock:
+                    statuses.append(r.status)
+
+        def duplicates(seed):
+            rnd = random.Random(seed)
+            for _ in range(12):
+                code = shared if rnd.random() < 0.5 else uscc(62)
+                r = api.put("/v1/incubators/HRB-CJ/tenants/D-1", {
+                    "name": "企业 D-1", "credit_code": code, "founded_on": str(t - days(400)),
+                    "admitted_on": str(t - days(300)), "field": "electronic_information"})
+                with lock:
+                    statuses.append(r.status)
+
+        def sweeps():
+            with pg.connect(db) as c:
+                for _ in range(6):
+                    sweep(c, t)
+
+        threads = [threading.Thread(target=snapshots, args=(i,)) for i in range(3)]
+        threads += [threading.Thread(target=duplicates, args=(10 + i,)) for i in range(2)]
+        threads += [threading.Thread(target=sweeps)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert set(statuses) <= {200, 201}, statuses
+        sweep(sql, t)
+        settle(sql)
+
+        events = collections_by_alert(outbox(sql))
+        rows = alerts(sql)
+        assert len(rows) >= 6  # the writes made many transitions, not a quiet run
+        for a in rows:
+            types = events[a["id"]]
+            assert types == (["alert.firing", "alert.resolved"] if a["state"] == "resolved"
+                             else ["alert.firing"]), (a, types)
+        by_identity = {}
+        for a in rows:
+            by_identity.setdefault((a["rule"], a["incubator"], a["subject"]), []).append(a)
+        for identity, group in by_identity.items():
+            assert [a["state"] for a in group[:-1]] == ["resolved"] * (len(group) - 1), identity
+
+        # The end state follows the end data, computed here.
+        area = api.get("/v1/incubators/HRB-CI/occupancy").json()["tenants"][0]["area_m2"]
+        share = area / 10000
+        expected = {("space_share_breach" if share < 0.5 else "space_share_warning"
+                     if share < 0.55 else None)} - {None}
+        code_now = api.get("/v1/incubators/HRB-CJ/tenants/D-1").json()["credit_code"]
+        if code_now == shared:
+            expected.add("duplicate_enterprise")
+        open_rules = {a["rule"] for a in rows if a["state"] == "firing"}
+        assert open_rules == expected
+        lines = collections.Counter(e["event_id"] for e in log_events(d))
+        assert set(lines.values()) == {1} and len(lines) == len(outbox(sql))
+    finally:
+        d.stop()
+
+
+def collections_by_alert(events):
+    by = {}
+    for e in events:
+        by.setdefault(e["payload"]["data"]["id"], []).append(e["type"])
+    return by
