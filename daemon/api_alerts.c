@@ -5,6 +5,7 @@
  */
 #include "incubatord/api.h"
 
+/* clang-format off */
 static const char *const states[] = {"firing", "resolved", "all", NULL};
 static const char *const rules[] = {"space_share_breach", "space_share_warning", "stale_data",
                                     "duplicate_enterprise", "overdue_tenant", NULL};
@@ -17,6 +18,7 @@ const struct query_param api_alert_list_query[] = {
     {"cursor", Q_CURSOR, false, NULL},
     {NULL, 0, false, NULL},
 };
+/* clang-format on */
 
 const struct field api_alert_ack_body[] = {
     {"note", FT_TEXT, F_REQUIRED, .max = 1000},

@@ -50,13 +50,13 @@
 #include "incubatord/notify.h"
 #include "incubatord/server.h"
 
-#define POLL_MS 5000           /* the safety net: look at the outbox this often */
-#define METRICS_MS 10000       /* refresh the database gauges this often */
-#define METRICS_SOON_MS 200    /* ... and this soon after a delivery */
-#define SQL_TIMEOUT_MS 10000   /* one bookkeeping statement's limit */
-#define LOCAL_BATCH 100        /* events claimed at once for syslog and NOTIFY */
-#define LOCAL_LEASE_MS 30000   /* how long such a claim holds */
-#define LEASE_MARGIN_MS 2000   /* a webhook lease: 2 x the attempt's limit + this */
+#define POLL_MS            5000  /* the safety net: look at the outbox this often */
+#define METRICS_MS         10000 /* refresh the database gauges this often */
+#define METRICS_SOON_MS    200   /* ... and this soon after a delivery */
+#define SQL_TIMEOUT_MS     10000 /* one bookkeeping statement's limit */
+#define LOCAL_BATCH        100   /* events claimed at once for syslog and NOTIFY */
+#define LOCAL_LEASE_MS     30000 /* how long such a claim holds */
+#define LEASE_MARGIN_MS    2000  /* a webhook lease: 2 x the attempt's limit + this */
 #define MAX_RESPONSE_BYTES (64 * 1024)
 
 static const char CLAIM_LOCAL_SQL[] =
@@ -81,17 +81,17 @@ enum webhook_phase {
 /* One POST of one event. Owned by the notifier (n->attempt) until recorded. */
 struct attempt {
     struct notify_state *n;
-    int64_t id;           /* outbox row */
+    int64_t id; /* outbox row */
     char event_id[40];
     char *body;
-    int attempts_before;  /* failed attempts before this one */
+    int attempts_before; /* failed attempts before this one */
     struct evhttp_connection *conn;
-    SSL *ssl;             /* owned by the connection's bufferevent */
+    SSL *ssl; /* owned by the connection's bufferevent */
     struct event *deadline;
-    struct event *after;  /* deferred: leave evhttp's stack, then record */
+    struct event *after; /* deferred: leave evhttp's stack, then record */
     bool finished;
     bool ok;
-    int status;           /* the HTTP status, 0 when none came */
+    int status; /* the HTTP status, 0 when none came */
     int64_t started_ms;
     char error[512];
 };
@@ -242,7 +242,8 @@ static void local_claimed(void *arg, const struct db_result *r)
     b->full = rows >= LOCAL_BATCH;
     ids[len++] = '{';
     for (int i = 0; i < rows; i++) {
-        len += (size_t)snprintf(ids + len, cap - len, "%s%s", i ? "," : "", PQgetvalue(r->res, i, 0));
+        len +=
+            (size_t)snprintf(ids + len, cap - len, "%s%s", i ? "," : "", PQgetvalue(r->res, i, 0));
         if (PQgetvalue(r->res, i, 4)[0] == 't') {
             int level = log_level_from_name(PQgetvalue(r->res, i, 2));
             log_msg(level < 0 ? LOG_NOTICE : level, "%s", PQgetvalue(r->res, i, 3));
@@ -371,7 +372,8 @@ static void describe_failure(struct attempt *a, const char *what)
     if (a->ssl != NULL && SSL_get_verify_result(a->ssl) != X509_V_OK)
         len += (size_t)snprintf(detail + len, sizeof(detail) - len, ": certificate: %s",
                                 X509_verify_cert_error_string(SSL_get_verify_result(a->ssl)));
-    while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0 && len < sizeof(detail) - 1) {
+    while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0 &&
+           len < sizeof(detail) - 1) {
         char buf[160];
         ERR_error_string_n(e, buf, sizeof(buf));
         len += (size_t)snprintf(detail + len, sizeof(detail) - len, ": %s", buf);
@@ -450,10 +452,10 @@ static void attempt_recorded(void *arg, const struct db_result *r)
     metrics_add("incubatord_webhook_deliveries_total",
                 a->ok ? "outcome=\"delivered\"" : "outcome=\"failed\"", 1);
     if (r->status != DB_OK || PQntuples(r->res) != 1) {
-        log_msg(LOG_WARNING, "webhook: event %s: could not record the attempt (%s): %s; it is "
-                             "sent again when its lease runs out",
-                a->event_id, a->ok ? "delivered" : a->error,
-                r->message ? r->message : "no result");
+        log_msg(LOG_WARNING,
+                "webhook: event %s: could not record the attempt (%s): %s; it is "
+                "sent again when its lease runs out",
+                a->event_id, a->ok ? "delivered" : a->error, r->message ? r->message : "no result");
     } else {
         const char *state = PQgetvalue(r->res, 0, 0);
         int attempts = atoi(PQgetvalue(r->res, 0, 1));
@@ -468,8 +470,8 @@ static void attempt_recorded(void *arg, const struct db_result *r)
             log_msg(LOG_WARNING, "webhook: event %s attempt %d failed: %s; next attempt in %s ms",
                     a->event_id, attempts, a->error, PQgetvalue(r->res, 0, 2));
         } else {
-            log_msg(LOG_INFO, "webhook: event %s was %s meanwhile by another daemon",
-                    a->event_id, state);
+            log_msg(LOG_INFO, "webhook: event %s was %s meanwhile by another daemon", a->event_id,
+                    state);
         }
     }
     n->attempt = NULL;
@@ -501,8 +503,8 @@ static void attempt_after_cb(evutil_socket_t fd, short what, void *arg)
              (long long)notify_backoff_ms(a->attempts_before + 1, cfg->webhook_retry_initial_ms,
                                           cfg->webhook_retry_max_ms, (uint32_t)random()));
     snprintf(retry_for, sizeof(retry_for), "%d", cfg->webhook_retry_for_s);
-    const char *values[] = {n->claimer, id, a->ok ? "true" : "false", a->ok ? NULL : a->error,
-                            retry_ms, retry_for};
+    const char *values[] = {n->claimer, id,       a->ok ? "true" : "false", a->ok ? NULL : a->error,
+                            retry_ms,   retry_for};
     n->phase = WH_RECORDING;
     db_query(n->srv->pool, WEBHOOK_DONE_SQL, 6, values, SQL_TIMEOUT_MS, attempt_recorded, a);
 }
@@ -573,9 +575,8 @@ static bool attempt_send(struct attempt *a, char *err, size_t errlen)
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
         a->ssl = ssl;
     }
-    a->conn = evhttp_connection_base_bufferevent_new(n->srv->base, is_ip_literal(host) ? NULL
-                                                                                   : resolver(n),
-                                                     bev, host, (unsigned short)port);
+    a->conn = evhttp_connection_base_bufferevent_new(
+        n->srv->base, is_ip_literal(host) ? NULL : resolver(n), bev, host, (unsigned short)port);
     if (a->conn == NULL) {
         if (bev)
             bufferevent_free(bev);
@@ -685,7 +686,8 @@ static void set_series(const char *name, const char *label, json_t *object)
     json_t *value;
     char labels[128];
     metrics_reset(name);
-    json_object_foreach(object, key, value) {
+    json_object_foreach(object, key, value)
+    {
         snprintf(labels, sizeof(labels), "%s=\"%s\"", label, key);
         metrics_set(name, labels, (double)json_integer_value(value));
     }
@@ -762,8 +764,8 @@ void notify_start(struct server *srv)
     gethostname(host, sizeof(host) - 1);
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         memset(rnd, 0, sizeof(rnd));
-    snprintf(n->claimer, sizeof(n->claimer), "%s:%d:%02x%02x%02x%02x", host, (int)getpid(),
-             rnd[0], rnd[1], rnd[2], rnd[3]);
+    snprintf(n->claimer, sizeof(n->claimer), "%s:%d:%02x%02x%02x%02x", host, (int)getpid(), rnd[0],
+             rnd[1], rnd[2], rnd[3]);
     n->srv = srv;
     n->wake = event_new(srv->base, -1, 0, wake_cb, n);
     n->poll = event_new(srv->base, -1, EV_PERSIST, wake_cb, n);

@@ -25,7 +25,8 @@ static void test_signature_of_an_empty_body(void **state)
     (void)state;
     char out[128];
     assert_true(notify_signature("k", 0, "", 0, out, sizeof(out)));
-    assert_string_equal(out, "t=0,v1=6b4a4b8b3c40f1e8f53a3d36682e5f99f7ad2ac1df1c93dfe336f329167641e7");
+    assert_string_equal(out,
+                        "t=0,v1=6b4a4b8b3c40f1e8f53a3d36682e5f99f7ad2ac1df1c93dfe336f329167641e7");
 }
 
 static void test_signature_refuses_a_short_buffer(void **state)
