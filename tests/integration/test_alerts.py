@@ -542,3 +542,15 @@ def collections_by_alert(events):
     for e in events:
         by.setdefault(e["payload"]["data"]["id"], []).append(e["type"])
     return by
+
+
+def test_the_sweep_period_is_reloaded_with_sighup(sql, daemon):
+    import signal
+
+    wait_for_startup_sweep(daemon)
+    assert daemon.log().count("job alert_sweep: done") == 1
+    daemon.write_config("[schedule]\nalert_sweep_seconds = 1")
+    daemon.kill(signal.SIGHUP)
+    wait_until(lambda: daemon.log().count("job alert_sweep: done") >= 3, timeout=10,
+               what="two more sweeps a second apart")
+    assert "config: [schedule] alert_sweep_seconds reloaded" in daemon.log()
