@@ -324,6 +324,13 @@ def tls_context(directory, name):
     return ctx
 
 
+def first_failure(sql):
+    """The webhook_last_error of the only event, once an attempt failed."""
+    wait_until(lambda: sql.execute("SELECT webhook_attempts FROM outbox").fetchone()[0] >= 1,
+               what="a failed attempt")
+    return sql.execute("SELECT webhook_last_error FROM outbox").fetchone()[0]
+
+
 def test_https_webhook_verifies_the_certificate_and_the_host_name(pg, db, sql, workdir):
     make_certificates(workdir)
     good = Receiver(tls=tls_context(workdir, "good"))
@@ -332,9 +339,7 @@ def test_https_webhook_verifies_the_certificate_and_the_host_name(pg, db, sql, w
     d = start_daemon(pg, db, workdir, webhook_config(bad, ca_file=ca, retry_initial_ms=300))
     try:
         breach(Api(d, d.admin_token), "HRB-T", 8)
-        wait_until(lambda: sql.execute("SELECT webhook_attempts FROM outbox").fetchone()[0] >= 1,
-                   what="a failed attempt")
-        error = sql.execute("SELECT webhook_last_error FROM outbox").fetchone()[0]
+        error = first_failure(sql)
         assert "hostname mismatch" in error, error
         assert bad.requests == []
 
@@ -358,9 +363,7 @@ def test_https_without_the_ca_is_refused(pg, db, sql, workdir):
     d = start_daemon(pg, db, workdir, webhook_config(good, retry_initial_ms=60000))
     try:
         breach(Api(d, d.admin_token), "HRB-U", 9)
-        wait_until(lambda: sql.execute("SELECT webhook_attempts FROM outbox").fetchone()[0] >= 1,
-                   what="a failed attempt")
-        error = sql.execute("SELECT webhook_last_error FROM outbox").fetchone()[0]
+        error = first_failure(sql)
         assert "certificate" in error, error
         assert good.requests == []
     finally:
