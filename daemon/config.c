@@ -90,6 +90,17 @@ static const struct config_key keys[] = {
      "Key of the X-Incubatord-Signature HMAC-SHA256; required when url is set."},
     {"webhook", "timeout_ms", CT_INT, FIELD(webhook_timeout_ms), "10000", 100, 600000, true,
      false, "One delivery attempt's time limit."},
+    {"webhook", "retry_initial_ms", CT_INT, FIELD(webhook_retry_initial_ms), "10000", 10,
+     3600000, true, false,
+     "Delay before the first retry of a failed delivery; doubled after each failure (at most "
+     "retry_max_ms), each delay drawn from its upper half (jitter)."},
+    {"webhook", "retry_max_ms", CT_INT, FIELD(webhook_retry_max_ms), "3600000", 10, 86400000,
+     true, false, "Longest delay between two delivery attempts of one event."},
+    {"webhook", "retry_for_s", CT_INT, FIELD(webhook_retry_for_s), "86400", 1, 604800, true,
+     false, "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
+            "and the event is kept as failed."},
+    {"webhook", "ca_file", CT_STRING, FIELD(webhook_ca_file), "", 0, 0, true, false,
+     "PEM file of CA certificates trusted for an https receiver, besides the system's."},
 };
 
 static void *field_ptr(struct config *cfg, const struct config_key *k)

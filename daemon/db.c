@@ -526,19 +526,19 @@ static void statement_done(struct db_conn *c)
     evtimer_del(q->timer);
     if (q->kind == Q_SESSION_STMT) {
         struct db_session *s = c->session;
-        /*
-         * Decided before the callback, which may close the session itself
-         * (freeing it, or starting its rollback): s is not looked at after
-         * it unless its owner had closed it already, while this ran.
-         */
-        bool close_pending = s != NULL && s->closing;
         c->state = CONN_HELD;
         conn_arm(c, EV_READ);
         if (s)
             s->running = NULL;
+        /*
+         * A session closed while this statement ran is ours to release. One
+         * that is still open may be closed, and freed, by the callback: it
+         * must not be touched after it.
+         */
+        bool release = s != NULL && s->closing;
         deliver_result(q, res);
         query_free(q);
-        if (close_pending)
+        if (release)
             session_release(s);
         return;
     }

@@ -58,4 +58,8 @@ void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);
 void api_plan_progress_check(struct req *r, struct vctx *v, json_t *args);
 void api_reports_cohorts(struct req *r);
 
+/* api_alerts.c */
+extern const struct query_param api_alert_list_query[];
+extern const struct field api_alert_ack_body[];
+
 #endif
