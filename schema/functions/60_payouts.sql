@@ -12,7 +12,9 @@
 --                   + eligible high-tech × high_tech_bonus_fen;
 --   amount_fen    = 0 if vetoed, else min(base_fen, what is left of
 --                   annual_cap_fen after the approved runs of the same year).
--- Money is integer fen throughout; the veto compares exact rationals.
+-- Money is integer fen throughout; the share average and the veto come from
+-- api.share_stats (schema/functions/40_metrics.sql), which compares exact
+-- fractions, never rounded decimals.
 
 -- The last day of the latest approved period: history up to it is frozen.
 CREATE FUNCTION api.frozen_until() RETURNS date
@@ -50,54 +52,6 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 /*
- * The sum of share(d) over the days of [from, to] with data, per incubator,
- * as an exact fraction share_num / share_den, and the number of those days.
- * share(d) = N_d / D_d with D_d the disposable area; days are grouped by
- * their disposable area (it rarely changes within a month), so
- * Σ N_d / D_d = Σ_k S_k / D_k over the groups k, summed over the common
- * denominator Π D_k with numeric integers, which never round.
- */
-CREATE FUNCTION api.share_sums(from_day date, to_day date)
-RETURNS TABLE (incubator_id bigint, days_with_data integer, share_num numeric, share_den numeric)
-LANGUAGE sql STABLE AS $$
-    WITH days AS (
-        SELECT i.id AS incubator_id, d::date AS day,
-               s.tech_area_m2 + s.public_service_area_m2 AS num,
-               s.disposable_area_m2 AS den
-          FROM incubators i
-         CROSS JOIN generate_series(from_day, to_day, interval '1 day') d
-         CROSS JOIN LATERAL api.space_share(i.id, d::date) s
-         WHERE s.has_data
-    ), groups AS (
-        -- Areas have two decimals: scaled by 100 they are integers.
-        SELECT incubator_id, count(*) AS n, sum(num) * 100 AS s, den * 100 AS d
-          FROM days GROUP BY incubator_id, den
-    ), products AS (
-        SELECT incubator_id, sum(n)::integer AS n, array_agg(d) AS dens, array_agg(s) AS sums
-          FROM groups GROUP BY incubator_id
-    )
-    SELECT p.incubator_id, p.n, num.v, den.v
-      FROM products p
-     CROSS JOIN LATERAL (SELECT api.product(p.dens) AS v) den
-     CROSS JOIN LATERAL (
-        SELECT sum(s * (den.v / d)) AS v FROM unnest(p.sums, p.dens) AS g(s, d)) num
-$$;
-
--- The product of numeric integers, exactly.
-CREATE FUNCTION api.product(xs numeric[]) RETURNS numeric
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    result numeric := 1;
-    x numeric;
-BEGIN
-    FOREACH x IN ARRAY xs LOOP
-        result := result * x;
-    END LOOP;
-    RETURN result;
-END;
-$$;
-
-/*
  * (Re)computes the lines of period's run, which must exist as a draft. The
  * caller has locked the run row.
  */
@@ -113,7 +67,7 @@ BEGIN
                               eligible_graduates, high_tech_graduates, base_fen,
                               cap_remaining_fen, amount_fen, reason)
     WITH shares AS (
-        SELECT * FROM api.share_sums(run_period, last_day)
+        SELECT * FROM api.share_stats(run_period, last_day)
     ), graduates AS (
         SELECT * FROM api.payout_graduates_of(run_period, p)
     ), counts AS (
@@ -130,7 +84,7 @@ BEGIN
     ), lines AS (
         SELECT i.id AS incubator_id,
                coalesce(s.days_with_data, 0) AS days,
-               s.share_num, s.share_den,
+               s.average, s.average_below_threshold,
                coalesce(c.eligible, 0) AS eligible,
                coalesce(c.high_tech, 0) AS high_tech,
                coalesce(c.eligible, 0) * p.reward_per_graduate_fen
@@ -143,11 +97,11 @@ BEGIN
          WHERE i.opened_on <= last_day
     ), decided AS (
         SELECT l.*,
-               l.days = 0 OR l.share_num < p.veto_threshold * l.share_den * l.days AS vetoed
+               l.days = 0 OR l.average_below_threshold AS vetoed
           FROM lines l
     )
     SELECT run_period, d.incubator_id, d.days,
-           CASE WHEN d.days > 0 THEN d.share_num / (d.share_den * d.days) END,
+           d.average,
            d.vetoed, d.eligible, d.high_tech, d.base, d.cap_remaining,
            CASE WHEN d.vetoed THEN 0 ELSE least(d.base, d.cap_remaining) END,
            CASE WHEN d.days = 0 THEN 'no_data'
@@ -214,14 +168,6 @@ LANGUAGE sql STABLE AS $$
               FROM ranked r) x
 $$;
 
--- CSV: one field, quoted per RFC 4180 when it must be.
-CREATE FUNCTION api.csv_field(v text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN v IS NULL THEN ''
-                WHEN v ~ '[",\r\n]' THEN '"' || replace(v, '"', '""') || '"'
-                ELSE v END
-$$;
-
 -- Fen as yuan with two decimals: 14000000 -> 140000.00.
 CREATE FUNCTION api.fen_as_cny(fen bigint) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -279,14 +225,14 @@ $$;
 -- The finance office's export: one row per incubator, amounts in CNY.
 CREATE FUNCTION api.payout_run_csv(r payout_runs) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT 'period,incubator,name,share_average,days_with_data,vetoed,eligible_graduates,'
-           || 'base_cny,amount_cny,reason' || E'\r\n'
-           || coalesce(string_agg(concat_ws(',',
-                  api.period_text(r.period), api.csv_field(i.code), api.csv_field(i.name),
-                  coalesce(api.ratio(l.share_average)::text, ''), l.days_with_data,
-                  CASE WHEN l.vetoed THEN 'yes' ELSE 'no' END, l.eligible_graduates,
-                  api.fen_as_cny(l.base_fen), api.fen_as_cny(l.amount_fen),
-                  coalesce(l.reason, '')) || E'\r\n', '' ORDER BY i.code), '')
+    SELECT api.csv_record(ARRAY['period', 'incubator', 'name', 'share_average', 'days_with_data',
+                                'vetoed', 'eligible_graduates', 'base_cny', 'amount_cny',
+                                'reason'])
+           || coalesce(string_agg(api.csv_record(ARRAY[
+                  api.period_text(r.period), i.code, i.name, api.ratio(l.share_average)::text,
+                  l.days_with_data::text, CASE WHEN l.vetoed THEN 'yes' ELSE 'no' END,
+                  l.eligible_graduates::text, api.fen_as_cny(l.base_fen),
+                  api.fen_as_cny(l.amount_fen), l.reason]), '' ORDER BY i.code), '')
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
      WHERE l.period = r.period
 $$;
@@ -308,9 +254,18 @@ BEGIN
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
       JOIN policies p ON p.version = r.policy_version
      WHERE l.period = r.period AND l.vetoed;
-    PERFORM api.emit(ctx, 'payout_run.computed', json_build_object(
-        'period', summary->'period', 'status', summary->'status',
-        'total_fen', summary->'total_fen', 'vetoed', summary->'vetoed'));
+    PERFORM api.emit(ctx, 'payout_run.computed',
+                     json_build_object('period', summary->'period', 'status', summary->'status',
+                                       'total_fen', summary->'total_fen',
+                                       'vetoed', summary->'vetoed'),
+                     'notice',
+                     format('event=payout_run.computed period=%s status=%s total_fen=%s '
+                            'vetoed=%s policy_version=%s', api.period_text(r.period), r.status,
+                            r.total_fen,
+                            coalesce(nullif((SELECT string_agg(v, ',') FROM
+                                              json_array_elements_text(summary->'vetoed') v),
+                                            ''), 'none'),
+                            r.policy_version));
     RETURN (json_build_array(json_build_object('level', 'notice', 'message', format(
                'payout run %s %s: %s incubators, total %s CNY, %s vetoed, policy version %s',
                api.period_text(r.period), r.status,
@@ -328,7 +283,7 @@ DECLARE
 BEGIN
     INSERT INTO payout_runs (period, status, policy_version, computed_at, computed_by, total_fen)
     VALUES (run_period, 'draft', (api.policy_on(run_period)).version,
-            coalesce((ctx->>'now')::timestamptz, now()), ctx->>'token_name', 0)
+            api.now(ctx), ctx->>'token_name', 0)
     ON CONFLICT (period) DO UPDATE
        SET computed_at = excluded.computed_at, computed_by = excluded.computed_by
      WHERE payout_runs.status = 'draft';
@@ -440,7 +395,7 @@ BEGIN
 
     r := api.payout_draft(ctx, run_period);
     UPDATE payout_runs SET status = 'approved',
-                           approved_at = coalesce((ctx->>'now')::timestamptz, now()),
+                           approved_at = api.now(ctx),
                            approved_by = ctx->>'token_name'
      WHERE period = run_period
     RETURNING * INTO r;
@@ -538,7 +493,7 @@ BEGIN
                                         args->>'effective_from'), args);
     -- Thresholds in force today may have changed: every incubator's alerts.
     IF effective <= api.today(ctx) THEN
-        PERFORM api.after_change(ctx, ARRAY(SELECT id FROM incubators));
+        PERFORM api.after_change(ctx, NULL); -- NULL: every incubator
     END IF;
     RETURN api.ok(201, api.policy_json(p), '/v1/policy?period=' || (args->>'effective_from'));
 END;

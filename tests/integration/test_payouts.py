@@ -467,3 +467,29 @@ def test_two_daemons_racing_at_the_scheduled_time_make_one_run(pg, db, workdir, 
     finally:
         for d in daemons:
             d.stop()
+
+
+def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql):
+    d = start_daemon(pg, db, workdir, SCHEDULE)
+    try:
+        api = Api(d, d.admin_token)
+        City(api).incubator("QUIET")  # no data: vetoed
+        period = previous_month(time.time())
+        assert wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0])
+        log = wait_for(lambda: "vetoed=QUIET" in d.log() and d.log())
+        assert f"payout run {period} draft: 1 incubators, total 0.00 CNY, 1 vetoed" in log
+        assert f"payout run {period}: incubator QUIET vetoed: no occupancy data" in log
+        events = sql.execute("SELECT type, payload FROM outbox "
+                             "WHERE type = 'payout_run.computed'").fetchall()
+        assert len(events) == 1
+        data = events[0][1]["data"]
+        assert data == {"period": period, "status": "draft", "total_fen": 0, "vetoed": ["QUIET"]}
+        # A manual recomputation and an approval are events too.
+        api.post("/v1/payout-runs", {"period": period})
+        api.post(f"/v1/payout-runs/{period}/approve")
+        statuses = [r[0] for r in sql.execute(
+            "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
+            "ORDER BY id").fetchall()]
+        assert statuses == ["draft", "draft", "approved"]
+    finally:
+        assert d.stop() == 0
