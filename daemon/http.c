@@ -454,7 +454,8 @@ static void api_done(void *arg, const struct db_result *res)
         json_t *p = has_body ? json_loads(body, 0, &err) : NULL;
         const char *detail = p ? json_string_value(json_object_get(p, "detail")) : NULL;
         json_t *errors = p ? json_object_get(p, "errors") : NULL;
-        http_reply_problem(r, status, detail, errors ? json_incref(errors) : NULL);
+        /* api.run sends "errors": null when there are none; leave the member out. */
+        http_reply_problem(r, status, detail, json_is_array(errors) ? json_incref(errors) : NULL);
         json_decref(p);
         return;
     }
