@@ -56,10 +56,11 @@ pg_bindir() {
     printf '%s\n' "$d"
 }
 
-# PostgreSQL refuses to run as root: as root, server commands run as postgres.
+# PostgreSQL refuses to run as root: as root, server commands run as postgres
+# (from /, since the postgres user may not be allowed into the current directory).
 as_pg_owner() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
