@@ -103,6 +103,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_queue_seconds(pid):
+    """Time the process has spent runnable but waiting for a CPU (schedstat)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1]) / 1e9
+
+
 def peak_rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -164,18 +170,24 @@ def main():
         run_wrk(daemon, token, WARMUP_SECONDS)
         run_pgbench(pg, script, variables, WARMUP_SECONDS)
 
-        rps, p99s, tps, cpu_us = [], [], [], []
+        rps, p99s, tps, cpu_us, waited = [], [], [], [], []
+        pid = daemon.proc.pid
         for i in range(ROUNDS):
-            cpu_before = cpu_seconds(daemon.proc.pid)
+            cpu_before, wait_before = cpu_seconds(pid), run_queue_seconds(pid)
             d_rps, d_p99 = run_wrk(daemon, token, SECONDS)
-            cpu_us.append((cpu_seconds(daemon.proc.pid) - cpu_before) * 1e6
-                          / (d_rps * SECONDS))
+            busy = cpu_seconds(pid) - cpu_before
+            cpu_us.append(busy * 1e6 / (d_rps * SECONDS))
+            # Of the time the daemon wanted a CPU, how much it spent waiting for one:
+            # high on a machine that other work keeps busy.
+            wait = run_queue_seconds(pid) - wait_before
+            waited.append(wait / (wait + busy) if wait + busy > 0 else 0.0)
             p_tps = run_pgbench(pg, script, variables, SECONDS)
             rps.append(d_rps)
             p99s.append(d_p99)
             tps.append(p_tps)
             print(f"round {i + 1}: daemon {d_rps:.0f} req/s (p99 {d_p99:.2f} ms, "
-                  f"{cpu_us[-1]:.0f} us CPU/request), pgbench {p_tps:.0f} tps")
+                  f"{cpu_us[-1]:.0f} us CPU/request, waited for a CPU {waited[-1]:.0%} "
+                  f"of the time it was runnable), pgbench {p_tps:.0f} tps")
         rss = peak_rss_kib(daemon.proc.pid)
         exit_code = daemon.stop()
         assert exit_code == 0, f"the daemon exited with {exit_code}:\n{daemon.log()}"
@@ -196,7 +208,9 @@ def main():
     print(f"ratio:          {ratio:.2f}  (target >= {RATIO_TARGET}: "
           f"{'met' if ratio >= RATIO_TARGET else 'MISSED'})")
     print(f"daemon p99:     {d_p99:.2f} ms")
-    print(f"daemon CPU:     {statistics.median(cpu_us):.0f} us per request (user + system)")
+    print(f"daemon CPU:     {statistics.median(cpu_us):.0f} us per request (user + system); "
+          f"runnable but waiting for a CPU {statistics.median(waited):.0%} of the time")
+    print(f"host load:      {os.getloadavg()[0]:.1f} (1-minute load average at the end)")
     print(f"daemon VmHWM:   {rss / 1024:.1f} MiB  (target < {RSS_TARGET_KIB // 1024} MiB: "
           f"{'met' if rss < RSS_TARGET_KIB else 'MISSED'})")
     return 0
