@@ -96,11 +96,60 @@ def run_pgbench(pg, script, variables, seconds):
     return float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
 
 
-def cpu_seconds(pid):
-    """User + system CPU time the process has used so far."""
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(pid):
+    """/proc/PID/stat after the command name: [state, ppid, ...]."""
     with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid, children=False):
+    """User + system CPU time the process (and its reaped children) used so far."""
+    fields = stat_fields(pid)
+    return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
+
+
+class OtherWork:
+    """How much CPU the rest of the machine used while a side was measured.
+
+    The host's busy time (/proc/stat) less what this benchmark's own
+    processes used: the daemon, the cluster (the postmaster, its live
+    children and the ones it reaped), this script and its reaped children
+    (wrk, pgbench). The machine is shared, and a ratio taken while other
+    work ran says as much about that work as about the daemon."""
+
+    def __init__(self, daemon_pid, postmaster_pid):
+        self.pids = (daemon_pid, postmaster_pid)
+
+    def _host_busy(self):
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return (sum(v) - v[3] - v[4]) / TICKS  # all but idle and iowait
+
+    def _ours(self):
+        daemon, postmaster = self.pids
+        total = cpu_seconds(daemon) + cpu_seconds(postmaster, children=True)
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = stat_fields(entry)
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / TICKS
+        t = os.times()
+        return total + t.user + t.system + t.children_user + t.children_system
+
+    def start(self):
+        self.busy0, self.ours0 = self._host_busy(), self._ours()
+
+    def cores(self, seconds):
+        """Cores' worth of CPU others used since start()."""
+        others = (self._host_busy() - self.busy0) - (self._ours() - self.ours0)
+        return max(0.0, others / seconds)
 
 
 def run_queue_seconds(pid):
@@ -158,7 +207,8 @@ def main():
         with pg.connect(DB) as conn:
             token_id = conn.execute("SELECT id FROM tokens WHERE name = 'bench'").fetchone()[0]
         ctx = {"request_id": "0123456789abcdef", "method": "GET",
-               "path": f"/v1/incubators/{CODE}", "today": datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat(),
+               "path": f"/v1/incubators/{CODE}",
+               "today": datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat(),
                "token_id": token_id, "token_name": "bench", "admin": True, "incubator": None}
         variables = {"fn": "incubator_get",
                      "ctx": json.dumps(ctx, separators=(",", ":")),
@@ -170,24 +220,30 @@ def main():
         run_wrk(daemon, token, WARMUP_SECONDS)
         run_pgbench(pg, script, variables, WARMUP_SECONDS)
 
-        rps, p99s, tps, cpu_us, waited = [], [], [], [], []
+        rps, p99s, tps, cpu_us, waited, other_d, other_p = [], [], [], [], [], [], []
         pid = daemon.proc.pid
+        with open(os.path.join(pg.data, "postmaster.pid")) as f:
+            others = OtherWork(pid, int(f.readline()))
         for i in range(ROUNDS):
             cpu_before, wait_before = cpu_seconds(pid), run_queue_seconds(pid)
+            others.start()
             d_rps, d_p99 = run_wrk(daemon, token, SECONDS)
+            other_d.append(others.cores(SECONDS))
             busy = cpu_seconds(pid) - cpu_before
             cpu_us.append(busy * 1e6 / (d_rps * SECONDS))
-            # Of the time the daemon wanted a CPU, how much it spent waiting for one:
-            # high on a machine that other work keeps busy.
+            # Of the time the daemon wanted a CPU, how much it spent waiting for one.
             wait = run_queue_seconds(pid) - wait_before
             waited.append(wait / (wait + busy) if wait + busy > 0 else 0.0)
+            others.start()
             p_tps = run_pgbench(pg, script, variables, SECONDS)
+            other_p.append(others.cores(SECONDS))
             rps.append(d_rps)
             p99s.append(d_p99)
             tps.append(p_tps)
             print(f"round {i + 1}: daemon {d_rps:.0f} req/s (p99 {d_p99:.2f} ms, "
                   f"{cpu_us[-1]:.0f} us CPU/request, waited for a CPU {waited[-1]:.0%} "
-                  f"of the time it was runnable), pgbench {p_tps:.0f} tps")
+                  f"of its runnable time; other work {other_d[-1]:.2f} cores), "
+                  f"pgbench {p_tps:.0f} tps (other work {other_p[-1]:.2f} cores)")
         rss = peak_rss_kib(daemon.proc.pid)
         exit_code = daemon.stop()
         assert exit_code == 0, f"the daemon exited with {exit_code}:\n{daemon.log()}"
@@ -203,14 +259,17 @@ def main():
     print(f"machine:        {machine()}")
     print(f"load:           {CONNECTIONS} connections, {THREADS} threads, {SECONDS} s x "
           f"{ROUNDS} rounds each side, alternating; medians below")
-    print(f"daemon:         {d_rps:.0f} requests/s  (pool_size {POOL_SIZE}, log level {LOG_LEVEL}, wrk over loopback)")
+    print(f"daemon:         {d_rps:.0f} requests/s  (pool_size {POOL_SIZE}, log level {LOG_LEVEL}, "
+          "wrk over loopback)")
     print(f"pgbench:        {p_tps:.0f} transactions/s  (same SQL, Unix socket, -M extended)")
     print(f"ratio:          {ratio:.2f}  (target >= {RATIO_TARGET}: "
           f"{'met' if ratio >= RATIO_TARGET else 'MISSED'})")
     print(f"daemon p99:     {d_p99:.2f} ms")
     print(f"daemon CPU:     {statistics.median(cpu_us):.0f} us per request (user + system); "
           f"runnable but waiting for a CPU {statistics.median(waited):.0%} of the time")
-    print(f"host load:      {os.getloadavg()[0]:.1f} (1-minute load average at the end)")
+    print(f"other work:     {statistics.median(other_d):.2f} cores during the daemon's rounds, "
+          f"{statistics.median(other_p):.2f} during pgbench's (of {os.cpu_count()}; "
+          f"CPU used by processes outside this benchmark)")
     print(f"daemon VmHWM:   {rss / 1024:.1f} MiB  (target < {RSS_TARGET_KIB // 1024} MiB: "
           f"{'met' if rss < RSS_TARGET_KIB else 'MISSED'})")
     return 0
