@@ -521,15 +521,9 @@ static void statement_done(struct db_conn *c)
         conn_arm(c, EV_READ);
         if (s)
             s->running = NULL;
-        /*
-         * A session closed while this statement ran is ours to release. One
-         * that is still open may be closed, and freed, by the callback: it
-         * must not be touched after it.
-         */
-        bool release = s != NULL && s->closing;
         deliver_result(q, res);
         query_free(q);
-        if (release)
+        if (s && s->closing && s->running == NULL)
             session_release(s);
         return;
     }

@@ -171,7 +171,7 @@ BEGIN
         -- The first request with this key holds the lock until it commits.
         IF NOT pg_try_advisory_xact_lock(hashtextextended(token::text || ':' || idem_key, 7243)) THEN
             RETURN ROW(409, json_build_object('detail',
-                'a request with this Idempotency-Key is still being processed'), NULL::text, false);
+                'a request with this Idempotency-Key is still being processed'), NULL, false);
         END IF;
         SELECT * INTO stored FROM idempotency_keys k
          WHERE k.token_id = token AND k.key = idem_key
@@ -181,7 +181,7 @@ BEGIN
                OR stored.body_sha256 <> ctx->>'body_sha256' THEN
                 RETURN ROW(409, json_build_object('detail',
                     'this Idempotency-Key was already used with a different request'),
-                    NULL::text, false);
+                    NULL, false);
             END IF;
             RETURN ROW(stored.status, stored.body::json, stored.location, true);
         END IF;
