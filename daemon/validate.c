@@ -268,6 +268,8 @@ static json_t *check_map(struct vctx *v, const char *path, json_t *value, const 
 /* The JSON type each field type needs, for the "must be a string" kind of error. */
 static bool type_matches(const struct field *f, json_t *value, const char **want)
 {
+    /* Set on every path: GCC -O2 cannot tell that the switch covers them all. */
+    *want = "";
     switch (f->type) {
     case FT_TEXT:
     case FT_ENUM:
