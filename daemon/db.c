@@ -517,13 +517,19 @@ static void statement_done(struct db_conn *c)
     evtimer_del(q->timer);
     if (q->kind == Q_SESSION_STMT) {
         struct db_session *s = c->session;
+        /*
+         * Decided before the callback, which may close the session itself
+         * (freeing it, or starting its rollback): s is not looked at after
+         * it unless its owner had closed it already, while this ran.
+         */
+        bool close_pending = s != NULL && s->closing;
         c->state = CONN_HELD;
         conn_arm(c, EV_READ);
         if (s)
             s->running = NULL;
         deliver_result(q, res);
         query_free(q);
-        if (s && s->closing && s->running == NULL)
+        if (close_pending)
             session_release(s);
         return;
     }
