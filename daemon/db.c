@@ -105,8 +105,17 @@ struct db_pool {
     void *listen_arg;
 };
 
+/*
+ * client_connection_check_interval (PostgreSQL 14+): a statement whose
+ * request deadline passed is abandoned by dropping its connection (PQcancel
+ * would block the loop), and the client was answered 503. Without the check,
+ * a backend waiting for a lock does not notice the drop and, once the lock is
+ * free, commits the write after all, up to statement_timeout later; with it,
+ * it gives up within half a second.
+ */
 static const char SETUP_SQL[] = "SELECT set_config('statement_timeout', $1, false), "
-                                "set_config('TimeZone', 'UTC', false)";
+                                "set_config('TimeZone', 'UTC', false), "
+                                "set_config('client_connection_check_interval', '500', false)";
 
 static void conn_arm(struct db_conn *c, short what);
 static void conn_connect(struct db_conn *c);
@@ -517,19 +526,19 @@ static void statement_done(struct db_conn *c)
     evtimer_del(q->timer);
     if (q->kind == Q_SESSION_STMT) {
         struct db_session *s = c->session;
-        /*
-         * Decided before the callback, which may close the session itself
-         * (freeing it, or starting its rollback): s is not looked at after
-         * it unless its owner had closed it already, while this ran.
-         */
-        bool close_pending = s != NULL && s->closing;
         c->state = CONN_HELD;
         conn_arm(c, EV_READ);
         if (s)
             s->running = NULL;
+        /*
+         * A session closed while this statement ran is ours to release. One
+         * that is still open may be closed, and freed, by the callback: it
+         * must not be touched after it.
+         */
+        bool release = s != NULL && s->closing;
         deliver_result(q, res);
         query_free(q);
-        if (close_pending)
+        if (release)
             session_release(s);
         return;
     }

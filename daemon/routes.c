@@ -35,7 +35,26 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
     {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .handler = api_token_revoke},
 
+    {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
+    {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
+    {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, 0,                       "tenant_list",      .query = api_tenant_list_query},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
+
+    {PUT,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, ROUTE_BODY,              "occupancy_put",    .body = api_occupancy_put_body, .check = api_occupancy_put_check},
+    {GET,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, 0,                       "occupancy_get",    .query = api_on_query},
+    {GET,    "/v1/incubators/{code}/space-share", ACCESS_INCUBATOR, 0,                       "space_share_get",  .query = api_on_query},
+
+    {GET,    "/v1/policy",                        ACCESS_ANY,       0,                       "policy_get",       .query = api_policy_query},
+
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
+
+    {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, 0,                       "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV,               "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       0,                       "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
+    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     0,                       "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
+    {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 };
 /* clang-format on */
 const size_t routes_count = ARRAY_LEN(routes);

@@ -59,6 +59,23 @@ static const char *json_type_name(const json_t *value)
     return "?";
 }
 
+/*
+ * Whether x is a decimal with at most log10(scale) decimals, and if so its
+ * value in 1/scale units. Jansson reads a number with strtod, which rounds
+ * the client's text to the nearest double, and IEEE division is correctly
+ * rounded too: so n / scale == x exactly when the text was n / scale, and
+ * any further non-zero digit a double can hold makes them differ. (A fixed
+ * tolerance instead let 1500.000000001 or 0.000000001 pass as 2 decimals.)
+ */
+static bool decimal_exact(double x, double scale, int64_t *out)
+{
+    double n = round(x * scale);
+    if (!isfinite(n) || fabs(n) > 9e15 || n / scale != x)
+        return false;
+    *out = (int64_t)n;
+    return true;
+}
+
 bool area_to_centi(json_t *value, int64_t *centi)
 {
     if (json_is_integer(value)) {
@@ -73,13 +90,7 @@ bool area_to_centi(json_t *value, int64_t *centi)
     double x = json_real_value(value);
     if (!isfinite(x) || fabs(x) > AREA_MAX_M2 * 10.0)
         return false;
-    double scaled = x * 100.0;
-    double rounded = round(scaled);
-    /* Binary doubles cannot hold 0.1 exactly: accept what rounds to hundredths. */
-    if (fabs(scaled - rounded) > 1e-6)
-        return false;
-    *centi = (int64_t)rounded;
-    return true;
+    return decimal_exact(x, 100.0, centi);
 }
 
 void centi_format(int64_t centi, char *out, size_t len)
@@ -107,7 +118,8 @@ static bool is_blank(const char *s)
     return true;
 }
 
-static bool code_ok(const char *s, size_t max)
+/* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
+static bool identifier_ok(const char *s, size_t max, const char *extra)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max)
@@ -115,10 +127,42 @@ static bool code_ok(const char *s, size_t max)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-')))
+        if (!alnum && (i == 0 || strchr(extra, c) == NULL))
             return false;
     }
     return true;
+}
+
+/* {"2025": 320000000, ...}: years as keys, whole fen as values. */
+static json_t *check_year_map(struct vctx *v, const char *path, json_t *value)
+{
+    static const struct field fen = {"", FT_FEN, 0};
+    json_t *out = json_object();
+    const char *key;
+    json_t *item;
+    char sub[256];
+    bool ok = true;
+    json_object_foreach(value, key, item) {
+        char *end;
+        long year = strtol(key, &end, 10);
+        snprintf(sub, sizeof(sub), "%s.%s", path, key);
+        if (strlen(key) != 4 || *end != '\0' || year < DATE_MIN_YEAR || year > DATE_MAX_YEAR) {
+            v_error(v, sub, "must be keyed by a year YYYY");
+            ok = false;
+            continue;
+        }
+        json_t *norm = validate_value(v, sub, item, &fen);
+        if (norm == NULL) {
+            ok = false;
+            continue;
+        }
+        json_object_set_new(out, key, norm);
+    }
+    if (!ok) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
 }
 
 static json_t *check_text(struct vctx *v, const char *path, json_t *value, const struct field *f)
@@ -208,13 +252,11 @@ static json_t *check_ratio(struct vctx *v, const char *path, json_t *value, cons
         return NULL;
     }
     double x = json_number_value(value);
-    double scaled = x * 10000.0;
-    double rounded = round(scaled);
-    if (!isfinite(x) || fabs(scaled - rounded) > 1e-6) {
+    int64_t n;
+    if (!isfinite(x) || fabs(x) > 1e9 || !decimal_exact(x, 10000.0, &n)) {
         v_error(v, path, "must have at most 4 decimals");
         return NULL;
     }
-    int64_t n = (int64_t)rounded;
     if (n < f->min || n > f->max) {
         v_error(v, path, "must be between %g and %g", f->min / 10000.0, f->max / 10000.0);
         return NULL;
@@ -277,6 +319,7 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
     case FT_PERIOD:
     case FT_USCC:
     case FT_CODE:
+    case FT_EXTERNAL_ID:
         *want = "a string";
         return json_is_string(value);
     case FT_FEN:
@@ -289,6 +332,7 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
         *want = "a number";
         return json_is_number(value);
     case FT_OBJECT:
+    case FT_YEAR_MAP:
         *want = "an object";
         return json_is_object(value);
     case FT_ARRAY:
@@ -363,13 +407,23 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return json_incref(value);
     }
     case FT_CODE:
-        if (!code_ok(json_string_value(value), 32)) {
+        if (!identifier_ok(json_string_value(value), 32, "._-")) {
             v_error(v, path,
                     "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or "
                     "digit");
             return NULL;
         }
         return json_incref(value);
+    case FT_EXTERNAL_ID:
+        if (!identifier_ok(json_string_value(value), 64, "._:-")) {
+            v_error(v, path,
+                    "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter "
+                    "or digit");
+            return NULL;
+        }
+        return json_incref(value);
+    case FT_YEAR_MAP:
+        return check_year_map(v, path, value);
     case FT_OBJECT:
         if (f->flags & F_ANY_KEYS)
             return check_map(v, path, value, f);

@@ -30,7 +30,36 @@ extern const struct field api_token_create_body[];
 void api_token_create(struct req *r);
 void api_token_revoke(struct req *r);
 
+/* api_tenants.c */
+extern const struct field api_tenant_put_body[];
+void api_tenant_put_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_tenant_graduate_body[];
+void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_tenant_exit_body[];
+extern const struct query_param api_tenant_list_query[];
+
+/* api_occupancy.c */
+extern const struct field api_occupancy_put_body[];
+void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct query_param api_on_query[]; /* on=DATE */
+
+/* api_policy.c */
+extern const struct query_param api_policy_query[];
+
 /* api_audit.c */
 extern const struct query_param api_audit_query[];
+
+/* api_reports.c */
+extern const struct query_param api_metrics_query[];      /* period (required) */
+extern const struct query_param api_cohorts_query[];      /* admitted_year, incubator */
+extern const struct query_param api_plan_progress_query[]; /* as_of */
+void api_period_started_check(struct req *r, struct vctx *v, json_t *args);
+void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);
+void api_plan_progress_check(struct req *r, struct vctx *v, json_t *args);
+void api_reports_cohorts(struct req *r);
+
+/* api_alerts.c */
+extern const struct query_param api_alert_list_query[];
+extern const struct field api_alert_ack_body[];
 
 #endif

@@ -34,6 +34,8 @@ enum field_type {
     FT_RATIO,  /* a number within [min, max] / 10000, at most 4 decimals */
     FT_USCC,   /* an 18-character Unified Social Credit Code with a valid check character */
     FT_CODE,   /* an incubator code */
+    FT_EXTERNAL_ID, /* a tenant's external id */
+    FT_YEAR_MAP, /* an object whose keys are years (YYYY) and values amounts in fen */
     FT_OBJECT, /* an object checked against fields */
     FT_ARRAY,  /* an array of items checked as item (its name is unused) */
     FT_CUSTOM, /* checked by check() */

@@ -4,7 +4,7 @@
 --
 -- Conventions of every API function api.<name>(ctx jsonb, args jsonb):
 --   ctx:  {request_id, method, path, today, token_id, token_name, admin,
---          incubator, idempotency_key?, body_sha256?, format?}, built by the
+--          incubator, now, idempotency_key?, body_sha256?, format?}, built by the
 --          daemon; "today" is the bureau's date: SQL never reads the clock
 --          for a business rule.
 --   args: path parameters, query parameters and the validated body, in the

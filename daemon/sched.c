@@ -1,0 +1,395 @@
+/*
+ * The scheduler. Every job is a row of the table below and one SQL function,
+ * api.job_<name>(ctx), run by api.run_job under pg_try_advisory_xact_lock:
+ * when several daemons share a database, the one that gets the lock runs it
+ * and the others skip. A job runs in a transaction of its own on a session
+ * of the pool, with a statement timeout of its own.
+ *
+ * The job's result is JSON; its "log" member, if any, is a list of
+ * {"level", "message"} lines this file writes to the log (a payout run's
+ * summary, say), so what a job did is visible where operators look.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "incubatord/db.h"
+#include "incubatord/log.h"
+#include "incubatord/metrics.h"
+#include "incubatord/sched.h"
+#include "incubatord/server.h"
+
+#define NOT_READY_RETRY_S 2
+#define ERROR_RETRY_S 60
+#define SESSION_WAIT_MS 30000
+
+enum job_kind {
+    JOB_PERIODIC, /* every period_s seconds */
+    JOB_MONTHLY,  /* on schedule.payout_day at schedule.payout_hour */
+};
+
+struct job_def {
+    const char *name; /* api.job_<name> */
+    enum job_kind kind;
+    int (*period_s)(const struct config *cfg); /* JOB_PERIODIC */
+    int timeout_ms;                            /* the job's statement timeout */
+};
+
+static int hourly(const struct config *cfg)
+{
+    (void)cfg;
+    return 3600;
+}
+
+static int alert_sweep_period(const struct config *cfg)
+{
+    return cfg->alert_sweep_seconds;
+}
+
+/* clang-format off */
+static const struct job_def jobs[] = {
+    {"idempotency_cleanup", JOB_PERIODIC, hourly, 60000},
+    {"alert_sweep", JOB_PERIODIC, alert_sweep_period, 120000},
+};
+/* clang-format on */
+
+struct job {
+    const struct job_def *def;
+    struct server *srv;
+    struct event *timer;
+    struct db_session *session;
+    bool running;
+    char ctx[512];
+    char timeout[16];
+};
+
+struct sched_state {
+    struct job jobs[ARRAY_LEN(jobs)];
+    int running;
+};
+
+/* ---- the monthly arithmetic ---- */
+
+/* Runs f with the process's time zone set to tz, and puts the old one back. */
+struct tz_guard {
+    char *saved;
+    bool changed;
+};
+
+static struct tz_guard tz_enter(const char *tz)
+{
+    struct tz_guard g = {NULL, false};
+    const char *cur = getenv("TZ");
+    if (cur == NULL || strcmp(cur, tz) != 0) {
+        g.saved = cur ? xstrdup(cur) : NULL;
+        g.changed = true;
+        setenv("TZ", tz, 1);
+        tzset();
+    }
+    return g;
+}
+
+static void tz_leave(struct tz_guard g)
+{
+    if (!g.changed)
+        return;
+    if (g.saved)
+        setenv("TZ", g.saved, 1);
+    else
+        unsetenv("TZ");
+    tzset();
+    free(g.saved);
+}
+
+static int days_in_month(int year, int month0)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month0 == 1 && leap ? 29 : days[month0];
+}
+
+/* The due moment in a month (year, month0 0-11) in the current time zone. */
+static time_t due_in_month(int year, int month0, int day, int hour)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month0;
+    tm.tm_mday = day < days_in_month(year, month0) ? day : days_in_month(year, month0);
+    tm.tm_hour = hour;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+time_t sched_next_monthly(time_t now, const char *tz, int day, int hour)
+{
+    struct tz_guard g = tz_enter(tz);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int year = tm.tm_year + 1900, month0 = tm.tm_mon;
+    time_t due = due_in_month(year, month0, day, hour);
+    if (due <= now) {
+        month0++;
+        if (month0 == 12) {
+            month0 = 0;
+            year++;
+        }
+        due = due_in_month(year, month0, day, hour);
+    }
+    tz_leave(g);
+    return due;
+}
+
+time_t sched_last_monthly(time_t now, const char *tz, int day, int hour)
+{
+    struct tz_guard g = tz_enter(tz);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    int year = tm.tm_year + 1900, month0 = tm.tm_mon;
+    time_t due = due_in_month(year, month0, day, hour);
+    if (due > now) {
+        month0--;
+        if (month0 < 0) {
+            month0 = 11;
+            year--;
+        }
+        due = due_in_month(year, month0, day, hour);
+    }
+    tz_leave(g);
+    return due;
+}
+
+void sched_previous_period(time_t t, const char *tz, char out[8])
+{
+    struct tz_guard g = tz_enter(tz);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tz_leave(g);
+    int year = tm.tm_year + 1900, month = tm.tm_mon; /* month 0 = December of last year */
+    if (month == 0) {
+        month = 12;
+        year--;
+    }
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%04d-%02d", year, month);
+    memcpy(out, buf, 7);
+    out[7] = '\0';
+}
+
+/* ---- running jobs ---- */
+
+static void arm(struct job *j, int delay_s)
+{
+    struct timeval tv = {delay_s > 0 ? delay_s : 0, 0};
+    evtimer_add(j->timer, &tv);
+}
+
+/* Seconds until the job is next due. */
+static int next_delay(const struct job *j)
+{
+    const struct config *cfg = &j->srv->cfg;
+    if (j->def->kind == JOB_PERIODIC)
+        return j->def->period_s(cfg);
+    time_t now = time(NULL);
+    return (int)(sched_next_monthly(now, cfg->timezone, cfg->payout_day, cfg->payout_hour) - now);
+}
+
+static void job_finished(struct job *j, bool ok, int retry_s)
+{
+    struct sched_state *st = j->srv->sched;
+    if (j->session) {
+        db_session_close(j->session);
+        j->session = NULL;
+    }
+    j->running = false;
+    st->running--;
+    metrics_job_ran(j->def->name, time(NULL), ok);
+    arm(j, ok ? next_delay(j) : retry_s);
+    server_request_done(j->srv);
+}
+
+static bool job_failed(struct job *j, const struct db_result *r, const char *step)
+{
+    if (r->status == DB_OK)
+        return false;
+    log_msg(LOG_ERR, "job %s: %s failed: %s%s%s (retrying in %d s)", j->def->name, step,
+            r->message ? r->message : "?", r->detail ? ": " : "", r->detail ? r->detail : "",
+            ERROR_RETRY_S);
+    job_finished(j, false, ERROR_RETRY_S);
+    return true;
+}
+
+/* Writes the job's "log" lines. */
+static void log_result(struct job *j, json_t *result)
+{
+    json_t *lines = json_object_get(result, "log");
+    size_t i;
+    json_t *line;
+    json_array_foreach(lines, i, line) {
+        const char *level = json_string_value(json_object_get(line, "level"));
+        const char *message = json_string_value(json_object_get(line, "message"));
+        int l = level ? log_level_from_name(level) : LOG_INFO;
+        if (message)
+            log_msg(l < 0 ? LOG_INFO : l, "%s", message);
+    }
+    json_object_del(result, "log");
+    char *text = json_dumps(result, JSON_COMPACT);
+    log_msg(LOG_INFO, "job %s: done %s", j->def->name, text);
+    free(text);
+}
+
+static void committed(void *arg, const struct db_result *r)
+{
+    struct job *j = arg;
+    if (job_failed(j, r, "COMMIT"))
+        return;
+    job_finished(j, true, 0);
+}
+
+static void ran(void *arg, const struct db_result *r)
+{
+    struct job *j = arg;
+    if (job_failed(j, r, "api.run_job"))
+        return;
+    if (PQgetisnull(r->res, 0, 0)) {
+        log_msg(LOG_DEBUG, "job %s: another daemon holds it; skipped", j->def->name);
+    } else {
+        json_t *result = json_loads(PQgetvalue(r->res, 0, 0), JSON_DECODE_ANY, NULL);
+        if (result)
+            log_result(j, result);
+        json_decref(result);
+    }
+    db_session_query(j->session, "COMMIT", 0, NULL, committed, j);
+}
+
+static void timeout_set(void *arg, const struct db_result *r)
+{
+    struct job *j = arg;
+    if (job_failed(j, r, "set statement_timeout"))
+        return;
+    const char *values[] = {j->def->name, j->ctx};
+    db_session_query(j->session, "SELECT api.run_job($1, $2::jsonb)::text", 2, values, ran, j);
+}
+
+static void begun(void *arg, const struct db_result *r)
+{
+    struct job *j = arg;
+    if (job_failed(j, r, "BEGIN"))
+        return;
+    const char *values[] = {j->timeout};
+    db_session_query(j->session, "SELECT set_config('statement_timeout', $1, true)", 1, values,
+                     timeout_set, j);
+}
+
+static void session_opened(void *arg, struct db_session *s, const char *error)
+{
+    struct job *j = arg;
+    if (s == NULL) {
+        log_msg(LOG_WARNING, "job %s: no database connection: %s (retrying in %d s)",
+                j->def->name, error, ERROR_RETRY_S);
+        job_finished(j, false, ERROR_RETRY_S);
+        return;
+    }
+    j->session = s;
+    db_session_query(s, "BEGIN", 0, NULL, begun, j);
+}
+
+/* The context a job's SQL gets: like a request's, with "now" and, for a monthly job, its period. */
+static void make_context(struct job *j)
+{
+    const struct config *cfg = &j->srv->cfg;
+    time_t now = time(NULL);
+    char today[11], stamp[32], period[8];
+    struct tm tm;
+    date_format(server_today(j->srv), today);
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "request_id", "job",
+                            "method", "JOB", "path", j->def->name, "today", today, "now", stamp,
+                            "token_name", "scheduler", "admin", 1);
+    if (j->def->kind == JOB_MONTHLY) {
+        time_t due = sched_last_monthly(now, cfg->timezone, cfg->payout_day, cfg->payout_hour);
+        sched_previous_period(due, cfg->timezone, period);
+        json_object_set_new(ctx, "period", json_string(period));
+    }
+    char *text = json_dumps(ctx, JSON_COMPACT);
+    snprintf(j->ctx, sizeof(j->ctx), "%s", text);
+    free(text);
+    json_decref(ctx);
+}
+
+static void start_job(struct job *j)
+{
+    struct server *srv = j->srv;
+    if (j->running)
+        return;
+    if (srv->draining)
+        return;
+    if (!server_schema_ready(srv)) {
+        arm(j, NOT_READY_RETRY_S);
+        return;
+    }
+    j->running = true;
+    srv->sched->running++;
+    make_context(j);
+    snprintf(j->timeout, sizeof(j->timeout), "%d", j->def->timeout_ms);
+    db_session_open(srv->pool, SESSION_WAIT_MS, session_opened, j);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    start_job(arg);
+}
+
+void sched_start(struct server *srv)
+{
+    struct sched_state *st = xcalloc(1, sizeof(*st));
+    srv->sched = st;
+    for (size_t i = 0; i < ARRAY_LEN(jobs); i++) {
+        struct job *j = &st->jobs[i];
+        j->def = &jobs[i];
+        j->srv = srv;
+        j->timer = evtimer_new(srv->base, timer_cb, j);
+        /* First run soon after start: catches up what is due (a missed payout run). */
+        arm(j, 1);
+    }
+}
+
+void sched_apply_config(struct server *srv)
+{
+    struct sched_state *st = srv->sched;
+    for (size_t i = 0; st && i < ARRAY_LEN(jobs); i++) {
+        struct job *j = &st->jobs[i];
+        if (!j->running)
+            arm(j, next_delay(j));
+    }
+}
+
+void sched_run_now(struct server *srv, const char *name)
+{
+    struct sched_state *st = srv->sched;
+    for (size_t i = 0; st && i < ARRAY_LEN(jobs); i++)
+        if (strcmp(jobs[i].name, name) == 0)
+            start_job(&st->jobs[i]);
+}
+
+int sched_running(const struct server *srv)
+{
+    return srv->sched ? srv->sched->running : 0;
+}
+
+void sched_free(struct server *srv)
+{
+    struct sched_state *st = srv->sched;
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < ARRAY_LEN(jobs); i++)
+        if (st->jobs[i].timer)
+            event_free(st->jobs[i].timer);
+    free(st);
+    srv->sched = NULL;
+}

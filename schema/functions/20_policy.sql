@@ -1,0 +1,41 @@
+-- The versioned policy: which version is in force for a month, and reading it.
+
+-- The policy in force for the month that contains day d: the latest
+-- effective_from on or before that month, the newest version among equals.
+CREATE FUNCTION api.policy_on(d date) RETURNS policies
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM policies
+     WHERE effective_from <= date_trunc('month', d)::date
+     ORDER BY effective_from DESC, version DESC
+     LIMIT 1
+$$;
+
+CREATE FUNCTION api.policy_json(p policies) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'version', p.version,
+        'effective_from', to_char(p.effective_from, 'YYYY-MM'),
+        'veto_threshold', api.num(p.veto_threshold),
+        'warning_margin', api.num(p.warning_margin),
+        'reward_per_graduate_fen', p.reward_per_graduate_fen,
+        'high_tech_bonus_fen', p.high_tech_bonus_fen,
+        'annual_cap_fen', p.annual_cap_fen,
+        'incubation_limit_months', p.incubation_limit_months,
+        'extended_limit_months', p.extended_limit_months,
+        'extended_fields', to_json(p.extended_fields),
+        'entry_max_age_months', p.entry_max_age_months,
+        'graduation_investment_min_fen', p.graduation_investment_min_fen,
+        'graduation_revenue_2y_min_fen', p.graduation_revenue_2y_min_fen,
+        'stale_after_days', p.stale_after_days,
+        'repeat_hours', p.repeat_hours,
+        'plan', p.plan,
+        'created_at', api.ts(p.created_at),
+        'created_by', p.created_by)
+$$;
+
+-- GET /v1/policy[?period=YYYY-MM]: the version in force for that month (default: this one).
+CREATE FUNCTION api.policy_get(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.policy_json(api.policy_on(
+        coalesce((args->>'period' || '-01')::date, api.today(ctx)))))
+$$;

@@ -1,0 +1,367 @@
+-- Tenants: their profile (PUT), reading, graduation and exit.
+
+-- Whether a tenant is a science/technology enterprise on day d: certified as
+-- one, or as a national high-tech enterprise (which is one a fortiori).
+CREATE FUNCTION api.is_tech(tech_certified_on date, high_tech_certified_on date, d date)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(tech_certified_on <= d, false) OR coalesce(high_tech_certified_on <= d, false)
+$$;
+
+-- The incubation limit of a tenant: admission + the limit in months of the
+-- policy in force when it was admitted (the extended limit for its fields).
+CREATE FUNCTION api.incubation_limit_on(admitted_on date, field text) RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT (admitted_on + make_interval(months =>
+               CASE WHEN field = ANY (p.extended_fields) THEN p.extended_limit_months
+                    ELSE p.incubation_limit_months END))::date
+      FROM api.policy_on(admitted_on) p
+$$;
+
+-- Founded more than entry_max_age_months (of the policy at admission) before admission.
+CREATE FUNCTION api.entry_age_exceeded(founded_on date, admitted_on date) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT admitted_on > (founded_on + make_interval(months => p.entry_max_age_months))::date
+      FROM api.policy_on(admitted_on) p
+$$;
+
+-- The warnings of API.md: computed when read, so they are always those of today.
+CREATE FUNCTION api.tenant_warnings(t tenants, today date) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(json_agg(json_build_object('code', w.code, 'message', w.message)
+                             ORDER BY w.code), '[]'::json)
+      FROM (
+        SELECT 'entry_age' AS code,
+               format('founded %s, more than %s months before admission on %s',
+                      t.founded_on, p.entry_max_age_months, t.admitted_on) AS message
+          FROM api.policy_on(t.admitted_on) p
+         WHERE api.entry_age_exceeded(t.founded_on, t.admitted_on)
+        UNION ALL
+        SELECT 'duplicate_enterprise',
+               format('credit code %s is also incubating at %s', t.credit_code,
+                      string_agg(i.code, ', ' ORDER BY i.code))
+          FROM tenants o JOIN incubators i ON i.id = o.incubator_id
+         WHERE t.status = 'incubating' AND o.status = 'incubating'
+           AND o.credit_code = t.credit_code AND o.incubator_id <> t.incubator_id
+        HAVING count(*) > 0
+        UNION ALL
+        SELECT 'overdue',
+               format('still incubating after its incubation limit %s',
+                      api.incubation_limit_on(t.admitted_on, t.field))
+         WHERE t.status = 'incubating'
+           AND today > api.incubation_limit_on(t.admitted_on, t.field)
+      ) w
+$$;
+
+-- The tenant object of API.md.
+CREATE FUNCTION api.tenant_json(t tenants, today date) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'external_id', t.external_id,
+        'incubator', (SELECT code FROM incubators WHERE id = t.incubator_id),
+        'name', t.name,
+        'credit_code', t.credit_code,
+        'founded_on', t.founded_on,
+        'admitted_on', t.admitted_on,
+        'field', t.field,
+        'tech_certified_on', t.tech_certified_on,
+        'high_tech_certified_on', t.high_tech_certified_on,
+        'founder_origin', t.founder_origin,
+        'annual_revenue_fen', (SELECT json_object_agg(r.year::text, r.revenue_fen ORDER BY r.year)
+                                 FROM tenant_revenues r WHERE r.tenant_id = t.id),
+        'listed_on', t.listed_on,
+        'status', t.status,
+        'graduated_on', t.graduated_on,
+        'graduation_basis', t.graduation_basis,
+        'graduation_evidence', t.graduation_evidence,
+        'exited_on', t.exited_on,
+        'exit_reason', t.exit_reason,
+        'area_m2', coalesce((SELECT api.num(o.area_m2) FROM occupancy o
+                              WHERE o.tenant_id = t.id AND o.valid @> today), 0),
+        'incubation_limit_on', api.incubation_limit_on(t.admitted_on, t.field),
+        'warnings', api.tenant_warnings(t, today),
+        'created_at', api.ts(t.created_at),
+        'updated_at', api.ts(t.updated_at))
+$$;
+
+-- The tenant a path names, locked for a change; 404 if there is none.
+CREATE FUNCTION api.tenant_for_update(incubator bigint, external text) RETURNS tenants
+LANGUAGE plpgsql AS $$
+DECLARE
+    t tenants;
+BEGIN
+    SELECT * INTO t FROM tenants
+     WHERE incubator_id = incubator AND external_id = external
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no tenant %s in this incubator', external));
+    END IF;
+    RETURN t;
+END;
+$$;
+
+-- 409 when a date on or before the end of the latest approved payout period
+-- would be written or changed: history that money was paid on is frozen.
+CREATE FUNCTION api.check_not_frozen(what text, d date) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    frozen date := api.frozen_until();
+BEGIN
+    IF frozen IS NOT NULL AND d <= frozen THEN
+        PERFORM api.fail(409, format(
+            '%s %s is on or before %s, the end of an approved payout period: that history '
+            'is frozen', what, d, frozen));
+    END IF;
+END;
+$$;
+
+-- The incubators other than one where a credit code is incubating: their
+-- duplicate_enterprise state changes with this tenant's.
+CREATE FUNCTION api.incubators_with_code(codes text[]) RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(DISTINCT incubator_id), '{}')
+      FROM tenants WHERE credit_code = ANY (codes)
+$$;
+
+-- PUT /v1/incubators/{code}/tenants/{external_id}: creates (201) or replaces
+-- the profile (200). Status changes go through graduation and exit.
+CREATE FUNCTION api.tenant_put(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint := api.incubator_id(args->>'code');
+    old tenants;
+    t tenants;
+    today date := api.today(ctx);
+    created boolean;
+    date_field text;
+BEGIN
+    SELECT * INTO old FROM tenants
+     WHERE incubator_id = incubator AND external_id = args->>'external_id'
+       FOR UPDATE;
+    created := NOT FOUND;
+
+    IF NOT created THEN
+        -- Dates that decide shares and rewards may not move across frozen history.
+        FOREACH date_field IN ARRAY ARRAY['founded_on', 'admitted_on', 'tech_certified_on',
+                                          'high_tech_certified_on'] LOOP
+            IF (to_jsonb(old)->>date_field) IS DISTINCT FROM (args->>date_field) THEN
+                PERFORM api.check_not_frozen('old ' || date_field,
+                                             (to_jsonb(old)->>date_field)::date);
+                PERFORM api.check_not_frozen(date_field, (args->>date_field)::date);
+            END IF;
+        END LOOP;
+        IF (args->>'admitted_on')::date > coalesce(old.graduated_on, old.exited_on) THEN
+            PERFORM api.fail_field('admitted_on', format(
+                'must not be after the tenant''s %s on %s',
+                CASE WHEN old.graduated_on IS NOT NULL THEN 'graduation' ELSE 'exit' END,
+                coalesce(old.graduated_on, old.exited_on)));
+        END IF;
+        -- Sending the same document again changes nothing, not even updated_at.
+        IF old.name = args->>'name' AND old.credit_code = args->>'credit_code'
+           AND old.founded_on = (args->>'founded_on')::date
+           AND old.admitted_on = (args->>'admitted_on')::date
+           AND old.field = args->>'field'
+           AND old.tech_certified_on IS NOT DISTINCT FROM (args->>'tech_certified_on')::date
+           AND old.high_tech_certified_on IS NOT DISTINCT FROM
+               (args->>'high_tech_certified_on')::date
+           AND old.founder_origin IS NOT DISTINCT FROM args->>'founder_origin'
+           AND old.listed_on IS NOT DISTINCT FROM (args->>'listed_on')::date
+           AND (SELECT coalesce(jsonb_object_agg(year::text, revenue_fen), 'null')
+                  FROM tenant_revenues WHERE tenant_id = old.id)
+               = coalesce(nullif(args->'annual_revenue_fen', '{}'), 'null') THEN
+            RETURN api.ok(200, api.tenant_json(old, today));
+        END IF;
+        UPDATE tenants SET
+            name = args->>'name',
+            credit_code = args->>'credit_code',
+            founded_on = (args->>'founded_on')::date,
+            admitted_on = (args->>'admitted_on')::date,
+            field = args->>'field',
+            tech_certified_on = (args->>'tech_certified_on')::date,
+            high_tech_certified_on = (args->>'high_tech_certified_on')::date,
+            founder_origin = args->>'founder_origin',
+            listed_on = (args->>'listed_on')::date,
+            updated_at = now()
+         WHERE id = old.id
+        RETURNING * INTO t;
+        DELETE FROM tenant_revenues WHERE tenant_id = t.id;
+    ELSE
+        INSERT INTO tenants (incubator_id, external_id, name, credit_code, founded_on,
+                             admitted_on, field, tech_certified_on, high_tech_certified_on,
+                             founder_origin, listed_on)
+        VALUES (incubator, args->>'external_id', args->>'name', args->>'credit_code',
+                (args->>'founded_on')::date, (args->>'admitted_on')::date, args->>'field',
+                (args->>'tech_certified_on')::date, (args->>'high_tech_certified_on')::date,
+                args->>'founder_origin', (args->>'listed_on')::date)
+        RETURNING * INTO t;
+    END IF;
+
+    INSERT INTO tenant_revenues (tenant_id, year, revenue_fen)
+    SELECT t.id, r.key::integer, r.value::bigint
+      FROM jsonb_each_text(CASE WHEN jsonb_typeof(args->'annual_revenue_fen') = 'object'
+                                THEN args->'annual_revenue_fen' ELSE '{}' END) r;
+
+    PERFORM api.audit(ctx, incubator,
+                      format('%s tenant %s (%s)', CASE WHEN created THEN 'admitted' ELSE 'updated' END,
+                             t.external_id, t.credit_code),
+                      args - 'code');
+    PERFORM api.after_change(ctx, ARRAY[incubator] ||
+                             api.incubators_with_code(ARRAY[t.credit_code, old.credit_code]));
+    RETURN api.ok(CASE WHEN created THEN 201 ELSE 200 END, api.tenant_json(t, today),
+                  CASE WHEN created THEN format('/v1/incubators/%s/tenants/%s', args->>'code',
+                                                t.external_id) END);
+END;
+$$;
+
+-- GET /v1/incubators/{code}/tenants/{external_id}
+CREATE FUNCTION api.tenant_get(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    t tenants;
+BEGIN
+    SELECT * INTO t FROM tenants
+     WHERE incubator_id = api.incubator_id(args->>'code') AND external_id = args->>'external_id';
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no tenant %s in this incubator', args->>'external_id'));
+    END IF;
+    RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
+END;
+$$;
+
+-- GET /v1/incubators/{code}/tenants[?status=]: ordered by external_id.
+CREATE FUNCTION api.tenant_list(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    incubator bigint := api.incubator_id(args->>'code');
+    after text := coalesce(api.cursor_decode(args->>'cursor'), '');
+    result json;
+BEGIN
+    SELECT api.page(array_agg(api.tenant_json(t, api.today(ctx)) ORDER BY t.external_id),
+                    array_agg(t.external_id ORDER BY t.external_id), (args->>'limit')::int)
+      INTO result
+      FROM (SELECT * FROM tenants
+             WHERE incubator_id = incubator AND external_id > after
+               AND (args->>'status' IS NULL OR status = args->>'status')
+             ORDER BY external_id
+             LIMIT (args->>'limit')::int + 1) t;
+    RETURN api.ok(200, result);
+END;
+$$;
+
+-- Whether revenue (year -> fen) has two consecutive years summing to at least min.
+CREATE FUNCTION api.revenue_two_years_reach(revenue jsonb, min bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM jsonb_each_text(revenue) a
+          JOIN jsonb_each_text(revenue) b ON b.key::integer = a.key::integer + 1
+         WHERE a.value::bigint + b.value::bigint >= min)
+$$;
+
+-- POST /v1/incubators/{code}/tenants/{external_id}/graduation
+CREATE FUNCTION api.tenant_graduate(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint := api.incubator_id(args->>'code');
+    t tenants := api.tenant_for_update(incubator, args->>'external_id');
+    graduated date := (args->>'graduated_on')::date;
+    basis text := args->>'basis';
+    evidence jsonb := jsonb_strip_nulls(coalesce(nullif(args->'evidence', 'null'), '{}'));
+    p policies := api.policy_on(graduated);
+BEGIN
+    IF t.status <> 'incubating' THEN
+        PERFORM api.fail(409, format('tenant %s is %s, not incubating', t.external_id, t.status));
+    END IF;
+    IF graduated < t.admitted_on THEN
+        PERFORM api.fail_field('graduated_on',
+                               format('must not be before admitted_on (%s)', t.admitted_on));
+    END IF;
+    PERFORM api.check_not_frozen('graduated_on', graduated);
+
+    IF basis = 'high_tech' AND NOT coalesce(t.high_tech_certified_on <= graduated, false) THEN
+        PERFORM api.fail_field('basis', format(
+            'high_tech needs the tenant''s high_tech_certified_on on or before graduated_on '
+            '(it is %s)', coalesce(t.high_tech_certified_on::text, 'not set')));
+    ELSIF basis = 'investment'
+          AND (evidence->>'investment_total_fen')::bigint < p.graduation_investment_min_fen THEN
+        PERFORM api.fail_field('evidence.investment_total_fen', format(
+            'must be at least %s (graduation_investment_min_fen of policy version %s)',
+            p.graduation_investment_min_fen, p.version));
+    ELSIF basis = 'revenue'
+          AND NOT api.revenue_two_years_reach(evidence->'revenue_fen',
+                                              p.graduation_revenue_2y_min_fen) THEN
+        PERFORM api.fail_field('evidence.revenue_fen', format(
+            'needs two consecutive years summing to at least %s '
+            '(graduation_revenue_2y_min_fen of policy version %s)',
+            p.graduation_revenue_2y_min_fen, p.version));
+    END IF;
+
+    UPDATE tenants SET status = 'graduated', graduated_on = graduated, graduation_basis = basis,
+                       graduation_evidence = evidence, updated_at = now()
+     WHERE id = t.id
+    RETURNING * INTO t;
+    PERFORM api.audit(ctx, incubator,
+                      format('graduated tenant %s on %s (%s)', t.external_id, graduated, basis),
+                      args - 'code');
+    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
+    RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
+END;
+$$;
+
+-- The latest snapshot of the tenant's incubator that lists it: a listed
+-- tenant occupies from the snapshot's as_of, so its interval contains that day.
+CREATE FUNCTION api.latest_listing(t tenants) RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT max(s.as_of)
+      FROM snapshots s
+      JOIN occupancy o ON o.tenant_id = t.id AND o.valid @> s.as_of
+     WHERE s.incubator_id = t.incubator_id
+$$;
+
+-- Ends a tenant's occupancy on a day: it occupies nothing from then on.
+CREATE FUNCTION api.end_occupancy(tenant bigint, d date) RETURNS void
+LANGUAGE sql AS $$
+    DELETE FROM occupancy WHERE tenant_id = tenant AND lower(valid) >= d;
+    UPDATE occupancy SET valid = daterange(lower(valid), d)
+     WHERE tenant_id = tenant AND valid @> d;
+$$;
+
+-- POST /v1/incubators/{code}/tenants/{external_id}/exit
+CREATE FUNCTION api.tenant_exit(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint := api.incubator_id(args->>'code');
+    t tenants;
+    exited date := (args->>'exited_on')::date;
+    listed date;
+BEGIN
+    -- Exits and snapshots of one incubator take turns: both change its occupancy.
+    PERFORM 1 FROM incubators WHERE id = incubator FOR NO KEY UPDATE;
+    t := api.tenant_for_update(incubator, args->>'external_id');
+    IF t.status = 'exited' THEN
+        PERFORM api.fail(409, format('tenant %s already exited on %s', t.external_id,
+                                     t.exited_on));
+    END IF;
+    IF exited < coalesce(t.graduated_on, t.admitted_on) THEN
+        PERFORM api.fail_field('exited_on', format('must not be before %s (%s)',
+            CASE WHEN t.graduated_on IS NOT NULL THEN 'graduated_on' ELSE 'admitted_on' END,
+            coalesce(t.graduated_on, t.admitted_on)));
+    END IF;
+    PERFORM api.check_not_frozen('exited_on', exited);
+    listed := api.latest_listing(t);
+    IF exited < listed THEN
+        PERFORM api.fail(409, format(
+            'exited_on %s is before %s, the latest snapshot that lists tenant %s',
+            exited, listed, t.external_id));
+    END IF;
+
+    UPDATE tenants SET status = 'exited', exited_on = exited, exit_reason = args->>'reason',
+                       updated_at = now()
+     WHERE id = t.id
+    RETURNING * INTO t;
+    PERFORM api.end_occupancy(t.id, exited);
+    PERFORM api.audit(ctx, incubator,
+                      format('tenant %s exited on %s (%s)', t.external_id, exited, t.exit_reason),
+                      args - 'code');
+    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
+    RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
+END;
+$$;
