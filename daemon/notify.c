@@ -255,7 +255,7 @@ static void local_claimed(void *arg, const struct db_result *r)
     snprintf(ids + len, cap - len, "}");
     count_delivery("syslog", logged);
     const char *values[] = {n->claimer, ids};
-    db_query(n->srv->pool, LOCAL_DONE_SQL, 2, values, SQL_TIMEOUT_MS, local_recorded, b);
+    db_query_background(n->srv->pool, LOCAL_DONE_SQL, 2, values, SQL_TIMEOUT_MS, local_recorded, b);
     free(ids);
 }
 
@@ -273,7 +273,7 @@ static void local_run(struct notify_state *n)
     snprintf(lease, sizeof(lease), "%d", LOCAL_LEASE_MS);
     snprintf(batch, sizeof(batch), "%d", LOCAL_BATCH);
     const char *values[] = {n->claimer, lease, batch};
-    db_query(n->srv->pool, CLAIM_LOCAL_SQL, 3, values, SQL_TIMEOUT_MS, local_claimed, n);
+    db_query_background(n->srv->pool, CLAIM_LOCAL_SQL, 3, values, SQL_TIMEOUT_MS, local_claimed, n);
 }
 
 /* ---- the webhook: TLS and DNS ---- */
@@ -506,7 +506,7 @@ static void attempt_after_cb(evutil_socket_t fd, short what, void *arg)
     const char *values[] = {n->claimer, id,       a->ok ? "true" : "false", a->ok ? NULL : a->error,
                             retry_ms,   retry_for};
     n->phase = WH_RECORDING;
-    db_query(n->srv->pool, WEBHOOK_DONE_SQL, 6, values, SQL_TIMEOUT_MS, attempt_recorded, a);
+    db_query_background(n->srv->pool, WEBHOOK_DONE_SQL, 6, values, SQL_TIMEOUT_MS, attempt_recorded, a);
 }
 
 /*
@@ -675,7 +675,7 @@ static void webhook_run(struct notify_state *n)
     n->webhook_again = false;
     snprintf(lease, sizeof(lease), "%d", 2 * cfg->webhook_timeout_ms + LEASE_MARGIN_MS);
     const char *values[] = {n->claimer, lease, cfg->webhook_url[0] ? "true" : "false"};
-    db_query(n->srv->pool, CLAIM_WEBHOOK_SQL, 3, values, SQL_TIMEOUT_MS, webhook_claimed, n);
+    db_query_background(n->srv->pool, CLAIM_WEBHOOK_SQL, 3, values, SQL_TIMEOUT_MS, webhook_claimed, n);
 }
 
 /* ---- the database gauges ---- */
@@ -726,7 +726,7 @@ static void metrics_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     n->metrics_busy = true;
-    db_query(n->srv->pool, METRICS_SQL, 0, NULL, SQL_TIMEOUT_MS, metrics_read, n);
+    db_query_background(n->srv->pool, METRICS_SQL, 0, NULL, SQL_TIMEOUT_MS, metrics_read, n);
 }
 
 /* The gauges changed: read them again shortly (at most one read in flight). */
