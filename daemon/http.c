@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -485,10 +486,8 @@ json_t *req_context(const struct req *r)
     }
     if (r->idempotency_key[0] != '\0') {
         unsigned char md[32];
-        unsigned int len = sizeof(md);
         char hex[65];
-        EVP_Digest(r->raw_body ? r->raw_body : "", r->raw_body_len, md, &len, EVP_sha256(),
-                   NULL);
+        auth_sha256(r->raw_body ? r->raw_body : "", r->raw_body_len, md);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", md[i]);
         json_object_set_new(ctx, "idempotency_key", json_string(r->idempotency_key));
@@ -882,11 +881,14 @@ static void make_request_id(struct req *r, struct evkeyvalq *in)
         snprintf(r->id, sizeof(r->id), "%s", given);
         return;
     }
-    unsigned char raw[8];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        memset(raw, 0, sizeof(raw));
-    for (int i = 0; i < 8; i++)
-        snprintf(r->id + 2 * i, 3, "%02x", raw[i]);
+    /*
+     * A random prefix drawn once and a counter: unique across restarts and
+     * daemons in practice, and no call into the random generator per request.
+     */
+    static uint32_t prefix, counter;
+    if (prefix == 0 && RAND_bytes((unsigned char *)&prefix, sizeof(prefix)) != 1)
+        prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+    snprintf(r->id, sizeof(r->id), "%08x%08x", prefix, ++counter);
 }
 
 static void request_cb(struct evhttp_request *ev, void *arg)

@@ -467,12 +467,16 @@ LANGUAGE sql AS $$
         UPDATE outbox o
            SET local_claimed_by = claimer,
                local_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
+          -- FOR UPDATE waits rather than SKIP LOCKED: the webhook's claim locks
+          -- the row at the head of its queue for a moment, and skipping it here
+          -- would log that event after later ones. A row another daemon claimed
+          -- meanwhile is re-checked after the wait and left out by its lease.
           FROM (SELECT c.id FROM outbox c
                  WHERE (c.syslog_state = 'pending' OR c.notify_state = 'pending')
                    AND (c.local_claimed_until IS NULL OR c.local_claimed_until <= now())
                  ORDER BY c.id
                  LIMIT max_events
-                   FOR UPDATE SKIP LOCKED) c
+                   FOR UPDATE) c
          WHERE o.id = c.id
         RETURNING o.id, o.event_id, o.syslog_level, o.message, o.syslog_state = 'pending',
                   o.notify_state = 'pending')
