@@ -705,6 +705,21 @@ static bool idempotency_key_ok(const char *key)
     return true;
 }
 
+/*
+ * The key Jansson names in its duplicate-key error, "duplicate object key
+ * near '"area_m2"'", so that the problem names the field like a 422 does.
+ */
+static bool duplicate_key_name(const char *text, char *key, size_t len)
+{
+    const char *start = strstr(text, "near '\"");
+    const char *end = start ? strrchr(text, '"') : NULL;
+    if (start == NULL || end == NULL || end <= start + 7)
+        return false;
+    start += 7;
+    snprintf(key, len, "%.*s", (int)(end - start), start);
+    return true;
+}
+
 /* Authenticated: scope, body, then the handler. */
 static void serve(struct req *r)
 {
@@ -738,13 +753,19 @@ static void serve(struct req *r)
             r->body = json_loadb(r->raw_body, r->raw_body_len, JSON_REJECT_DUPLICATES, &err);
             if (r->body == NULL) {
                 char detail[300];
-                if (json_error_code(&err) == json_error_duplicate_key)
+                json_t *errors = NULL;
+                if (json_error_code(&err) == json_error_duplicate_key) {
+                    char key[160];
                     snprintf(detail, sizeof(detail), "duplicate key in JSON object: %s",
                              err.text);
-                else
+                    if (duplicate_key_name(err.text, key, sizeof(key)))
+                        errors = json_pack("[{s:s, s:s}]", "field", key, "message",
+                                           "appears twice in one object");
+                } else {
                     snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s",
                              err.line, err.column, err.text);
-                http_reply_problem(r, 400, detail, NULL);
+                }
+                http_reply_problem(r, 400, detail, errors);
                 return;
             }
             if (!json_is_object(r->body)) {
