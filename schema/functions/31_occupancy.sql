@@ -61,7 +61,14 @@ LANGUAGE sql STABLE AS $$
                                             coalesce((args->>'on')::date, api.today(ctx))))
 $$;
 
--- GET /v1/incubators/{code}/occupancy[?on=DATE]: the snapshot in force that day.
+/*
+ * GET /v1/incubators/{code}/occupancy[?on=DATE]: the occupancy in force that
+ * day, in the shape of the PUT body: the as_of of the latest snapshot on or
+ * before it, and the tenants that occupy space that day with their areas, by
+ * external_id. That is the snapshot as sent, less any tenant that has exited
+ * since (an exit ends occupancy on its day), so it always adds up to the
+ * space share of the same day. 404 when no snapshot is on or before the day.
+ */
 CREATE FUNCTION api.occupancy_get(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -77,28 +84,35 @@ BEGIN
     END IF;
     RETURN api.ok(200, json_build_object(
         'as_of', s.as_of,
-        'public_service_area_m2', api.num(s.public_service_area_m2),
-        'tenants', s.tenants,
+        'on', d,
+        'public_service_area_m2', api.num(api.public_service_area_on(incubator, d)),
+        'tenants', (SELECT coalesce(json_agg(json_build_object('external_id', t.external_id,
+                                                               'area_m2', api.num(o.area_m2))
+                                             ORDER BY t.external_id), '[]')
+                      FROM occupancy o JOIN tenants t ON t.id = o.tenant_id
+                     WHERE o.incubator_id = incubator AND o.valid @> d),
         'disposable_area_m2', api.num(api.disposable_area_on(incubator, d)),
         'received_at', api.ts(s.received_at)));
 END;
 $$;
 
--- One listed tenant of a snapshot, resolved.
-CREATE TYPE api.snapshot_entry AS (
-    position     integer, -- in the request, from 0
-    external_id  text,
-    area_m2      numeric,
-    tenant_id    bigint,  -- NULL: no such tenant in this incubator
-    exited_on    date
-);
-
 /*
  * PUT /v1/incubators/{code}/occupancy: a snapshot. From as_of on, exactly the
  * listed tenants occupy exactly these areas and the public service area is as
- * given. Intervals that still hold (same tenant, same area) are kept; the
- * others are closed on as_of and new ones opened. Snapshots of one incubator
- * take turns on its row lock, so concurrent senders never interleave.
+ * given.
+ *
+ * History is changed as little as the snapshot needs: an interval whose
+ * tenant keeps the same area runs on untouched; the others are closed on
+ * as_of and new ones opened. A snapshot that replaces the one of the same day
+ * first undoes that one's intervals (those that start on as_of) and re-extends
+ * an interval it had closed when the tenant is back at the same area, so a
+ * day's corrections leave no seams. Sending the same snapshot again changes
+ * nothing at all.
+ *
+ * Snapshots and exits of one incubator take turns on its row lock, so
+ * concurrent senders never interleave; every statement below is set-based
+ * (hash joins over the listed tenants), so a snapshot of 10,000 tenants costs
+ * a few times one of 50, not its square.
  */
 CREATE FUNCTION api.occupancy_put(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
@@ -106,14 +120,20 @@ DECLARE
     inc incubators;
     d date := (args->>'as_of')::date;
     public_service numeric := (args->>'public_service_area_m2')::numeric;
-    latest snapshots;
+    latest_as_of date;
+    latest_hash text;
+    replacing boolean;
     disposable numeric;
+    -- The listed tenants, resolved, as parallel arrays (unnest() of scalars is cheap).
+    ids bigint[];
+    areas numeric[];
+    exits date[];
+    errors json;
     tenant_area numeric;
     listed_count integer;
     canonical jsonb;
     content_hash text;
-    errors json;
-    listed api.snapshot_entry[];
+    ps_now numeric;
 BEGIN
     SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR NO KEY UPDATE;
     IF NOT FOUND THEN
@@ -124,30 +144,34 @@ BEGIN
                                                inc.opened_on));
     END IF;
     PERFORM api.check_not_frozen('as_of', d);
-    SELECT * INTO latest FROM snapshots WHERE incubator_id = inc.id
-     ORDER BY as_of DESC LIMIT 1;
-    IF latest.as_of > d THEN
+    SELECT s.as_of, s.content_sha256 INTO latest_as_of, latest_hash
+      FROM snapshots s WHERE s.incubator_id = inc.id
+     ORDER BY s.as_of DESC LIMIT 1;
+    IF latest_as_of > d THEN
         PERFORM api.fail(409, format(
             'as_of %s is earlier than the latest snapshot already accepted (%s)',
-            d, latest.as_of));
+            d, latest_as_of));
     END IF;
+    replacing := latest_as_of = d;
 
-    SELECT coalesce(array_agg(ROW(x.position - 1, x.item->>'external_id',
-                                  (x.item->>'area_m2')::numeric, t.id, t.exited_on)
-                              ::api.snapshot_entry ORDER BY x.position), '{}')
-      INTO listed
-      FROM jsonb_array_elements(args->'tenants') WITH ORDINALITY AS x(item, position)
-      LEFT JOIN tenants t ON t.incubator_id = inc.id AND t.external_id = x.item->>'external_id';
-
-    SELECT json_agg(json_build_object(
-               'field', format('tenants[%s].external_id', l.position),
-               'message', CASE WHEN l.tenant_id IS NULL
-                               THEN format('no tenant %s in this incubator', l.external_id)
-                               ELSE format('tenant %s exited on %s', l.external_id, l.exited_on)
-                          END) ORDER BY l.position)
-      INTO errors
-      FROM unnest(listed) l
-     WHERE l.tenant_id IS NULL OR l.exited_on <= d;
+    -- Resolve, check and sum the list in one pass.
+    SELECT array_agg(t.id), array_agg(x.area), array_agg(t.exited_on),
+           json_agg(json_build_object(
+               'field', format('tenants[%s].external_id', x.position - 1),
+               'message', CASE WHEN t.id IS NULL
+                               THEN format('no tenant %s in this incubator', x.external_id)
+                               ELSE format('tenant %s exited on %s', x.external_id, t.exited_on)
+                          END) ORDER BY x.position)
+               FILTER (WHERE t.id IS NULL OR t.exited_on <= d),
+           coalesce(sum(x.area), 0), count(*),
+           coalesce(jsonb_agg(jsonb_build_object('external_id', x.external_id,
+                                                 'area_m2', trim_scale(x.area))
+                              ORDER BY x.external_id), '[]')
+      INTO ids, areas, exits, errors, tenant_area, listed_count, canonical
+      FROM (SELECT e.position, e.item->>'external_id' AS external_id,
+                   (e.item->>'area_m2')::numeric AS area
+              FROM jsonb_array_elements(args->'tenants') WITH ORDINALITY AS e(item, position)) x
+      LEFT JOIN tenants t ON t.incubator_id = inc.id AND t.external_id = x.external_id;
     IF errors IS NOT NULL THEN
         PERFORM api.fail(422, format('%s listed tenant%s cannot occupy space on %s',
                                      json_array_length(errors),
@@ -155,12 +179,6 @@ BEGIN
                                      d), errors);
     END IF;
 
-    SELECT coalesce(sum(area_m2), 0), count(*),
-           coalesce(jsonb_agg(jsonb_build_object('external_id', external_id,
-                                                 'area_m2', api.num(area_m2))
-                              ORDER BY external_id), '[]')
-      INTO tenant_area, listed_count, canonical
-      FROM unnest(listed);
     disposable := api.disposable_area_on(inc.id, d);
     IF tenant_area + public_service > disposable THEN
         PERFORM api.fail(422, format(
@@ -176,30 +194,52 @@ BEGIN
 
     content_hash := encode(sha256(convert_to(api.num(public_service)::text || ' ' ||
                                              canonical::text, 'UTF8')), 'hex');
-    IF latest.as_of = d AND latest.content_sha256 = content_hash THEN
-        -- The same snapshot again: nothing changes.
+    IF replacing AND latest_hash = content_hash THEN
+        -- The same snapshot again: nothing changes, nothing is recorded.
         RETURN api.ok(200, api.space_share_json(inc.id, d));
     END IF;
 
-    -- Intervals opened by a snapshot of the same day are replaced outright.
-    DELETE FROM occupancy WHERE incubator_id = inc.id AND lower(valid) >= d;
-    -- Intervals running through d end there, unless the tenant keeps the same area.
+    IF replacing THEN
+        -- Undo the replaced snapshot: the intervals it opened start on d.
+        DELETE FROM occupancy o
+         WHERE o.incubator_id = inc.id AND o.valid && daterange(d, NULL)
+           AND lower(o.valid) >= d;
+    END IF;
+    -- Close what no longer holds: a tenant not listed, or listed with another area.
     UPDATE occupancy o SET valid = daterange(lower(o.valid), d)
      WHERE o.incubator_id = inc.id AND o.valid @> d
-       AND NOT EXISTS (SELECT 1 FROM unnest(listed) l
-                        WHERE l.tenant_id = o.tenant_id AND l.area_m2 = o.area_m2);
+       AND (o.tenant_id, o.area_m2) NOT IN (SELECT * FROM unnest(ids, areas));
+    IF replacing THEN
+        -- A tenant back at the area the replaced snapshot had closed on d: one
+        -- interval again, as if that snapshot had never been.
+        UPDATE occupancy o SET valid = daterange(lower(o.valid), l.exited_on)
+          FROM unnest(ids, areas, exits) AS l(tenant_id, area_m2, exited_on)
+         WHERE o.tenant_id = l.tenant_id AND o.area_m2 = l.area_m2
+           AND o.incubator_id = inc.id AND o.valid && daterange(NULL, d, '[]')
+           AND upper(o.valid) = d;
+    END IF;
+    -- Open what is new: a listed tenant with no interval running through d now.
     INSERT INTO occupancy (tenant_id, incubator_id, valid, area_m2)
     SELECT l.tenant_id, inc.id, daterange(d, l.exited_on), l.area_m2
-      FROM unnest(listed) l
-     WHERE NOT EXISTS (SELECT 1 FROM occupancy o
-                        WHERE o.tenant_id = l.tenant_id AND o.valid @> d);
+      FROM unnest(ids, areas, exits) AS l(tenant_id, area_m2, exited_on)
+     WHERE l.tenant_id NOT IN (SELECT o.tenant_id FROM occupancy o
+                                WHERE o.incubator_id = inc.id AND o.valid @> d);
 
-    DELETE FROM public_service_areas WHERE incubator_id = inc.id AND lower(valid) >= d;
-    IF api.public_service_area_on(inc.id, d) IS DISTINCT FROM public_service THEN
-        UPDATE public_service_areas SET valid = daterange(lower(valid), d)
-         WHERE incubator_id = inc.id AND valid @> d;
-        INSERT INTO public_service_areas (incubator_id, valid, area_m2)
-        VALUES (inc.id, daterange(d, NULL), public_service);
+    -- The public service area, the same way.
+    SELECT p.area_m2 INTO ps_now FROM public_service_areas p
+     WHERE p.incubator_id = inc.id AND p.valid @> d;
+    IF ps_now IS DISTINCT FROM public_service THEN
+        -- One that starts on d is the replaced snapshot's (or the registration's).
+        DELETE FROM public_service_areas p WHERE p.incubator_id = inc.id AND lower(p.valid) >= d;
+        UPDATE public_service_areas p SET valid = daterange(lower(p.valid), NULL)
+         WHERE p.incubator_id = inc.id AND upper(p.valid) = d AND p.area_m2 = public_service
+           AND replacing;
+        IF NOT FOUND THEN
+            UPDATE public_service_areas p SET valid = daterange(lower(p.valid), d)
+             WHERE p.incubator_id = inc.id AND p.valid @> d;
+            INSERT INTO public_service_areas (incubator_id, valid, area_m2)
+            VALUES (inc.id, daterange(d, NULL), public_service);
+        END IF;
     END IF;
 
     INSERT INTO snapshots (incubator_id, as_of, public_service_area_m2, tenant_count,
@@ -214,9 +254,10 @@ BEGIN
 
     PERFORM api.audit(ctx, inc.id,
                       format('occupancy snapshot %s%s: %s tenants, %s m² + public service %s m²',
-                             d, CASE WHEN latest.as_of = d THEN ' (replaced)' ELSE '' END,
+                             d, CASE WHEN replacing THEN ' (replaced)' ELSE '' END,
                              listed_count, api.num(tenant_area), api.num(public_service)),
-                      jsonb_build_object('as_of', d, 'content_sha256', content_hash));
+                      jsonb_build_object('as_of', d, 'content_sha256', content_hash,
+                                         'tenant_count', listed_count));
     PERFORM api.after_change(ctx, ARRAY[inc.id]);
     RETURN api.ok(200, api.space_share_json(inc.id, d));
 END;
