@@ -72,6 +72,7 @@ BEGIN
     INSERT INTO public_service_areas (incubator_id, valid, area_m2)
     VALUES (inc.id, daterange(opened, NULL), public_service);
     PERFORM api.audit(ctx, inc.id, format('registered incubator %s', inc.code), args);
+    PERFORM api.after_change(ctx, ARRAY[inc.id]);
     RETURN api.ok(201, api.incubator_json(inc, api.today(ctx)), '/v1/incubators/' || inc.code);
 END;
 $$;
@@ -146,6 +147,8 @@ BEGIN
 
     PERFORM api.audit(ctx, inc.id, format('changed incubator %s: %s', inc.code,
                                           array_to_string(changed, ', ')), args);
+    -- A new disposable area moves the space share.
+    PERFORM api.after_change(ctx, ARRAY[inc.id]);
     RETURN api.ok(200, api.incubator_json(inc, api.today(ctx)));
 END;
 $$;
