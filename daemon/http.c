@@ -694,13 +694,14 @@ static bool media_type_is_json(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
 static bool idempotency_key_ok(const char *key)
 {
     size_t n = strlen(key);
     if (n < 1 || n > 255)
         return false;
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+        if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
             return false;
     return true;
 }
