@@ -135,6 +135,12 @@ class Unchanged:
         return False
 
 
+def freeze_until(sql, d):
+    """Stands in for an approved payout run whose period ends on d."""
+    sql.execute("CREATE OR REPLACE FUNCTION api.frozen_until() RETURNS date "
+                f"LANGUAGE sql STABLE AS $$ SELECT date '{d}' $$")
+
+
 def occupancy_intervals(sql, code="HRB-001"):
     """{external_id: [(from, to, area)]} of one incubator, to as None when open."""
     rows = sql.execute(

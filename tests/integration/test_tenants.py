@@ -9,9 +9,9 @@ import threading
 
 import pytest
 
-from harness import Api, assert_problem
-from ingestlib import (PUBLISHED_CODES, USCC_CHARSET, Unchanged, audit_count, dumps, hrb,  # noqa: F401
-                       iso, other, put_tenant, raw_put, refuse_all, tenant_body, today, uscc)
+from harness import assert_problem
+from ingestlib import (PUBLISHED_CODES, USCC_CHARSET, Unchanged, audit_count, dumps,  # noqa: F401
+                       freeze_until, hrb, iso, other, put_tenant, raw_put, refuse_all, tenant_body, today, uscc)
 
 PATH = "/v1/incubators/HRB-001/tenants"
 
@@ -418,12 +418,6 @@ def test_warnings_are_shown_stored_and_never_reject(hrb, other, sql):
 
 
 # ---- frozen history ----
-
-def freeze_until(sql, d):
-    """Stands in for an approved payout run whose period ends on d."""
-    sql.execute("CREATE OR REPLACE FUNCTION api.frozen_until() RETURNS date "
-                f"LANGUAGE sql STABLE AS $$ SELECT date '{d}' $$")
-
 
 @pytest.mark.parametrize("field,old,new,status", [
     ("founded_on", "2024-03-01", "2024-03-02", 409),        # old date frozen
