@@ -141,6 +141,22 @@ def freeze_until(sql, d):
                 f"LANGUAGE sql STABLE AS $$ SELECT date '{d}' $$")
 
 
+def insert_policy(sql, version, effective_from, investment_min, revenue_min):
+    """A policy version like version 1 but for the graduation thresholds."""
+    sql.execute("""
+        INSERT INTO policies (version, effective_from, veto_threshold, warning_margin,
+            reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
+            incubation_limit_months, extended_limit_months, extended_fields,
+            entry_max_age_months, graduation_investment_min_fen, graduation_revenue_2y_min_fen,
+            stale_after_days, repeat_hours, plan, created_by)
+        SELECT %s, %s, veto_threshold, warning_margin, reward_per_graduate_fen,
+               high_tech_bonus_fen, annual_cap_fen, incubation_limit_months,
+               extended_limit_months, extended_fields, entry_max_age_months, %s, %s,
+               stale_after_days, repeat_hours, plan, 'test'
+          FROM policies WHERE version = 1""", (version, effective_from, investment_min,
+                                                revenue_min))
+
+
 def occupancy_intervals(sql, code="HRB-001"):
     """{external_id: [(from, to, area)]} of one incubator, to as None when open."""
     rows = sql.execute(

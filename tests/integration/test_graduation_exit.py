@@ -7,8 +7,8 @@ import datetime
 import pytest
 
 from harness import assert_problem
-from ingestlib import (Unchanged, freeze_until, hrb, iso, occupancy_intervals,  # noqa: F401
-                       put_tenant, refuse_all, today)
+from ingestlib import (Unchanged, freeze_until, hrb, insert_policy, iso,  # noqa: F401
+                       occupancy_intervals, put_tenant, refuse_all, today)
 
 PATH = "/v1/incubators/HRB-001/tenants"
 OCC = "/v1/incubators/HRB-001/occupancy"
@@ -89,21 +89,6 @@ def test_graduation_criteria(hrb, sql, case, profile, graduated_on, basis, evide
         "SELECT summary, details FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     assert summary == f"graduated tenant T-1 on {graduated_on} ({basis}, policy version 1)"
     assert details["policy_version"] == 1
-
-
-def insert_policy(sql, version, effective_from, investment_min, revenue_min):
-    sql.execute("""
-        INSERT INTO policies (version, effective_from, veto_threshold, warning_margin,
-            reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
-            incubation_limit_months, extended_limit_months, extended_fields,
-            entry_max_age_months, graduation_investment_min_fen, graduation_revenue_2y_min_fen,
-            stale_after_days, repeat_hours, plan, created_by)
-        SELECT %s, %s, veto_threshold, warning_margin, reward_per_graduate_fen,
-               high_tech_bonus_fen, annual_cap_fen, incubation_limit_months,
-               extended_limit_months, extended_fields, entry_max_age_months, %s, %s,
-               stale_after_days, repeat_hours, plan, 'test'
-          FROM policies WHERE version = 1""", (version, effective_from, investment_min,
-                                                revenue_min))
 
 
 def test_thresholds_come_from_the_policy_in_force_on_graduated_on(hrb, sql):

@@ -260,13 +260,15 @@ def test_stale_snapshot_is_409_and_the_same_day_replaces(five, sql):
 
 
 def test_same_day_replacements_leave_no_seams(five, sql):
-    assert snap(five, "2025-10-01", [("T-1", 100), ("T-2", 200)], ps=1000).status == 200
-    assert snap(five, "2025-10-05", [("T-1", 100), ("T-2", 250), ("T-3", 50)],
-                ps=1100).status == 200
-    assert occupancy_intervals(sql) == {
+    first = [("T-1", 100), ("T-2", 200)]
+    second = [("T-1", 100), ("T-2", 250), ("T-3", 50)]
+    after_second = {
         "T-1": [(D(2025, 10, 1), None, 100)],
         "T-2": [(D(2025, 10, 1), D(2025, 10, 5), 200), (D(2025, 10, 5), None, 250)],
         "T-3": [(D(2025, 10, 5), None, 50)]}
+    assert snap(five, "2025-10-01", first, ps=1000).status == 200
+    assert snap(five, "2025-10-05", second, ps=1100).status == 200
+    assert occupancy_intervals(sql) == after_second
     # Corrected the same day: T-2 is back at 200 as if 10-05 had not changed it.
     assert snap(five, "2025-10-05", [("T-1", 120), ("T-2", 200)], ps=1000).status == 200
     assert occupancy_intervals(sql) == {
@@ -276,12 +278,8 @@ def test_same_day_replacements_leave_no_seams(five, sql):
                              "FROM public_service_areas ORDER BY lower(valid)").fetchall()
     assert ps() == [(D(2024, 1, 1), D(2025, 10, 1), 1500), (D(2025, 10, 1), None, 1000)]
     # And back again.
-    assert snap(five, "2025-10-05", [("T-1", 100), ("T-2", 250), ("T-3", 50)],
-                ps=1100).status == 200
-    assert occupancy_intervals(sql) == {
-        "T-1": [(D(2025, 10, 1), None, 100)],
-        "T-2": [(D(2025, 10, 1), D(2025, 10, 5), 200), (D(2025, 10, 5), None, 250)],
-        "T-3": [(D(2025, 10, 5), None, 50)]}
+    assert snap(five, "2025-10-05", second, ps=1100).status == 200
+    assert occupancy_intervals(sql) == after_second
     assert ps() == [(D(2024, 1, 1), D(2025, 10, 1), 1500), (D(2025, 10, 1), D(2025, 10, 5), 1000),
                     (D(2025, 10, 5), None, 1100)]
     # Emptied the same day: nobody occupies anything from 10-05.
