@@ -87,9 +87,11 @@ $$;
 
 -- GET /v1/incubators/{code}/space-share[?on=DATE]
 CREATE FUNCTION api.space_share_get(ctx jsonb, args jsonb) RETURNS api.reply
-LANGUAGE sql STABLE AS $$
-    SELECT api.ok(200, api.space_share_json(api.incubator_id(args->>'code'),
-                                            coalesce((args->>'on')::date, api.today(ctx))))
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN api.ok(200, api.space_share_json(api.incubator_id(args->>'code'),
+                                            coalesce((args->>'on')::date, api.today(ctx))));
+END;
 $$;
 
 /*
@@ -105,11 +107,11 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     incubator bigint := api.incubator_id(args->>'code');
     d date := coalesce((args->>'on')::date, api.today(ctx));
-    s snapshots;
+    s record;
 BEGIN
-    SELECT * INTO s FROM snapshots
-     WHERE incubator_id = incubator AND as_of <= d
-     ORDER BY as_of DESC LIMIT 1;
+    SELECT sn.as_of, sn.received_at INTO s FROM snapshots sn
+     WHERE sn.incubator_id = incubator AND sn.as_of <= d
+     ORDER BY sn.as_of DESC LIMIT 1;
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no occupancy snapshot on or before %s', d));
     END IF;
