@@ -274,9 +274,8 @@ BEGIN
                                                  'area_m2', trim_scale(x.area))
                               ORDER BY x.external_id), '[]')
       INTO ids, areas, exits, errors, tenant_area, tech_area, listed_count, canonical
-      FROM (SELECT e.position, e.item->>'external_id' AS external_id,
-                   (e.item->>'area_m2')::numeric AS area
-              FROM jsonb_array_elements(args->'tenants') WITH ORDINALITY AS e(item, position)) x
+      FROM ROWS FROM (jsonb_to_recordset(args->'tenants') AS (external_id text, area_m2 numeric))
+           WITH ORDINALITY AS x(external_id, area, position)
       LEFT JOIN tenants t ON t.incubator_id = inc.id AND t.external_id = x.external_id;
     IF errors IS NOT NULL THEN
         PERFORM api.fail(422, format('%s listed tenant%s cannot occupy space on %s',
