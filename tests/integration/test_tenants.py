@@ -351,6 +351,12 @@ def test_scope_of_incubator_tokens(admin, hrb, other, sql):
             assert r.header("WWW-Authenticate").startswith("Bearer")
         r = hrb.daemon.request("GET", PATH, headers={"Authorization": "Basic eDp5"})
         assert_problem(r, 401)
+        for method, path, body in (
+                ("GET", f"{PATH}/T-0009", None), ("GET", PATH, None),
+                ("POST", f"{PATH}/T-0009/graduation", {"graduated_on": "2025-10-01",
+                                                       "basis": "high_tech"}),
+                ("POST", f"{PATH}/T-0009/exit", {"exited_on": "2025-10-01", "reason": "closed"})):
+            assert_problem(hrb.daemon.request(method, path, json_body=body), 401)
     # The admin may do everything, and finds what does not exist.
     assert admin.put(f"{PATH}/T-0009", VALID).status == 201
     assert admin.get("/v1/incubators/HRB-002/tenants/T-0001").status == 200
