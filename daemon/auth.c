@@ -30,15 +30,24 @@ struct cache_entry {
     struct cache_entry *next;
 };
 
+/*
+ * epoch counts the revocations heard and the clearings. A lookup records it
+ * when it starts and caches its answer only if it has not moved: an answer
+ * the database gave before a revocation committed can arrive after that
+ * revocation's NOTIFY was handled (two connections, either may be read
+ * first), and caching it would keep a revoked token working for CACHE_TTL_MS.
+ */
 struct auth_cache {
     struct cache_entry *buckets[CACHE_BUCKETS];
     int entries;
     bool trusted;
+    uint64_t epoch;
 };
 
 struct lookup {
     struct auth_cache *cache;
     unsigned char hash[AUTH_HASH_LEN];
+    uint64_t epoch; /* the cache's epoch when the lookup started */
     auth_cb cb;
     void *arg;
 };
@@ -52,6 +61,7 @@ struct auth_cache *auth_cache_new(void)
 
 static void cache_clear(struct auth_cache *c)
 {
+    c->epoch++;
     for (int i = 0; i < CACHE_BUCKETS; i++) {
         struct cache_entry *e = c->buckets[i], *next;
         for (; e != NULL; e = next) {
@@ -80,6 +90,7 @@ void auth_cache_set_trusted(struct auth_cache *c, bool trusted)
 
 void auth_cache_forget(struct auth_cache *c, int64_t token_id)
 {
+    c->epoch++;
     for (int i = 0; i < CACHE_BUCKETS; i++) {
         struct cache_entry **pe = &c->buckets[i];
         while (*pe != NULL) {
@@ -205,7 +216,8 @@ static void lookup_done(void *arg, const struct db_result *r)
     snprintf(t.name, sizeof(t.name), "%s", PQgetvalue(r->res, 0, 1));
     t.admin = PQgetvalue(r->res, 0, 2)[0] == 't';
     snprintf(t.incubator, sizeof(t.incubator), "%s", PQgetvalue(r->res, 0, 3));
-    cache_put(l->cache, l->hash, &t);
+    if (l->epoch == l->cache->epoch)
+        cache_put(l->cache, l->hash, &t);
     l->cb(l->arg, AUTH_OK, &t, NULL);
     free(l);
 }
@@ -230,6 +242,7 @@ enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, 
     struct lookup *l = xcalloc(1, sizeof(*l));
     l->cache = c;
     memcpy(l->hash, hash, AUTH_HASH_LEN);
+    l->epoch = c->epoch;
     l->cb = cb;
     l->arg = arg;
     auth_hash_to_bytea(hash, bytea);

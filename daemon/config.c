@@ -90,6 +90,17 @@ static const struct config_key keys[] = {
      "Key of the X-Incubatord-Signature HMAC-SHA256; required when url is set."},
     {"webhook", "timeout_ms", CT_INT, FIELD(webhook_timeout_ms), "10000", 100, 600000, true,
      false, "One delivery attempt's time limit."},
+    {"webhook", "retry_initial_ms", CT_INT, FIELD(webhook_retry_initial_ms), "10000", 10,
+     3600000, true, false,
+     "Delay before the first retry of a failed delivery; doubled after each failure (at most "
+     "retry_max_ms), each delay drawn from its upper half (jitter)."},
+    {"webhook", "retry_max_ms", CT_INT, FIELD(webhook_retry_max_ms), "3600000", 10, 86400000,
+     true, false, "Longest delay between two delivery attempts of one event."},
+    {"webhook", "retry_for_s", CT_INT, FIELD(webhook_retry_for_s), "86400", 1, 604800, true,
+     false, "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
+            "and the event is kept as failed."},
+    {"webhook", "ca_file", CT_STRING, FIELD(webhook_ca_file), "", 0, 0, true, false,
+     "PEM file of CA certificates trusted for an https receiver, besides the system's."},
 };
 
 static void *field_ptr(struct config *cfg, const struct config_key *k)
@@ -135,8 +146,12 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
         hl = (size_t)(close - h);
         colon = close + 1;
     } else {
-        colon = strrchr(listen, ':');
-        if (colon == NULL)
+        /*
+         * One colon only: an IPv6 address goes in brackets, since "::1:8080"
+         * or "fe80::1:80" could as well be an address without its port.
+         */
+        colon = strchr(listen, ':');
+        if (colon == NULL || strchr(colon + 1, ':') != NULL)
             return false;
         hl = (size_t)(colon - listen);
     }
@@ -333,30 +348,35 @@ static int ini_cb(void *user, const char *section, const char *name, const char 
 }
 
 /*
- * inih reads at most INI_MAX_LINE bytes of a line and would treat the rest as
- * another line; a long conninfo must fail loudly instead of being cut.
+ * inih reads a line with fgets(line, INI_MAX_LINE): at most INI_MAX_LINE - 1
+ * bytes, the newline included. A longer line is split and its tail parsed as
+ * a line of its own: a conninfo cut short, an error blamed on the wrong
+ * line, and every later line number off by one. So any line whose text
+ * (without its newline) is longer than INI_MAX_LINE - 2 bytes fails here,
+ * loudly, with its own line number. (An earlier version read in chunks of
+ * INI_MAX_LINE + 1 bytes and let lines of INI_MAX_LINE - 1 and INI_MAX_LINE
+ * bytes through.)
  */
 static bool check_line_lengths(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
-    char buf[INI_MAX_LINE + 2];
-    int line = 0;
+    int line = 1, c;
+    size_t len = 0;
 
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return false;
     }
-    while (fgets(buf, sizeof(buf), f) != NULL) {
-        size_t n = strlen(buf);
-        line++;
-        if (n > INI_MAX_LINE - 1 && buf[n - 1] != '\n' && !feof(f)) {
+    while ((c = getc(f)) != EOF) {
+        if (c == '\n') {
+            line++;
+            len = 0;
+        } else if (++len > INI_MAX_LINE - 2) {
             snprintf(err, errlen, "%s:%d: line longer than %d characters", path, line,
                      INI_MAX_LINE - 2);
             fclose(f);
             return false;
         }
-        while (n > 0 && buf[n - 1] != '\n' && fgets(buf, sizeof(buf), f) != NULL)
-            n = strlen(buf);
     }
     fclose(f);
     return true;

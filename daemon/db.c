@@ -68,6 +68,7 @@ struct db_query {
     bool running;
     bool cancelled;
     bool deferred; /* the timer delivers fail_status rather than a timeout */
+    bool background; /* the daemon's own work: not bounded by max_queue */
     enum db_status fail_status;
     const char *fail_message;
     struct db_session *session;
@@ -91,7 +92,8 @@ struct db_pool {
     int nconns;
     struct db_conn *conns;
     struct query_queue queue;
-    int queued;
+    int queued;           /* work items waiting */
+    int queued_requests;  /* of which not background: what max_queue bounds */
     struct event *kick;
     bool down;            /* the last attempt failed and no connection is up */
     int64_t down_logged_ms;
@@ -105,8 +107,17 @@ struct db_pool {
     void *listen_arg;
 };
 
+/*
+ * client_connection_check_interval (PostgreSQL 14+): a statement whose
+ * request deadline passed is abandoned by dropping its connection (PQcancel
+ * would block the loop), and the client was answered 503. Without the check,
+ * a backend waiting for a lock does not notice the drop and, once the lock is
+ * free, commits the write after all, up to statement_timeout later; with it,
+ * it gives up within half a second.
+ */
 static const char SETUP_SQL[] = "SELECT set_config('statement_timeout', $1, false), "
-                                "set_config('TimeZone', 'UTC', false)";
+                                "set_config('TimeZone', 'UTC', false), "
+                                "set_config('client_connection_check_interval', '500', false)";
 
 static void conn_arm(struct db_conn *c, short what);
 static void conn_connect(struct db_conn *c);
@@ -213,6 +224,14 @@ static void fail_later(struct db_query *q, enum db_status status, const char *me
     event_active(q->timer, EV_TIMEOUT, 0);
 }
 
+/* Bookkeeping of an item leaving the queue. */
+static void unqueued(struct db_query *q)
+{
+    q->pool->queued--;
+    if (!q->background)
+        q->pool->queued_requests--;
+}
+
 static void query_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct db_query *q = arg;
@@ -229,7 +248,7 @@ static void query_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (q->queued) {
         TAILQ_REMOVE(&q->pool->queue, q, link);
         q->queued = false;
-        q->pool->queued--;
+        unqueued(q);
         deliver_failure(q, DB_TIMEOUT, "timed out waiting for a database connection");
         query_free(q);
         return;
@@ -332,7 +351,7 @@ static void fail_queue(struct db_pool *pool, const char *why)
     while ((q = TAILQ_FIRST(&pool->queue)) != NULL) {
         TAILQ_REMOVE(&pool->queue, q, link);
         q->queued = false;
-        pool->queued--;
+        unqueued(q);
         pool->stats.rejected++;
         fail_later(q, DB_UNAVAILABLE, why);
     }
@@ -521,9 +540,15 @@ static void statement_done(struct db_conn *c)
         conn_arm(c, EV_READ);
         if (s)
             s->running = NULL;
+        /*
+         * A session closed while this statement ran is ours to release. One
+         * that is still open may be closed, and freed, by the callback: it
+         * must not be touched after it.
+         */
+        bool release = s != NULL && s->closing;
         deliver_result(q, res);
         query_free(q);
-        if (s && s->closing && s->running == NULL)
+        if (release)
             session_release(s);
         return;
     }
@@ -768,7 +793,7 @@ static void pool_dispatch(struct db_pool *pool)
     while ((q = TAILQ_FIRST(&pool->queue)) != NULL && (c = idle_conn(pool)) != NULL) {
         TAILQ_REMOVE(&pool->queue, q, link);
         q->queued = false;
-        pool->queued--;
+        unqueued(q);
         if (q->kind == Q_SESSION_OPEN)
             open_session_on(c, q);
         else
@@ -884,7 +909,7 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
         fail_later(q, DB_UNAVAILABLE, "the database is unavailable");
         return;
     }
-    if (pool->queued >= pool->max_queue && idle_conn(pool) == NULL) {
+    if (!q->background && pool->queued_requests >= pool->max_queue && idle_conn(pool) == NULL) {
         pool->stats.rejected++;
         fail_later(q, DB_UNAVAILABLE, "too many requests are waiting for the database");
         return;
@@ -892,19 +917,36 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
     TAILQ_INSERT_TAIL(&pool->queue, q, link);
     q->queued = true;
     pool->queued++;
+    if (!q->background)
+        pool->queued_requests++;
     evtimer_add(q->timer, &tv);
     event_active(pool->kick, EV_TIMEOUT, 0);
+}
+
+static struct db_query *statement(struct db_pool *pool, const char *sql, int nparams,
+                                   const char *const *values, int timeout_ms, bool background,
+                                   db_cb cb, void *arg)
+{
+    struct db_query *q = query_new(pool, Q_STATEMENT, sql, nparams, values);
+    q->simple = false;
+    q->background = background;
+    q->cb = cb;
+    q->arg = arg;
+    submit(pool, q, timeout_ms);
+    return q;
 }
 
 struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *values, int timeout_ms, db_cb cb, void *arg)
 {
-    struct db_query *q = query_new(pool, Q_STATEMENT, sql, nparams, values);
-    q->simple = false;
-    q->cb = cb;
-    q->arg = arg;
-    submit(pool, q, timeout_ms);
-    return q;
+    return statement(pool, sql, nparams, values, timeout_ms, false, cb, arg);
+}
+
+struct db_query *db_query_background(struct db_pool *pool, const char *sql, int nparams,
+                                     const char *const *values, int timeout_ms, db_cb cb,
+                                     void *arg)
+{
+    return statement(pool, sql, nparams, values, timeout_ms, true, cb, arg);
 }
 
 void db_query_cancel(struct db_query *q)
@@ -913,7 +955,7 @@ void db_query_cancel(struct db_query *q)
         return;
     if (q->queued) {
         TAILQ_REMOVE(&q->pool->queue, q, link);
-        q->pool->queued--;
+        unqueued(q);
         query_free(q);
         return;
     }
@@ -924,6 +966,7 @@ void db_query_cancel(struct db_query *q)
 void db_session_open(struct db_pool *pool, int timeout_ms, db_session_cb cb, void *arg)
 {
     struct db_query *q = query_new(pool, Q_SESSION_OPEN, NULL, 0, NULL);
+    q->background = true;
     q->session_cb = cb;
     q->arg = arg;
     submit(pool, q, timeout_ms);

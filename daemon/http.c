@@ -11,10 +11,12 @@
  * them, so evhttp is told to allow every method (the router answers 405) and
  * to accept bodies a few times larger than server.max_body_bytes (this file
  * answers 413 with problem+json below that). It has no connection limit:
- * every connection's bufferevent is a pass-through filter whose free callback
- * counts it out, and the listener pauses at server.max_connections.
+ * every connection's bufferevent is a filter whose free callback counts it
+ * out, and the listener pauses at server.max_connections; the filter also
+ * writes the answers to the socket itself (see struct conn_track).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -126,22 +128,47 @@ static void pause_or_resume(struct server *srv)
 }
 
 /*
- * A connection's pass-through filter. libevent's filter only moves output
- * added while writing is enabled, and evhttp adds its answer first and
- * enables writing after: a deferred flush moves it on the next loop turn.
+ * A connection's filter: it counts the connection (its free callback counts
+ * it out) and writes the answers.
+ *
+ * Output is written straight to the socket by write_through() rather than
+ * passed to the socket bufferevent below. evhttp takes the filter's write
+ * callback, which runs once the filter's output is empty, to mean "sent",
+ * and after an answer with Connection: close (HTTP/1.0 clients, nginx's
+ * default proxy_http_version, "Connection: close" requests, the answers of
+ * a draining server, evhttp's own lingering 413) it shuts the socket down and
+ * frees the connection at once. Bytes that a pass-through filter had only
+ * moved into the socket bufferevent's buffer were freed with it unsent: those
+ * clients got an empty reply. Written by write_through(), they are in the
+ * kernel by then.
+ *
+ * libevent's filter only processes output added while writing is enabled,
+ * and evhttp adds its answer first and enables writing after: a deferred
+ * flush (kick) moves it on the next loop turn; writable waits for a socket
+ * whose send buffer was full.
  */
 struct conn_track {
     struct server *srv;
     struct bufferevent *bev;
-    struct event *flush;
+    struct event *kick;     /* activated when output is added */
+    struct event *writable; /* EV_WRITE on the socket, made when first needed */
 };
 
 static void connection_freed(void *arg)
 {
     struct conn_track *t = arg;
     struct server *srv = t->srv;
-    event_free(t->flush);
+    event_free(t->kick);
+    if (t->writable)
+        event_free(t->writable);
     free(t);
+    /*
+     * libevent finalizes a freed bufferevent later, and those of the
+     * connections still open at exit only in event_base_free(), after
+     * http_free(): there is nothing left to count then.
+     */
+    if (srv->http == NULL)
+        return;
     srv->http->open_connections--;
     pause_or_resume(srv);
 }
@@ -154,12 +181,44 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     bufferevent_flush(t->bev, EV_WRITE, BEV_NORMAL);
 }
 
+/* The filter's output function: as much of src as the socket takes now. */
+static enum bufferevent_filter_result write_through(struct evbuffer *src, struct evbuffer *dst,
+                                                    ev_ssize_t limit,
+                                                    enum bufferevent_flush_mode mode, void *arg)
+{
+    struct conn_track *t = arg;
+    evutil_socket_t fd = bufferevent_getfd(bufferevent_get_underlying(t->bev));
+    size_t before = evbuffer_get_length(src);
+    (void)dst;
+    (void)limit;
+    (void)mode;
+
+    if (before == 0)
+        return BEV_OK;
+    if (evbuffer_write(src, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR) {
+        /* The client is gone: what is left cannot be delivered. Tell evhttp
+         * as the socket bufferevent would have, so it frees the connection. */
+        evbuffer_drain(src, evbuffer_get_length(src));
+        bufferevent_trigger_event(t->bev, BEV_EVENT_WRITING | BEV_EVENT_ERROR,
+                                  BEV_TRIG_DEFER_CALLBACKS);
+        return BEV_ERROR;
+    }
+    if (evbuffer_get_length(src) > 0) {
+        if (t->writable == NULL)
+            t->writable = event_new(t->srv->base, fd, EV_WRITE, flush_cb, t);
+        event_add(t->writable, NULL);
+        return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
+    }
+    return BEV_OK;
+}
+
 static void output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
     struct conn_track *t = arg;
     (void)buf;
     if (info->n_added > 0)
-        event_active(t->flush, EV_TIMEOUT, 0);
+        event_active(t->kick, EV_TIMEOUT, 0);
 }
 
 static struct bufferevent *new_connection_bev(struct event_base *base, void *arg)
@@ -171,13 +230,14 @@ static struct bufferevent *new_connection_bev(struct event_base *base, void *arg
         return NULL;
     t = xcalloc(1, sizeof(*t));
     t->srv = srv;
-    t->bev = bufferevent_filter_new(sock, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, connection_freed, t);
+    t->bev = bufferevent_filter_new(sock, NULL, write_through, BEV_OPT_CLOSE_ON_FREE,
+                                    connection_freed, t);
     if (t->bev == NULL) {
         bufferevent_free(sock);
         free(t);
         return NULL;
     }
-    t->flush = event_new(base, -1, 0, flush_cb, t);
+    t->kick = event_new(base, -1, 0, flush_cb, t);
     evbuffer_add_cb(bufferevent_get_output(t->bev), output_added, t);
     srv->http->open_connections++;
     pause_or_resume(srv);
@@ -283,6 +343,16 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     evhttp_add_header(out, "Cache-Control", "no-store");
     if (srv->draining)
         evhttp_add_header(out, "Connection", "close");
+    /*
+     * To CONNECT (a tunnel, to evhttp) evhttp sends neither a Content-Length
+     * nor a close: the client would wait for the end of the problem+json
+     * body until the idle timeout.
+     */
+    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_CONNECT) {
+        char len[24];
+        snprintf(len, sizeof(len), "%zu", r->reply_bytes);
+        evhttp_add_header(out, "Content-Length", len);
+    }
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     access_log(r);
@@ -751,7 +821,9 @@ static void serve(struct req *r)
                                    NULL);
                 return;
             }
-            r->body = json_loadb(r->raw_body, r->raw_body_len, JSON_REJECT_DUPLICATES, &err);
+            /* Any JSON value parses: a well-formed non-object is a 422 below, not a 400. */
+            r->body = json_loadb(r->raw_body, r->raw_body_len,
+                                 JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
             if (r->body == NULL) {
                 char detail[300];
                 json_t *errors = NULL;

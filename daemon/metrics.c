@@ -56,6 +56,8 @@ static const struct metric_def defs[] = {
     {"incubatord_job_last_run_timestamp_seconds", "gauge", MK_SERIES, "When each scheduled job last ran (Unix time)."},
     {"incubatord_job_last_success", "gauge", MK_SERIES, "1 when the job's last run succeeded."},
     {"incubatord_job_runs_total", "counter", MK_SERIES, "Runs of each scheduled job by outcome."},
+    {"incubatord_outbox_failed", "gauge", MK_SERIES, "Notifications given up on after the retry window, by channel."},
+    {"incubatord_outbox_oldest_undelivered_seconds", "gauge", MK_SERIES, "Age of the oldest notification not yet delivered on every channel (0: none)."},
 };
 /* clang-format on */
 

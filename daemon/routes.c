@@ -48,6 +48,13 @@ const struct route routes[] = {
     {GET,    "/v1/policy",                        ACCESS_ANY,       0,                       "policy_get",       .query = api_policy_query},
 
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
+
+    {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, 0,                       "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV,               "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       0,                       "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
+    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     0,                       "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
+    {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 };
 /* clang-format on */
 const size_t routes_count = ARRAY_LEN(routes);

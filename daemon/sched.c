@@ -43,9 +43,15 @@ static int hourly(const struct config *cfg)
     return 3600;
 }
 
+static int alert_sweep_period(const struct config *cfg)
+{
+    return cfg->alert_sweep_seconds;
+}
+
 /* clang-format off */
 static const struct job_def jobs[] = {
     {"idempotency_cleanup", JOB_PERIODIC, hourly, 60000},
+    {"alert_sweep", JOB_PERIODIC, alert_sweep_period, 120000},
 };
 /* clang-format on */
 

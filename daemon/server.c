@@ -22,6 +22,7 @@
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
+#include "incubatord/notify.h"
 #include "incubatord/routes.h"
 #include "incubatord/sched.h"
 #include "incubatord/server.h"
@@ -30,8 +31,11 @@
 #define MIGRATE_RETRY_ERROR_MS 30000
 #define MIGRATE_TIMEOUT_MS 600000
 
-/* Channels the LISTEN connection follows; their payloads are ids. */
-static const char *const listen_channels[] = {"incubatord_tokens"};
+/*
+ * Channels the LISTEN connection follows: token revocations (payload: the
+ * token's id) and new outbox events (no payload: the notifier looks).
+ */
+static const char *const listen_channels[] = {"incubatord_tokens", "incubatord_outbox"};
 
 static void notify_systemd(const char *state)
 {
@@ -66,6 +70,7 @@ static void migrated(void *arg, enum migrate_outcome outcome, const char *messag
         srv->schema = SCHEMA_CURRENT;
         log_msg(LOG_NOTICE, "schema: %s", message);
         notify_systemd("STATUS=serving");
+        notify_wake(srv);
         return;
     case MIGRATE_BEHIND:
         srv->schema = SCHEMA_BEHIND;
@@ -117,6 +122,8 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     struct server *srv = arg;
     if (strcmp(channel, "incubatord_tokens") == 0)
         auth_cache_forget(srv->auth, strtoll(payload, NULL, 10));
+    else if (strcmp(channel, "incubatord_outbox") == 0)
+        notify_wake(srv);
 }
 
 static void on_listen_reset(void *arg, bool connected)
@@ -124,6 +131,9 @@ static void on_listen_reset(void *arg, bool connected)
     struct server *srv = arg;
     /* Revocations sent while we were not listening are unknown: start afresh. */
     auth_cache_set_trusted(srv->auth, connected);
+    /* So are events written meanwhile. */
+    if (connected)
+        notify_wake(srv);
 }
 
 /* ---- signals ---- */
@@ -133,10 +143,10 @@ static void stop_now(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
-/* Requests and jobs still running: a draining server waits for them. */
+/* Requests, jobs and deliveries still running: a draining server waits for them. */
 static int busy(const struct server *srv)
 {
-    return http_inflight(srv) + sched_running(srv);
+    return http_inflight(srv) + sched_running(srv) + notify_busy(srv);
 }
 
 void server_request_done(struct server *srv)
@@ -150,9 +160,10 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     (void)fd;
     (void)what;
-    log_msg(LOG_WARNING, "shutdown: %d request(s) and %d job(s) still running after %d ms; "
-                         "exiting",
-            http_inflight(srv), sched_running(srv), srv->cfg.shutdown_timeout_ms);
+    log_msg(LOG_WARNING, "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
+                         "running after %d ms; exiting",
+            http_inflight(srv), sched_running(srv), notify_busy(srv),
+            srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -169,8 +180,10 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     srv->draining = true;
     notify_systemd("STOPPING=1");
     http_stop_accepting(srv);
-    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s) and %d job(s)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv));
+    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
+                        "delivery step(s)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv),
+            notify_busy(srv));
     if (busy(srv) == 0) {
         stop_now(srv);
         return;
@@ -205,6 +218,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     http_apply_config(srv);
     db_pool_set_max_queue(srv->pool, srv->cfg.max_queue);
     sched_apply_config(srv);
+    notify_apply_config(srv);
     log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
     notify_systemd("READY=1");
 }
@@ -284,6 +298,7 @@ int server_run(const char *config_path, bool foreground)
     srv.migrate_timer = evtimer_new(srv.base, migrate_timer_cb, &srv);
     schedule_migrate(&srv, 0);
     sched_start(&srv);
+    notify_start(&srv);
 
     log_msg(LOG_NOTICE, "incubatord %s started (pid %d, schema %d, time zone %s)",
             INCUBATORD_VERSION, (int)getpid(), migrate_latest_version(), srv.cfg.timezone);
@@ -293,9 +308,18 @@ int server_run(const char *config_path, bool foreground)
     log_msg(LOG_NOTICE, "incubatord stopped");
 
 out:
-    http_free(&srv);
+    /*
+     * The pool goes first: it fails the work still waiting, and the
+     * callbacks of requests that outlasted shutdown_timeout_ms answer them
+     * through evhttp, and those of deliveries through the notifier, which
+     * must both still exist then. (Freed the other way round, those
+     * callbacks wrote to freed evhttp requests: a crash at every shutdown
+     * that timed out.)
+     */
     db_pool_free(srv.pool);
+    http_free(&srv);
     sched_free(&srv);
+    notify_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
     if (srv.sig_term)

@@ -49,4 +49,17 @@ extern const struct query_param api_policy_query[];
 /* api_audit.c */
 extern const struct query_param api_audit_query[];
 
+/* api_reports.c */
+extern const struct query_param api_metrics_query[];      /* period (required) */
+extern const struct query_param api_cohorts_query[];      /* admitted_year, incubator */
+extern const struct query_param api_plan_progress_query[]; /* as_of */
+void api_period_started_check(struct req *r, struct vctx *v, json_t *args);
+void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);
+void api_plan_progress_check(struct req *r, struct vctx *v, json_t *args);
+void api_reports_cohorts(struct req *r);
+
+/* api_alerts.c */
+extern const struct query_param api_alert_list_query[];
+extern const struct field api_alert_ack_body[];
+
 #endif

@@ -43,6 +43,10 @@ struct config {
     char *webhook_url;        /* "" disables the webhook */
     char *webhook_secret;     /* HMAC-SHA256 key of the signature header */
     int webhook_timeout_ms;   /* one delivery attempt's limit */
+    int webhook_retry_initial_ms; /* the first retry's delay; doubled per failure, jittered */
+    int webhook_retry_max_ms;     /* the longest delay between two attempts */
+    int webhook_retry_for_s;      /* an event is retried this long, then kept as failed */
+    char *webhook_ca_file;        /* extra CA certificates (PEM) for an https receiver */
 };
 
 /* Fills cfg with the defaults of every key. */

@@ -94,6 +94,15 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *values, int timeout_ms, db_cb cb, void *arg);
 
 /*
+ * The same for the daemon's own work (deliveries, bookkeeping): it waits in
+ * the same queue but is never refused for a full one, so background work
+ * cannot crowd requests out of database.max_queue, nor the other way round.
+ */
+struct db_query *db_query_background(struct db_pool *pool, const char *sql, int nparams,
+                                     const char *const *values, int timeout_ms, db_cb cb,
+                                     void *arg);
+
+/*
  * The submitter no longer wants the answer: its callback will not be called.
  * Work still waiting is dropped; work already running finishes and is discarded.
  */
@@ -101,7 +110,7 @@ void db_query_cancel(struct db_query *q);
 
 /*
  * A session holds one connection for several statements, e.g. a migration's
- * transaction. The callback gets the session, or NULL and the reason when no
+ * transaction. Sessions are background work (see db_query_background). The callback gets the session, or NULL and the reason when no
  * connection came within timeout_ms.
  */
 typedef void (*db_session_cb)(void *arg, struct db_session *s, const char *error);

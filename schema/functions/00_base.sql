@@ -173,8 +173,11 @@ BEGIN
     IF idem_key IS NOT NULL THEN
         -- The first request with this key holds the lock until it commits.
         IF NOT pg_try_advisory_xact_lock(hashtextextended(token::text || ':' || idem_key, 7243)) THEN
-            RETURN api.ok(409, json_build_object('detail',
-                'a request with this Idempotency-Key is still being processed'));
+            -- (A bare NULL is of type unknown: RETURN ROW(...) would fail with
+            -- "returned record type does not match expected record type".)
+            RETURN ROW(409, json_build_object('detail',
+                'a request with this Idempotency-Key is still being processed'), NULL::text,
+                false);
         END IF;
         SELECT * INTO stored FROM idempotency_keys k
          WHERE k.token_id = token AND k.key = idem_key
@@ -182,8 +185,9 @@ BEGIN
         IF FOUND THEN
             IF stored.method <> ctx->>'method' OR stored.path <> ctx->>'path'
                OR stored.body_sha256 <> ctx->>'body_sha256' THEN
-                RETURN api.ok(409, json_build_object('detail',
-                    'this Idempotency-Key was already used with a different request'));
+                RETURN ROW(409, json_build_object('detail',
+                    'this Idempotency-Key was already used with a different request'),
+                    NULL::text, false);
             END IF;
             RETURN ROW(stored.status, stored.body::json, stored.location, true);
         END IF;

@@ -153,8 +153,10 @@ BEGIN
 
     PERFORM api.audit(ctx, inc.id, format('changed incubator %s: %s', inc.code,
                                           array_to_string(changed, ', ')), args);
-    -- A new disposable area moves the space share.
-    PERFORM api.after_change(ctx, ARRAY[inc.id]);
+    -- A new disposable area changes the share, whatever the day it takes effect.
+    IF args ? 'disposable_area_m2' THEN
+        PERFORM api.after_change(ctx, ARRAY[inc.id]);
+    END IF;
     RETURN api.ok(200, api.incubator_json(inc, api.today(ctx)));
 END;
 $$;

@@ -14,13 +14,17 @@ $$;
 
 -- The identity behind a token's hash, if it is valid; records its use. Called
 -- by the daemon's authentication (not through api.run) on a cache miss.
+--
+-- revoked_at is tested on the row being updated, not in a subquery: when the
+-- UPDATE has to wait for a revocation holding the row, PostgreSQL re-checks
+-- the conditions on the committed row (EvalPlanQual) but keeps a subquery's
+-- old answer, so a token revoked meanwhile came back as valid (and was
+-- cached by the daemon after the revocation's NOTIFY had passed).
 CREATE FUNCTION api.token_lookup(token_hash bytea)
 RETURNS TABLE (id bigint, name text, admin boolean, incubator text)
 LANGUAGE sql AS $$
     UPDATE tokens t SET last_used_at = now()
-      FROM (SELECT t2.id FROM tokens t2
-             WHERE t2.hash = token_hash AND t2.revoked_at IS NULL) valid
-     WHERE t.id = valid.id
+     WHERE t.hash = token_hash AND t.revoked_at IS NULL
     RETURNING t.id, t.name, t.incubator_id IS NULL,
               (SELECT i.code FROM incubators i WHERE i.id = t.incubator_id)
 $$;

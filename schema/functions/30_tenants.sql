@@ -276,7 +276,7 @@ DECLARE
     t tenants := api.tenant_for_update(incubator, args->>'external_id');
     graduated date := (args->>'graduated_on')::date;
     basis text := args->>'basis';
-    evidence jsonb := jsonb_strip_nulls(coalesce(args->'evidence', '{}'));
+    evidence jsonb := jsonb_strip_nulls(coalesce(nullif(args->'evidence', 'null'), '{}'));
     p policies := api.policy_on(graduated);
 BEGIN
     IF t.status <> 'incubating' THEN

@@ -1,8 +1,625 @@
--- Alerts. Until the alert rules exist, a change notifies nobody.
+-- Alerts: the rules, the lifecycle of an alert, the outbox of notifications
+-- and the functions the daemon's notifier calls to deliver it.
+--
+-- Every write that can change a rule's outcome calls api.after_change(ctx,
+-- incubators) in its own transaction, as its last step; the periodic sweep
+-- (api.job_alert_sweep) evaluates every incubator for what time alone
+-- changes (stale data, overdue tenants, certifications and snapshots dated
+-- in the future) and sends the repeats. Both compare the rules' observations
+-- with the open alerts and write each transition, and its outbox event, in
+-- the caller's transaction: a notification exists exactly when its change
+-- was committed.
 
--- Called by every write that can change an alert rule's outcome, in the
--- write's transaction, with the incubators it may have affected.
+-- The daemon's "now" (a request's or a job's), for the alerts' timestamps and
+-- the repeat schedule; the transaction's start when a caller gave none.
+CREATE FUNCTION api.now(ctx jsonb) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((ctx->>'now')::timestamptz, now())
+$$;
+
+-- ---- the rules ----
+
+CREATE FUNCTION api.alert_severity(rule text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE rule WHEN 'space_share_breach' THEN 'critical'
+                     WHEN 'overdue_tenant' THEN 'info'
+                     ELSE 'warning' END
+$$;
+
+-- The syslog level of a firing or repeat notification: LOG_ALERT for a
+-- critical alert, LOG_WARNING for a warning, LOG_NOTICE for information.
+CREATE FUNCTION api.alert_syslog_level(severity text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE severity WHEN 'critical' THEN 'alert' WHEN 'warning' THEN 'warning'
+                         ELSE 'notice' END
+$$;
+
+-- The order in which one change's new alerts are written: the worst first.
+CREATE FUNCTION api.alert_rule_rank(rule text) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT array_position(ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
+                                'duplicate_enterprise', 'overdue_tenant'], rule)
+$$;
+
+-- One rule's outcome for one identity. Incubator-wide rules are observed for
+-- every incubator in scope, firing or not (a resolution then says what the
+-- figure is now); subject rules only where they fire.
+CREATE TYPE api.alert_observation AS (
+    rule          text,
+    incubator_id  bigint,
+    subject       text,
+    firing        boolean,
+    value         numeric,
+    threshold     numeric,
+    message       text
+);
+
+/*
+ * What the rules say on day `today` for the incubators in scope (NULL: all),
+ * under the policy in force that month:
+ *   space_share_breach    share(today) < veto_threshold
+ *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
+ *   stale_data            today - latest snapshot's as_of (opened_on without one)
+ *                         >= stale_after_days
+ *   duplicate_enterprise  a credit code incubating here and at another incubator
+ *   overdue_tenant        a tenant still incubating after its incubation_limit_on
+ * Comparisons use the exact shares; messages show them rounded to 4 decimals.
+ */
+CREATE FUNCTION api.alert_observations(scope bigint[], today date)
+RETURNS SETOF api.alert_observation
+LANGUAGE sql STABLE AS $$
+    WITH inc AS (
+        SELECT i.id, i.code, i.opened_on FROM incubators i
+         WHERE scope IS NULL OR i.id = ANY (scope)
+    ), p AS (
+        SELECT * FROM api.policy_on(today)
+    ), share AS (
+        SELECT inc.id, inc.code, s.share, p.veto_threshold AS veto,
+               p.veto_threshold + p.warning_margin AS warn
+          FROM inc CROSS JOIN p CROSS JOIN LATERAL api.space_share(inc.id, today) s
+    ), latest AS (
+        SELECT inc.id, inc.code, inc.opened_on, l.as_of, p.stale_after_days AS stale_days,
+               today - coalesce(l.as_of, inc.opened_on) AS age
+          FROM inc CROSS JOIN p
+          LEFT JOIN LATERAL (SELECT max(s.as_of) AS as_of FROM snapshots s
+                              WHERE s.incubator_id = inc.id) l ON true
+    ), duplicate AS (
+        SELECT t.incubator_id, t.credit_code
+          FROM tenants t
+         WHERE t.status = 'incubating'
+           AND t.incubator_id IN (SELECT id FROM inc)
+           AND EXISTS (SELECT 1 FROM tenants o
+                        WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
+                          AND o.incubator_id <> t.incubator_id)
+         GROUP BY t.incubator_id, t.credit_code
+    ), limits AS MATERIALIZED (
+        -- The limit depends on the admission day and field only: computed once per
+        -- pair (materialized, so that the comparison is not pushed into the scan).
+        SELECT d.admitted_on, d.field, api.incubation_limit_on(d.admitted_on, d.field) AS limit_on
+          FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
+                 WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)) d
+    )
+    SELECT 'space_share_breach', s.id, NULL, coalesce(s.share < s.veto, false), s.share, s.veto,
+           CASE WHEN s.share IS NULL
+                THEN format('%s has no occupancy data on %s', s.code, today)
+                WHEN s.share < s.veto
+                THEN format('%s: space share %s is below the veto threshold %s', s.code,
+                            round(s.share, 4), round(s.veto, 4))
+                ELSE format('%s: space share %s is at or above the veto threshold %s', s.code,
+                            round(s.share, 4), round(s.veto, 4)) END
+      FROM share s
+    UNION ALL
+    SELECT 'space_share_warning', s.id, NULL, coalesce(s.share >= s.veto AND s.share < s.warn, false),
+           s.share, s.warn,
+           CASE WHEN s.share IS NULL
+                THEN format('%s has no occupancy data on %s', s.code, today)
+                WHEN s.share < s.veto
+                THEN format('%s: superseded by space_share_breach: space share %s is below the '
+                            'veto threshold %s', s.code, round(s.share, 4), round(s.veto, 4))
+                WHEN s.share < s.warn
+                THEN format('%s: space share %s is below the warning threshold %s (veto '
+                            'threshold %s)', s.code, round(s.share, 4), round(s.warn, 4),
+                            round(s.veto, 4))
+                ELSE format('%s: space share %s is at or above the warning threshold %s', s.code,
+                            round(s.share, 4), round(s.warn, 4)) END
+      FROM share s
+    UNION ALL
+    SELECT 'stale_data', l.id, NULL, l.age >= l.stale_days, l.age, l.stale_days,
+           CASE WHEN l.as_of IS NULL
+                THEN format('%s: no occupancy snapshot since it opened on %s, %s days before %s '
+                            '(stale after %s days)', l.code, l.opened_on, l.age, today,
+                            l.stale_days)
+                ELSE format('%s: the latest occupancy snapshot is of %s, %s days before %s '
+                            '(stale after %s days)', l.code, l.as_of, l.age, today,
+                            l.stale_days) END
+      FROM latest l
+    UNION ALL
+    SELECT 'duplicate_enterprise', d.incubator_id, d.credit_code, true, c.n, NULL,
+           format('credit code %s is incubating at %s incubators at once: %s', d.credit_code,
+                  c.n, c.codes)
+      FROM duplicate d
+      CROSS JOIN LATERAL (
+          SELECT count(DISTINCT o.incubator_id) AS n,
+                 string_agg(DISTINCT i.code, ', ' ORDER BY i.code) AS codes
+            FROM tenants o JOIN incubators i ON i.id = o.incubator_id
+           WHERE o.credit_code = d.credit_code AND o.status = 'incubating') c
+    UNION ALL
+    SELECT 'overdue_tenant', t.incubator_id, t.external_id, true, today - l.limit_on, NULL,
+           format('tenant %s (%s) is still incubating after its incubation limit %s, admitted '
+                  'on %s (%s days overdue)', t.external_id, t.credit_code, l.limit_on,
+                  t.admitted_on, today - l.limit_on)
+      FROM tenants t
+      JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
+     WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)
+       AND today > l.limit_on
+$$;
+
+-- Why a subject rule's alert resolved: its condition is not observed any more.
+CREATE FUNCTION api.alert_cleared_message(rule text, subject text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE rule
+        WHEN 'duplicate_enterprise'
+        THEN format('credit code %s is no longer incubating at more than one incubator', subject)
+        WHEN 'overdue_tenant'
+        THEN format('tenant %s is no longer incubating past its incubation limit', subject)
+        ELSE 'the condition no longer holds' END
+$$;
+
+-- ---- alerts as the API shows them ----
+
+CREATE FUNCTION api.alert_is_share(rule text) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT rule IN ('space_share_breach', 'space_share_warning')
+$$;
+
+-- The alert object of API.md, plus the acknowledgement's note, author and time.
+CREATE FUNCTION api.alert_json(a alerts) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'id', a.id,
+        'rule', a.rule,
+        'severity', a.severity,
+        'incubator', (SELECT code FROM incubators WHERE id = a.incubator_id),
+        'subject', a.subject,
+        'state', a.state,
+        'acknowledged', a.acknowledged,
+        'started_at', api.ts(a.started_at),
+        'resolved_at', api.ts(a.resolved_at),
+        'value', CASE WHEN api.alert_is_share(a.rule) THEN api.ratio(a.value)
+                      ELSE api.num(a.value) END,
+        'threshold', api.num(a.threshold),
+        'message', a.message,
+        'acknowledgement', CASE WHEN a.acknowledged THEN json_build_object(
+                                    'note', a.ack_note, 'by', a.acknowledged_by,
+                                    'at', api.ts(a.acknowledged_at)) END)
+$$;
+
+-- The syslog line of an alert event: key=value pairs, values without spaces.
+CREATE FUNCTION api.alert_line(type text, a alerts) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT format('event=%s rule=%s incubator=%s', type, a.rule,
+                  (SELECT code FROM incubators WHERE id = a.incubator_id))
+        || coalesce(' subject=' || a.subject, '')
+        || CASE WHEN api.alert_is_share(a.rule)
+                THEN ' share=' || coalesce(round(a.value, 4)::text, 'none')
+                     || ' threshold=' || round(a.threshold, 4)::text
+                WHEN a.rule = 'stale_data'
+                THEN ' days=' || a.value::text || ' threshold=' || a.threshold::text
+                WHEN a.rule = 'duplicate_enterprise'
+                THEN ' incubators=' || a.value::text
+                ELSE ' days_overdue=' || coalesce(a.value::text, 'none') END
+        || ' alert_id=' || a.id
+$$;
+
+-- ---- the outbox ----
+
+/*
+ * Writes an event into the outbox, in the caller's transaction, and wakes the
+ * daemons' notifiers (NOTIFY incubatord_outbox, sent at commit). Returns the
+ * event id. Any module may emit events this way, e.g. a payout run:
+ *   api.emit(ctx, 'payout_run.computed', json_build_object('period', ...),
+ *            'notice', format('event=payout_run.computed period=%s ...', ...))
+ * data is the webhook's "data"; message is the syslog line (key=value pairs,
+ * one line), to which " event_id=<id>" is appended; syslog_level is a syslog
+ * level name (alert, warning, notice, ...).
+ */
+CREATE FUNCTION api.emit(ctx jsonb, type text, data json, syslog_level text, message text)
+RETURNS uuid LANGUAGE plpgsql AS $$
+DECLARE
+    event uuid := gen_random_uuid();
+    at timestamptz := api.now(ctx);
+BEGIN
+    INSERT INTO outbox (event_id, type, payload, syslog_level, message, occurred_at)
+    VALUES (event, type,
+            json_build_object('id', event, 'type', type, 'occurred_at', api.ts(at), 'data', data),
+            syslog_level, message || ' event_id=' || event, at);
+    PERFORM pg_notify('incubatord_outbox', '');
+    RETURN event;
+END;
+$$;
+
+-- The event of one alert transition: alert.firing, alert.resolved or alert.repeat.
+CREATE FUNCTION api.alert_emit(ctx jsonb, type text, a alerts) RETURNS uuid
+LANGUAGE sql AS $$
+    SELECT api.emit(ctx, type, api.alert_json(a),
+                    CASE WHEN type = 'alert.resolved' THEN 'notice'
+                         ELSE api.alert_syslog_level(a.severity) END,
+                    api.alert_line(type, a))
+$$;
+
+-- ---- evaluation ----
+
+/*
+ * Serialises the evaluation of the incubators in scope: a write takes the
+ * lock of each incubator it evaluates (in id order, so two writes never wait
+ * on each other in a circle) under a shared global lock; the sweep, which
+ * evaluates all of them, takes the global lock exclusively. Taken as the
+ * last step of a write, it makes every evaluation see the data and the
+ * alerts that every earlier evaluation of the same incubator left, so a
+ * change is notified exactly once even when writes run concurrently.
+ */
+CREATE FUNCTION api.alerts_lock(scope bigint[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint;
+BEGIN
+    IF scope IS NULL THEN
+        PERFORM pg_advisory_xact_lock(hashtextextended('incubatord alerts', 0));
+        RETURN;
+    END IF;
+    PERFORM pg_advisory_xact_lock_shared(hashtextextended('incubatord alerts', 0));
+    FOREACH incubator IN ARRAY scope LOOP
+        PERFORM pg_advisory_xact_lock(hashtextextended('incubatord alerts ' || incubator, 0));
+    END LOOP;
+END;
+$$;
+
+/*
+ * Brings the alerts of the incubators in scope (NULL: all) in line with the
+ * rules on ctx's "today", at ctx's "now":
+ *   - a rule firing without an open alert opens one: alert.firing;
+ *   - an open alert whose rule no longer fires resolves: alert.resolved (a
+ *     breach resolves the warning this way, as the two exclude each other);
+ *   - an open alert whose rule still fires takes the current figures, quietly;
+ *   - with repeats, an open, unacknowledged alert last notified repeat_hours
+ *     (of the policy in force) or more ago is notified again: alert.repeat.
+ * New alerts are notified before resolutions, so a receiver never sees an
+ * incubator all clear between its warning and its breach. Returns the counts.
+ */
+CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean)
+RETURNS json LANGUAGE plpgsql AS $$
+DECLARE
+    today date := api.today(ctx);
+    at timestamptz := api.now(ctx);
+    obs api.alert_observation[];
+    a alerts;
+    fired integer := 0;
+    resolved integer := 0;
+    repeated integer := 0;
+BEGIN
+    IF scope IS NOT NULL THEN
+        scope := ARRAY(SELECT DISTINCT x FROM unnest(scope) x WHERE x IS NOT NULL ORDER BY x);
+    END IF;
+    PERFORM api.alerts_lock(scope);
+    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today) o);
+
+    FOR a IN
+        WITH new AS (
+            INSERT INTO alerts (rule, incubator_id, subject, severity, state, value, threshold,
+                                message, started_at, last_notified_at)
+            SELECT o.rule, o.incubator_id, o.subject, api.alert_severity(o.rule), 'firing',
+                   o.value, o.threshold, o.message, at, at
+              FROM unnest(obs) o
+             WHERE o.firing
+               AND NOT EXISTS (SELECT 1 FROM alerts x
+                                WHERE x.state = 'firing' AND x.rule = o.rule
+                                  AND x.incubator_id = o.incubator_id
+                                  AND x.subject IS NOT DISTINCT FROM o.subject)
+             ORDER BY o.incubator_id, api.alert_rule_rank(o.rule), o.subject
+            ON CONFLICT (rule, incubator_id, subject) WHERE state = 'firing' DO NOTHING
+            RETURNING *)
+        SELECT * FROM new ORDER BY id
+    LOOP
+        PERFORM api.alert_emit(ctx, 'alert.firing', a);
+        fired := fired + 1;
+    END LOOP;
+
+    FOR a IN
+        WITH cleared AS (
+            SELECT x.id, o.value, o.threshold, o.message
+              FROM alerts x
+              LEFT JOIN unnest(obs) o ON o.rule = x.rule AND o.incubator_id = x.incubator_id
+                                     AND o.subject IS NOT DISTINCT FROM x.subject
+             WHERE x.state = 'firing' AND (scope IS NULL OR x.incubator_id = ANY (scope))
+               AND NOT coalesce(o.firing, false)
+        ), done AS (
+            UPDATE alerts x
+               SET state = 'resolved', resolved_at = at,
+                   value = coalesce(c.value, x.value),
+                   threshold = coalesce(c.threshold, x.threshold),
+                   message = coalesce(c.message, api.alert_cleared_message(x.rule, x.subject))
+              FROM cleared c
+             WHERE x.id = c.id AND x.state = 'firing'
+            RETURNING x.*)
+        SELECT * FROM done ORDER BY id
+    LOOP
+        PERFORM api.alert_emit(ctx, 'alert.resolved', a);
+        resolved := resolved + 1;
+    END LOOP;
+
+    UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
+      FROM unnest(obs) o
+     WHERE o.firing AND x.state = 'firing' AND x.rule = o.rule
+       AND x.incubator_id = o.incubator_id AND x.subject IS NOT DISTINCT FROM o.subject
+       AND (x.value, x.threshold, x.message) IS DISTINCT FROM (o.value, o.threshold, o.message);
+
+    IF repeats THEN
+        FOR a IN
+            WITH again AS (
+                UPDATE alerts x SET last_notified_at = at
+                  FROM api.policy_on(today) p
+                 WHERE x.state = 'firing' AND NOT x.acknowledged
+                   AND (scope IS NULL OR x.incubator_id = ANY (scope))
+                   AND x.last_notified_at + make_interval(hours => p.repeat_hours) <= at
+                RETURNING x.*)
+            SELECT * FROM again ORDER BY id
+        LOOP
+            PERFORM api.alert_emit(ctx, 'alert.repeat', a);
+            repeated := repeated + 1;
+        END LOOP;
+    END IF;
+
+    RETURN json_build_object('fired', fired, 'resolved', resolved, 'repeated', repeated);
+END;
+$$;
+
+-- Called by every write that can change a rule's outcome, as its last step, in
+-- the write's transaction, with the incubators it may have affected (NULL:
+-- all of them, e.g. for a policy change). Call it once per transaction.
 CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[]) RETURNS void
 LANGUAGE sql AS $$
-    SELECT
+    SELECT api.alerts_evaluate(ctx, incubators, false)
+$$;
+
+-- The periodic sweep (schedule.alert_sweep_seconds): every incubator, every
+-- rule, on the daemon's today, and the repeats on its now.
+CREATE FUNCTION api.job_alert_sweep(ctx jsonb) RETURNS json
+LANGUAGE sql AS $$
+    SELECT api.alerts_evaluate(ctx, NULL, true)
+$$;
+
+-- ---- the API ----
+
+-- GET /v1/alerts[?state=firing|resolved|all][&incubator=][&rule=]: newest
+-- first. An incubator's token sees that incubator's alerts only.
+CREATE FUNCTION api.alert_list(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    incubator bigint;
+    wanted text := coalesce(args->>'state', 'firing');
+    before bigint := api.cursor_id(args->>'cursor');
+    result json;
+BEGIN
+    IF NOT coalesce((ctx->>'admin')::boolean, false) THEN
+        IF args->>'incubator' IS NOT NULL AND args->>'incubator' <> ctx->>'incubator' THEN
+            PERFORM api.fail(403, 'this token may only read its own incubator''s alerts');
+        END IF;
+        incubator := api.incubator_id(ctx->>'incubator');
+    ELSIF args->>'incubator' IS NOT NULL THEN
+        incubator := api.incubator_id(args->>'incubator');
+    END IF;
+    SELECT api.page(array_agg(api.alert_json(a) ORDER BY a.id DESC),
+                    array_agg(a.id::text ORDER BY a.id DESC), (args->>'limit')::int)
+      INTO result
+      FROM (SELECT * FROM alerts x
+             WHERE (incubator IS NULL OR x.incubator_id = incubator)
+               AND (wanted = 'all' OR x.state = wanted)
+               AND (args->>'rule' IS NULL OR x.rule = args->>'rule')
+               AND (before IS NULL OR x.id < before)
+             ORDER BY x.id DESC
+             LIMIT (args->>'limit')::int + 1) a;
+    RETURN api.ok(200, result);
+END;
+$$;
+
+-- POST /v1/alerts/{id}/ack {"note"}: stops the repeats of a firing alert; its
+-- resolution is still notified. Acknowledging it again changes nothing.
+CREATE FUNCTION api.alert_ack(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    a alerts;
+BEGIN
+    SELECT * INTO a FROM alerts WHERE id = (args->>'id')::bigint FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no alert %s', args->>'id'));
+    END IF;
+    IF a.state = 'resolved' THEN
+        PERFORM api.fail(409, format('alert %s resolved at %s: there is nothing to acknowledge',
+                                     a.id, api.ts(a.resolved_at)));
+    END IF;
+    IF a.acknowledged THEN
+        RETURN api.ok(200, api.alert_json(a));
+    END IF;
+    UPDATE alerts SET acknowledged = true, ack_note = args->>'note',
+                      acknowledged_by = ctx->>'token_name', acknowledged_at = api.now(ctx)
+     WHERE id = a.id
+    RETURNING * INTO a;
+    PERFORM api.audit(ctx, a.incubator_id,
+                      format('acknowledged alert %s (%s%s)', a.id, a.rule,
+                             coalesce(' ' || a.subject, '')),
+                      jsonb_build_object('alert_id', a.id, 'note', args->>'note'));
+    RETURN api.ok(200, api.alert_json(a));
+END;
+$$;
+
+-- ---- delivery: called by the daemon's notifier, not through api.run ----
+
+/*
+ * Claims up to max_events events whose syslog line or NOTIFY is pending and
+ * that no live lease holds, for lease_ms; SKIP LOCKED lets several daemons
+ * claim at once without waiting on each other or taking the same event.
+ */
+CREATE FUNCTION api.outbox_claim_local(claimer text, lease_ms integer, max_events integer)
+RETURNS TABLE (id bigint, event_id uuid, syslog_level text, message text,
+               syslog_pending boolean, notify_pending boolean)
+LANGUAGE sql AS $$
+    WITH claimed AS (
+        UPDATE outbox o
+           SET local_claimed_by = claimer,
+               local_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
+          FROM (SELECT c.id FROM outbox c
+                 WHERE (c.syslog_state = 'pending' OR c.notify_state = 'pending')
+                   AND (c.local_claimed_until IS NULL OR c.local_claimed_until <= now())
+                 ORDER BY c.id
+                 LIMIT max_events
+                   FOR UPDATE SKIP LOCKED) c
+         WHERE o.id = c.id
+        RETURNING o.id, o.event_id, o.syslog_level, o.message, o.syslog_state = 'pending',
+                  o.notify_state = 'pending')
+    SELECT * FROM claimed ORDER BY id
+$$;
+
+-- The claimed events were written to syslog: records it and sends their NOTIFY
+-- incubatord_events (at commit, so a NOTIFY means a recorded delivery).
+CREATE FUNCTION api.outbox_local_done(claimer text, ids bigint[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    e record;
+    n integer := 0;
+BEGIN
+    FOR e IN SELECT o.id, o.event_id, o.notify_state FROM outbox o
+              WHERE o.id = ANY (ids) ORDER BY o.id FOR UPDATE LOOP
+        IF e.notify_state = 'pending' THEN
+            PERFORM pg_notify('incubatord_events', e.event_id::text);
+        END IF;
+        n := n + 1;
+    END LOOP;
+    UPDATE outbox o
+       SET syslog_state = CASE WHEN o.syslog_state = 'pending' THEN 'delivered'
+                               ELSE o.syslog_state END,
+           notify_state = CASE WHEN o.notify_state = 'pending' THEN 'delivered'
+                               ELSE o.notify_state END,
+           local_delivered_at = coalesce(o.local_delivered_at, now()),
+           local_claimed_by = NULL, local_claimed_until = NULL
+     WHERE o.id = ANY (ids);
+    RETURN n;
+END;
+$$;
+
+/*
+ * The webhook is delivered in outbox order: only the oldest pending event may
+ * be sent, so a receiver sees a firing before its resolution, and a failing
+ * receiver is retried once per backoff step, not once per waiting event.
+ * Claims that event for lease_ms when it is due and no live lease holds it.
+ * Returns one row: the claimed event (id not null), or, with id null, how
+ * long to wait before asking again (wait_ms; null: nothing is pending).
+ * Without a webhook (enabled false), pending webhook deliveries become 'none'.
+ */
+CREATE FUNCTION api.outbox_claim_webhook(claimer text, lease_ms integer, enabled boolean)
+RETURNS TABLE (id bigint, event_id uuid, body text, attempts integer, wait_ms bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    head bigint;
+    h outbox;
+BEGIN
+    IF NOT enabled THEN
+        UPDATE outbox o SET webhook_state = 'none', webhook_claimed_by = NULL,
+                            webhook_claimed_until = NULL
+         WHERE o.webhook_state = 'pending';
+        RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, NULL::bigint;
+        RETURN;
+    END IF;
+    LOOP
+        SELECT min(o.id) INTO head FROM outbox o WHERE o.webhook_state = 'pending';
+        IF head IS NULL THEN
+            RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, NULL::bigint;
+            RETURN;
+        END IF;
+        SELECT * INTO h FROM outbox o WHERE o.id = head FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            -- Another daemon is claiming it right now.
+            RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, 100::bigint;
+            RETURN;
+        END IF;
+        EXIT WHEN h.webhook_state = 'pending'; -- else it was delivered meanwhile: look again
+    END LOOP;
+    IF h.webhook_claimed_until > now() OR h.webhook_next_attempt_at > now() THEN
+        RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer,
+            ceil(extract(epoch FROM greatest(h.webhook_claimed_until, h.webhook_next_attempt_at)
+                                    - now()) * 1000)::bigint;
+        RETURN;
+    END IF;
+    UPDATE outbox o SET webhook_claimed_by = claimer,
+                        webhook_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
+     WHERE o.id = h.id;
+    RETURN QUERY SELECT h.id, h.event_id, h.payload::text, h.webhook_attempts, 0::bigint;
+END;
+$$;
+
+/*
+ * Records a webhook attempt: delivered on a 2xx answer; otherwise retried
+ * retry_ms later (the daemon's backoff), but never later than retry_for_s
+ * after the event was written; an attempt that fails at or after that moment
+ * gives up: 'failed'. Returns the state, the attempts made and, when pending,
+ * the milliseconds until the next attempt.
+ */
+CREATE FUNCTION api.outbox_webhook_done(claimer text, event bigint, ok boolean, error text,
+                                        retry_ms integer, retry_for_s integer)
+RETURNS TABLE (state text, attempts integer, next_attempt_ms bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    o outbox;
+    give_up_at timestamptz;
+    next_at timestamptz;
+BEGIN
+    SELECT * INTO o FROM outbox x WHERE x.id = event FOR UPDATE;
+    IF NOT FOUND OR o.webhook_state <> 'pending' THEN
+        -- Delivered or given up meanwhile (this daemon's lease had run out).
+        RETURN QUERY SELECT o.webhook_state, o.webhook_attempts, NULL::bigint;
+        RETURN;
+    END IF;
+    IF ok THEN
+        UPDATE outbox x SET webhook_state = 'delivered', webhook_attempts = x.webhook_attempts + 1,
+                            webhook_delivered_at = now(), webhook_last_error = NULL,
+                            webhook_claimed_by = NULL, webhook_claimed_until = NULL
+         WHERE x.id = o.id
+        RETURNING * INTO o;
+        RETURN QUERY SELECT o.webhook_state, o.webhook_attempts, NULL::bigint;
+        RETURN;
+    END IF;
+    give_up_at := o.created_at + make_interval(secs => retry_for_s);
+    next_at := least(now() + make_interval(secs => retry_ms / 1000.0), give_up_at);
+    UPDATE outbox x
+       SET webhook_state = CASE WHEN now() >= give_up_at THEN 'failed' ELSE 'pending' END,
+           webhook_attempts = x.webhook_attempts + 1,
+           webhook_next_attempt_at = next_at,
+           webhook_last_error = left(error, 1000),
+           webhook_claimed_by = NULL, webhook_claimed_until = NULL
+     WHERE x.id = o.id
+    RETURNING * INTO o;
+    RETURN QUERY SELECT o.webhook_state, o.webhook_attempts,
+        CASE WHEN o.webhook_state = 'pending'
+             THEN greatest(0, ceil(extract(epoch FROM next_at - now()) * 1000))::bigint END;
+END;
+$$;
+
+-- The figures /metrics shows, refreshed by the daemon now and then.
+CREATE FUNCTION api.alert_metrics() RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'alerts_open', (
+            SELECT json_object_agg(r.rule, coalesce(c.n, 0))
+              FROM unnest(ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
+                                'duplicate_enterprise', 'overdue_tenant']) r(rule)
+              LEFT JOIN (SELECT a.rule, count(*) AS n FROM alerts a
+                          WHERE a.state = 'firing' GROUP BY a.rule) c ON c.rule = r.rule),
+        'undelivered', json_build_object(
+            'syslog', (SELECT count(*) FROM outbox WHERE syslog_state = 'pending'),
+            'notify', (SELECT count(*) FROM outbox WHERE notify_state = 'pending'),
+            'webhook', (SELECT count(*) FROM outbox WHERE webhook_state = 'pending')),
+        'webhook_failed', (SELECT count(*) FROM outbox WHERE webhook_state = 'failed'),
+        'oldest_undelivered_s', coalesce((
+            SELECT extract(epoch FROM now() - min(created_at))::bigint FROM outbox
+             WHERE syslog_state = 'pending' OR notify_state = 'pending'
+                OR webhook_state = 'pending'), 0))
 $$;

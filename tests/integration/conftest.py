@@ -8,9 +8,13 @@
 - admin:   an Api client with the admin token.
 - sql:     a psycopg connection (autocommit) to the test's database.
 
-Tests that must stop and start PostgreSQL make a PgCluster of their own.
+- private_pg: a PgCluster of the test's own with one migrated database
+           (private_pg.dbname), for tests that stop and start PostgreSQL.
+- unchanged: a context manager asserting that the counted tables' rows did
+           not move: `with unchanged(): <bad requests>`.
 """
 
+import contextlib
 import os
 import sys
 
@@ -18,7 +22,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import Api, Daemon, PgCluster, run_cli, unique_name  # noqa: E402
+from harness import Api, Daemon, PgCluster, run_cli, table_counts, unique_name  # noqa: E402
 
 TEMPLATE = "incubatord_template"
 
@@ -65,12 +69,65 @@ def start_daemon(pg, db, workdir, extra_config="", **kw):
 
 
 @pytest.fixture
+def daemons():
+    """Starts daemons with start_daemon(...) and stops (and checks) them all after the test."""
+    started = []
+
+    def start(*args, **kw):
+        d = start_daemon(*args, **kw)
+        started.append(d)
+        return d
+    yield start
+    for d in started:
+        stop_and_check(d)
+
+
+def stop_and_check(d):
+    """Stops a daemon at the end of a test: one still running must exit 0 on
+    SIGTERM (a crash on the way out fails the test), and its log must hold no
+    sanitizer report (Daemon.stop checks that)."""
+    running = d.proc is not None and d.proc.poll() is None
+    code = d.stop()
+    if running:
+        assert code == 0, f"incubatord exited with {code} on SIGTERM:\n{d.log()[-3000:]}"
+
+
+@pytest.fixture
 def daemon(pg, db, workdir):
     d = start_daemon(pg, db, workdir)
     yield d
-    d.stop()
+    stop_and_check(d)
 
 
 @pytest.fixture
 def admin(daemon):
     return Api(daemon, daemon.admin_token)
+
+
+@pytest.fixture
+def unchanged(sql):
+    """with unchanged(): ... fails if a counted table gained or lost rows inside."""
+    @contextlib.contextmanager
+    def check():
+        before = table_counts(sql)
+        yield
+        assert table_counts(sql) == before
+    return check
+
+
+@pytest.fixture
+def private_pg():
+    """A PostgreSQL cluster of this test alone, with a database migrated by the CLI."""
+    cluster = PgCluster()
+    try:
+        cluster.start()
+        cluster.dbname = "incubatord"
+        cluster.create_database(cluster.dbname)
+        cfg = os.path.join(cluster.dir, "migrate.conf")
+        with open(cfg, "w") as f:
+            f.write(f"[database]\nconninfo = {cluster.conninfo(cluster.dbname)}\n"
+                    "[log]\nsyslog = false\n")
+        run_cli(cfg, "migrate")
+        yield cluster
+    finally:
+        cluster.destroy()

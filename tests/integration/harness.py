@@ -84,8 +84,8 @@ class PgCluster:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def connect(self, dbname="postgres", **kw):
-        return psycopg.connect(self.conninfo(dbname), autocommit=True, **kw)
+    def connect(self, dbname="postgres", autocommit=True, **kw):
+        return psycopg.connect(self.conninfo(dbname), autocommit=autocommit, **kw)
 
     def create_database(self, name, template=None):
         with self.connect() as c:
@@ -99,10 +99,30 @@ class PgCluster:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def run_cli(config_path, *args, check=True, env=None):
-    """Runs an incubatord subcommand; returns the CompletedProcess."""
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print
+# when they find something (an INCUBATORD_SANITIZE=ON build).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in a log or stderr text, or None."""
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            return text[max(0, text.rfind("\n", 0, i) + 1):][:4000]
+    return None
+
+
+def run_cli(config_path, *args, check=True, env=None, timeout=60):
+    """Runs an incubatord subcommand; returns the CompletedProcess.
+
+    A sanitizer report on its stderr fails the test whatever the exit code."""
     p = subprocess.run([BIN, "-c", config_path, *args], capture_output=True, text=True,
-                       env=env)
+                       env=env, timeout=timeout)
+    report = sanitizer_report(p.stderr)
+    if report:
+        raise AssertionError(f"incubatord {' '.join(args)}: sanitizer report:\n{report}")
     if check and p.returncode != 0:
         raise AssertionError(f"incubatord {' '.join(args)} failed ({p.returncode}):\n"
                              f"{p.stdout}\n{p.stderr}")
@@ -196,18 +216,58 @@ class Daemon:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
-        """Stops the daemon; returns its exit code."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
+        """Stops the daemon; returns its exit code.
+
+        Fails the test when the daemon's log holds a sanitizer report (an
+        ASan/UBSan build writes them to stderr, which is the log)."""
+        if self.proc is None:
+            return None
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("incubatord did not stop in time:\n" + self.log())
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+                    raise AssertionError("incubatord did not stop in time:\n" + self.log())
         finally:
-            self.log_file.close()
+            if not self.log_file.closed:
+                self.log_file.close()
+        self.assert_no_sanitizer_report()
+        return self.proc.returncode
+
+    def assert_no_sanitizer_report(self):
+        report = sanitizer_report(self.log())
+        if report:
+            raise AssertionError(f"incubatord (port {self.port}) sanitizer report:\n{report}")
+
+    def wait_log(self, text, timeout=5):
+        """Waits until the log contains text; returns the log."""
+        deadline = time.time() + timeout
+        while True:
+            log = self.log()
+            if text in log:
+                return log
+            if time.time() > deadline:
+                raise AssertionError(f"the log never said {text!r}:\n{log[-3000:]}")
+            time.sleep(0.02)
+
+    def metrics(self):
+        """/metrics as {'name{labels}': value}."""
+        r = self.request("GET", "/metrics")
+        assert r.status == 200, r
+        out = {}
+        for line in r.text.splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                out[key] = float(value)
+        return out
+
+    def wait_listening(self, timeout=5):
+        """Waits until the LISTEN connection (token revocations) is up."""
+        wait_for(lambda: self.metrics().get("incubatord_db_listen_up") == 1, timeout,
+                 "the LISTEN connection to come up")
 
     def connection(self, timeout=10):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -276,3 +336,52 @@ def assert_problem(r, status, field=None):
         fields = [e["field"] for e in p.get("errors", [])]
         assert field in fields, f"{field} not in {fields}: {p}"
     return p
+
+
+def wait_for(predicate, timeout=5, what="a condition", interval=0.02):
+    """Polls predicate until it returns something true; returns that, or fails."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+# A valid POST /v1/incubators body; tests vary one field at a time.
+INCUBATOR = {
+    "code": "HRB-001", "name": "哈尔滨创新创业广场孵化器", "level": "municipal",
+    "kind": "comprehensive", "district": "南岗区", "opened_on": "2024-01-01",
+    "disposable_area_m2": 12000, "public_service_area_m2": 1500,
+}
+
+
+def incubator_body(code="HRB-001", **changes):
+    body = dict(INCUBATOR, code=code)
+    body.update(changes)
+    return body
+
+
+def create_incubator(admin, code="HRB-001", **changes):
+    """Registers an incubator; returns the incubator object."""
+    r = admin.post("/v1/incubators", incubator_body(code, **changes))
+    assert r.status == 201, r
+    return r.json()
+
+
+def create_token(admin, code, name="erp-sync"):
+    """Makes an incubator token over the API; returns the 201 body (with the secret)."""
+    r = admin.post(f"/v1/incubators/{code}/tokens", {"name": name})
+    assert r.status == 201, r
+    return r.json()
+
+
+# Tables whose row counts must not move when a request is refused.
+COUNTED_TABLES = ("incubators", "incubator_areas", "public_service_areas", "tokens",
+                  "audit_log", "idempotency_keys")
+
+
+def table_counts(sql):
+    return {t: sql.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in COUNTED_TABLES}

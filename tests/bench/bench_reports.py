@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""The monthly report over a province-sized city: through the API versus the
+bare SQL behind it through psql.
+
+A generated city of 1,000 incubators, 100,000 tenants and 1,000,000
+occupancy intervals (tests/fixtures/city.py; its generation and loading are
+timed and printed apart) in a throwaway PostgreSQL cluster; then, side by
+side in one run, the median of several runs of
+  - GET /v1/reports/monthly?period=P through the real daemon (JSON and CSV),
+  - SELECT body FROM api.reports_monthly(ctx, args) through psql (the same
+    SQL the daemon's api.run call runs, without the daemon),
+printing the ratio (target <= 1.3) and the absolute time (target: the whole
+monthly computation under 2 s). Exits 1 when a target is missed.
+
+    INCUBATORD_BIN=build/incubatord python3 tests/bench/bench_reports.py [--small]
+"""
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
+
+import city as citygen  # noqa: E402
+from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
+
+RUNS = 7
+TARGET_RATIO = 1.3
+TARGET_SECONDS = 2.0
+
+
+def psql_ms(pg, db, query):
+    """psql's own \\timing of one query, its output thrown away."""
+    out = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-At",
+                          pg.conninfo(db), "-c", "\\timing on", "-c", query,
+                          "-o", "/dev/null"],
+                         capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"Time: ([0-9.]+) ms", out).group(1))
+
+
+def api_ms(daemon, token, path, headers=None):
+    h = {"Authorization": f"Bearer {token}", **(headers or {})}
+    c = daemon.connection(timeout=60)
+    try:
+        t = time.perf_counter()
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        ms = (time.perf_counter() - t) * 1000
+    finally:
+        c.close()
+    assert r.status == 200, (r.status, body[:300])
+    return ms, len(body)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", action="store_true", help="a tenth of the size (a quick try)")
+    ap.add_argument("--explain", help="write EXPLAIN (ANALYZE) of the report's parts here")
+    a = ap.parse_args()
+    scale = 10 if a.small else 1
+    params = citygen.Params(incubators=1000 // scale, tenants=100000 // scale,
+                            intervals=1000000 // scale, years=6, snapshot_days=30,
+                            seed=20151, today=citygen.bureau_today())
+
+    pg = PgCluster()
+    daemon = None
+    try:
+        pg.start()
+        pg.create_database("bench")
+        work = tempfile.mkdtemp(prefix="bench-reports-")
+        daemon = Daemon(work, pg.conninfo("bench"), extra_config=(
+            "[server]\nrequest_timeout_ms = 60000\n"
+            "[database]\nstatement_timeout_ms = 60000\n[log]\nlevel = info"))
+        run_cli(daemon.config_path, "migrate")
+
+        t0 = time.perf_counter()
+        city = citygen.generate(params)
+        t1 = time.perf_counter()
+        with pg.connect("bench") as conn:
+            citygen.load(conn, city)
+            conn.execute("VACUUM ANALYZE")
+        t2 = time.perf_counter()
+        s = city.stats()
+        print(f"fixture: {s['incubators']} incubators, {s['tenants']} tenants, "
+              f"{s['intervals']} occupancy intervals, {s['snapshots']} snapshots; "
+              f"generated in {t1 - t0:.1f} s, loaded (COPY, indexes, ANALYZE) in {t2 - t1:.1f} s")
+
+        token = run_cli(daemon.config_path, "token", "create", "--admin", "bench").stdout.strip()
+        daemon.start()
+        first = params.today.replace(day=1)
+        period = (first - dt.timedelta(days=1)).strftime("%Y-%m")  # the last complete month
+        ctx = json.dumps({"today": params.today.isoformat(), "request_id": "bench",
+                          "method": "GET", "path": "/v1/reports/monthly", "admin": True})
+        args = json.dumps({"period": period})
+        sql_json = f"SELECT body FROM api.reports_monthly('{ctx}', '{args}')"
+        ctx_csv = json.dumps({**json.loads(ctx), "format": "csv"})
+        sql_csv = f"SELECT body FROM api.reports_monthly('{ctx_csv}', '{args}')"
+        path = f"/v1/reports/monthly?period={period}"
+
+        # Warm both paths once (caches, plans), then alternate them.
+        api_ms(daemon, token, path)
+        psql_ms(pg, "bench", sql_json)
+        times = {"api_json": [], "sql_json": [], "api_csv": [], "sql_csv": []}
+        size = {}
+        for _ in range(RUNS):
+            ms, size["json"] = api_ms(daemon, token, path)
+            times["api_json"].append(ms)
+            times["sql_json"].append(psql_ms(pg, "bench", sql_json))
+            ms, size["csv"] = api_ms(daemon, token, path, {"Accept": "text/csv"})
+            times["api_csv"].append(ms)
+            times["sql_csv"].append(psql_ms(pg, "bench", sql_csv))
+        med = {k: statistics.median(v) for k, v in times.items()}
+
+        ok = True
+        print(f"monthly report for {period}, {s['incubators']} incubators, "
+              f"median of {RUNS} runs:")
+        for fmt in ("json", "csv"):
+            ratio = med[f"api_{fmt}"] / med[f"sql_{fmt}"]
+            seconds = med[f"api_{fmt}"] / 1000
+            good = ratio <= TARGET_RATIO and seconds < TARGET_SECONDS
+            ok &= good
+            print(f"  {fmt:4}  API {med[f'api_{fmt}']:7.1f} ms ({size[fmt]} bytes)   "
+                  f"psql {med[f'sql_{fmt}']:7.1f} ms   ratio {ratio:.2f} "
+                  f"(target <= {TARGET_RATIO})   absolute {seconds:.2f} s "
+                  f"(target < {TARGET_SECONDS:.0f} s)   {'ok' if good else 'MISSED'}")
+
+        if a.explain:
+            with pg.connect("bench") as conn, open(a.explain, "w") as f:
+                conn.execute("SET jit = off")
+                last = dt.date.fromisoformat(period + "-01")
+                last = citygen.add_months(last, 1) - dt.timedelta(days=1)
+                for name in ("share_days", "share_stats", "tenant_counts"):
+                    src = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s "
+                                       "AND pronamespace = 'api'::regnamespace",
+                                       [name]).fetchone()[0]
+                    src = re.sub(r"#variable_conflict use_column\s*BEGIN\s*RETURN QUERY", "", src)
+                    src = re.sub(r";\s*END;\s*$", "", src.strip())
+                    src = re.sub(r"\bperiod_start\b", f"'{period}-01'::date", src)
+                    src = re.sub(r"\bperiod_end\b", f"'{last}'::date", src)
+                    src = re.sub(r"\bonly_incubator\b", "NULL::bigint", src)
+                    f.write(f"-- api.{name}('{period}-01', '{last}')\n")
+                    for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + src):
+                        f.write(line + "\n")
+                    f.write("\n")
+            print(f"EXPLAIN (ANALYZE) written to {a.explain}")
+        return 0 if ok else 1
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        pg.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
