@@ -119,6 +119,13 @@ def test_enums_are_those_of_the_field_tables(spec, schema, path, name):
     assert spec["components"]["schemas"][schema]["enum"] == c_enum(path, name)
 
 
+def test_alert_enums(spec):
+    schemas = spec["components"]["schemas"]
+    assert schemas["AlertRule"]["enum"] == c_enum("daemon/api_alerts.c", "rules")
+    state = [p for p in spec["paths"]["/v1/alerts"]["get"]["parameters"] if p.get("name") == "state"]
+    assert state[0]["schema"]["enum"] == c_enum("daemon/api_alerts.c", "states")
+
+
 def test_graduation_and_exit_enums(spec):
     schemas = spec["components"]["schemas"]
     assert schemas["Graduation"]["properties"]["basis"]["enum"] == \

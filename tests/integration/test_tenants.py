@@ -252,7 +252,7 @@ BAD_PUTS = [
     ("not-utf8", b'{"name": "\xff\xfe"}', 400, None),
     ("duplicate-key", dumps(VALID)[:-1].encode() + b', "name": "again"}', 400, "name"),
     ("array-body", b"[]", 422, "(body)"),
-    ("string-body", b'"x"', 400, None),
+    ("string-body", b'"x"', 422, "(body)"),
     ("empty-body", b"", 400, None),
     ("name-number", with_(name=5), 422, "name"),
     ("name-empty", with_(name=""), 422, "name"),
