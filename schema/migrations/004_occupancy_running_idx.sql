@@ -1,4 +1,4 @@
--- 003: finding the occupancy intervals of one incubator that run through a
+-- 004: finding the occupancy intervals of one incubator that run through a
 -- recent day (what a snapshot changes; the share of today) without visiting
 -- the incubator's whole history.
 --
