@@ -211,13 +211,17 @@ def prepare(pg, workdir):
             assert r.status == 201, r
             tokens.append((r.json()["id"], r.json()["token"]))
         with pg.connect(TEMPLATE) as conn:
+            # Each tenant its own enterprise (credit code), as in life: one code
+            # shared by all would make every snapshot a duplicate_enterprise case.
             conn.execute("""
                 INSERT INTO tenants (incubator_id, external_id, name, credit_code, founded_on,
                                      admitted_on, field, tech_certified_on)
                 SELECT i.id, 'T-' || lpad(j::text, 2, '0'), i.code || ' tenant ' || j,
-                       %s, '2000-01-01', '2000-01-01', 'other',
-                       CASE WHEN j %% 2 = 0 THEN date '2000-01-01' END
-                  FROM incubators i, generate_series(0, %s) j""", (uscc(1), TENANTS - 1))
+                       (%s::text[])[(row_number() OVER ())::int], '2000-01-01', '2000-01-01',
+                       'other', CASE WHEN j %% 2 = 0 THEN date '2000-01-01' END
+                  FROM incubators i, generate_series(0, %s) j""",
+                         ([uscc(1000 + n) for n in range(INCUBATORS * TENANTS)], TENANTS - 1))
+            conn.execute("ANALYZE tenants")
         for i in range(INCUBATORS):
             r = daemon.request("PUT", f"/v1/incubators/{code_of(i)}/occupancy",
                                token=tokens[i][1],
