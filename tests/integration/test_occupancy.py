@@ -18,8 +18,8 @@ import pytest
 from harness import Api, assert_problem
 from conftest import start_daemon
 from ingestlib import (Unchanged, audit_count, dumps, freeze_until, hrb, iso, other,  # noqa: F401
-                       occupancy_intervals, put_tenant, raw_put, refuse_all, register,
-                       tenant_body, today, uscc)
+                       occupancy_intervals, put_tenant, raw_put, refuse_all, register, today,
+                       uscc)
 
 OCC = "/v1/incubators/HRB-001/occupancy"
 SHARE = "/v1/incubators/HRB-001/space-share"
