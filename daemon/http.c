@@ -763,14 +763,30 @@ static bool media_type_is_json(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
 static bool idempotency_key_ok(const char *key)
 {
     size_t n = strlen(key);
     if (n < 1 || n > 255)
         return false;
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+        if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
             return false;
+    return true;
+}
+
+/*
+ * The key Jansson names in its duplicate-key error, "duplicate object key
+ * near '"area_m2"'", so that the problem names the field like a 422 does.
+ */
+static bool duplicate_key_name(const char *text, char *key, size_t len)
+{
+    const char *start = strstr(text, "near '\"");
+    const char *end = start ? strrchr(text, '"') : NULL;
+    if (start == NULL || end == NULL || end <= start + 7)
+        return false;
+    start += 7;
+    snprintf(key, len, "%.*s", (int)(end - start), start);
     return true;
 }
 
@@ -809,13 +825,19 @@ static void serve(struct req *r)
                                  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
             if (r->body == NULL) {
                 char detail[300];
-                if (json_error_code(&err) == json_error_duplicate_key)
+                json_t *errors = NULL;
+                if (json_error_code(&err) == json_error_duplicate_key) {
+                    char key[160];
                     snprintf(detail, sizeof(detail), "duplicate key in JSON object: %s",
                              err.text);
-                else
+                    if (duplicate_key_name(err.text, key, sizeof(key)))
+                        errors = json_pack("[{s:s, s:s}]", "field", key, "message",
+                                           "appears twice in one object");
+                } else {
                     snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s",
                              err.line, err.column, err.text);
-                http_reply_problem(r, 400, detail, NULL);
+                }
+                http_reply_problem(r, 400, detail, errors);
                 return;
             }
             if (!json_is_object(r->body)) {
