@@ -10,11 +10,14 @@ $$;
 -- The incubation limit of a tenant: admission + the limit in months of the
 -- policy in force when it was admitted (the extended limit for its fields).
 CREATE FUNCTION api.incubation_limit_on(admitted_on date, field text) RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (admitted_on + make_interval(months =>
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p policies := api.policy_on(admitted_on);
+BEGIN
+    RETURN (admitted_on + make_interval(months =>
                CASE WHEN field = ANY (p.extended_fields) THEN p.extended_limit_months
-                    ELSE p.incubation_limit_months END))::date
-      FROM api.policy_on(admitted_on) p
+                    ELSE p.incubation_limit_months END))::date;
+END;
 $$;
 
 -- Founded more than entry_max_age_months (of the policy at admission) before admission.
