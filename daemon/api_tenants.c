@@ -84,7 +84,9 @@ void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args)
         if (strcmp(basis, evidence_of[i].basis) != 0)
             continue;
         const char *needs = evidence_of[i].needs;
-        if (needs && json_object_get(evidence, needs) == NULL) {
+        /* The validated evidence has every field, null when it was left out. */
+        json_t *given = needs ? json_object_get(evidence, needs) : NULL;
+        if (needs && (given == NULL || json_is_null(given))) {
             snprintf(path, sizeof(path), "evidence.%s", needs);
             v_error(v, path, "is required for basis %s", basis);
         }

@@ -43,7 +43,8 @@ struct db_conn {
     bool listener;              /* the LISTEN connection, outside the pool */
     bool flushing;              /* PQflush said more is to be written */
     bool counted;               /* counted in pool->connected */
-    struct event *io;           /* one-shot socket event */
+    struct event *io;           /* the socket event (see conn_arm) */
+    short io_flags;             /* what it was armed with */
     struct event *timer;        /* reconnect backoff or connect deadline */
     int backoff_ms;             /* the next reconnect delay */
     struct db_query *work;      /* the statement running (CONN_BUSY) */
@@ -683,22 +684,33 @@ static void conn_io_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Arms the one-shot socket event on the connection's current socket. */
+/*
+ * Arms the socket event on the connection's current socket. While
+ * connecting it is one-shot (PQconnectPoll says what it waits for, and the
+ * socket may change); once connected it is persistent and only changed when
+ * writing starts or stops, so a statement costs no epoll_ctl in the common
+ * case of a query that libpq flushes at once.
+ */
 static void conn_arm(struct db_conn *c, short what)
 {
     int fd = PQsocket(c->pg);
+    short flags = c->state == CONN_CONNECTING ? what : (short)(what | EV_PERSIST);
     if (fd < 0) {
         conn_broken(c, "no socket");
         return;
     }
+    if (c->io != NULL && event_get_fd(c->io) == fd && c->io_flags == flags &&
+        (flags & EV_PERSIST) && event_pending(c->io, EV_READ | EV_WRITE, NULL))
+        return;
     if (c->io == NULL || event_get_fd(c->io) != fd) {
         if (c->io)
             event_free(c->io);
-        c->io = event_new(c->pool->base, fd, what, conn_io_cb, c);
+        c->io = event_new(c->pool->base, fd, flags, conn_io_cb, c);
     } else {
         event_del(c->io);
-        event_assign(c->io, c->pool->base, fd, what, conn_io_cb, c);
+        event_assign(c->io, c->pool->base, fd, flags, conn_io_cb, c);
     }
+    c->io_flags = flags;
     event_add(c->io, NULL);
 }
 

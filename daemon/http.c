@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -485,10 +486,8 @@ json_t *req_context(const struct req *r)
     }
     if (r->idempotency_key[0] != '\0') {
         unsigned char md[32];
-        unsigned int len = sizeof(md);
         char hex[65];
-        EVP_Digest(r->raw_body ? r->raw_body : "", r->raw_body_len, md, &len, EVP_sha256(),
-                   NULL);
+        auth_sha256(r->raw_body ? r->raw_body : "", r->raw_body_len, md);
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", md[i]);
         json_object_set_new(ctx, "idempotency_key", json_string(r->idempotency_key));
@@ -764,14 +763,30 @@ static bool media_type_is_json(const char *ct)
     return *ct == '\0' || *ct == ';';
 }
 
+/* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
 static bool idempotency_key_ok(const char *key)
 {
     size_t n = strlen(key);
     if (n < 1 || n > 255)
         return false;
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)key[i] < 0x21 || (unsigned char)key[i] > 0x7e)
+        if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e)
             return false;
+    return true;
+}
+
+/*
+ * The key Jansson names in its duplicate-key error, "duplicate object key
+ * near '"area_m2"'", so that the problem names the field like a 422 does.
+ */
+static bool duplicate_key_name(const char *text, char *key, size_t len)
+{
+    const char *start = strstr(text, "near '\"");
+    const char *end = start ? strrchr(text, '"') : NULL;
+    if (start == NULL || end == NULL || end <= start + 7)
+        return false;
+    start += 7;
+    snprintf(key, len, "%.*s", (int)(end - start), start);
     return true;
 }
 
@@ -810,13 +825,19 @@ static void serve(struct req *r)
                                  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
             if (r->body == NULL) {
                 char detail[300];
-                if (json_error_code(&err) == json_error_duplicate_key)
+                json_t *errors = NULL;
+                if (json_error_code(&err) == json_error_duplicate_key) {
+                    char key[160];
                     snprintf(detail, sizeof(detail), "duplicate key in JSON object: %s",
                              err.text);
-                else
+                    if (duplicate_key_name(err.text, key, sizeof(key)))
+                        errors = json_pack("[{s:s, s:s}]", "field", key, "message",
+                                           "appears twice in one object");
+                } else {
                     snprintf(detail, sizeof(detail), "malformed JSON at line %d, column %d: %s",
                              err.line, err.column, err.text);
-                http_reply_problem(r, 400, detail, NULL);
+                }
+                http_reply_problem(r, 400, detail, errors);
                 return;
             }
             if (!json_is_object(r->body)) {
@@ -882,11 +903,14 @@ static void make_request_id(struct req *r, struct evkeyvalq *in)
         snprintf(r->id, sizeof(r->id), "%s", given);
         return;
     }
-    unsigned char raw[8];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
-        memset(raw, 0, sizeof(raw));
-    for (int i = 0; i < 8; i++)
-        snprintf(r->id + 2 * i, 3, "%02x", raw[i]);
+    /*
+     * A random prefix drawn once and a counter: unique across restarts and
+     * daemons in practice, and no call into the random generator per request.
+     */
+    static uint32_t prefix, counter;
+    if (prefix == 0 && RAND_bytes((unsigned char *)&prefix, sizeof(prefix)) != 1)
+        prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+    snprintf(r->id, sizeof(r->id), "%08x%08x", prefix, ++counter);
 }
 
 static void request_cb(struct evhttp_request *ev, void *arg)

@@ -581,7 +581,7 @@ static bool attempt_send(struct attempt *a, char *err, size_t errlen)
         if (bev)
             bufferevent_free(bev);
         a->ssl = NULL;
-        snprintf(err, errlen, "cannot create a connection to %s", header_host);
+        snprintf(err, errlen, "cannot create a connection to %.200s", header_host);
         goto out;
     }
     struct timeval tv = {cfg->webhook_timeout_ms / 1000, (cfg->webhook_timeout_ms % 1000) * 1000};
@@ -607,7 +607,7 @@ static bool attempt_send(struct attempt *a, char *err, size_t errlen)
 
     arm_ms(a->deadline, cfg->webhook_timeout_ms);
     if (evhttp_make_request(a->conn, req, EVHTTP_REQ_POST, target) != 0) {
-        snprintf(err, errlen, "cannot start the request to %s", header_host);
+        snprintf(err, errlen, "cannot start the request to %.200s", header_host);
         goto out;
     }
     ok = true;

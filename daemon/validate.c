@@ -347,7 +347,7 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
 
 json_t *validate_value(struct vctx *v, const char *path, json_t *value, const struct field *f)
 {
-    const char *want;
+    const char *want = "a value of the declared type";
     if (json_is_null(value)) {
         if (f->flags & F_NULLABLE)
             return json_null();

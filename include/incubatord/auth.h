@@ -62,6 +62,8 @@ bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1], unsigned char hash[AUTH
 /* Whether the text has the shape of a token (prefix, length, alphabet). */
 bool auth_token_well_formed(const char *token);
 void auth_token_hash(const char *token, unsigned char hash[AUTH_HASH_LEN]);
+/* SHA-256 of any bytes (a token, a request body). */
+void auth_sha256(const void *data, size_t len, unsigned char out[AUTH_HASH_LEN]);
 /* "\\x" + 64 hex digits + NUL: a bytea parameter in text form. */
 void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN], char out[2 + 2 * AUTH_HASH_LEN + 1]);
 

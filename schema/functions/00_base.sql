@@ -119,13 +119,16 @@ LANGUAGE sql IMMUTABLE AS $$
                             THEN api.cursor_encode(keys[lim]) END)
 $$;
 
--- Records an accepted write.
+-- Records an accepted write. (PL/pgSQL keeps the INSERT's plan per session;
+-- a SQL function would parse and plan it again on every write.)
 CREATE FUNCTION api.audit(ctx jsonb, incubator_id bigint, summary text, details jsonb DEFAULT NULL)
-RETURNS void LANGUAGE sql AS $$
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
     INSERT INTO audit_log (token_id, token_name, request_id, method, path, incubator_id,
                            summary, details)
     VALUES ((ctx->>'token_id')::bigint, ctx->>'token_name', ctx->>'request_id',
-            ctx->>'method', ctx->>'path', incubator_id, summary, details)
+            ctx->>'method', ctx->>'path', audit.incubator_id, audit.summary, audit.details);
+END;
 $$;
 
 -- The incubator a path names, or 404.

@@ -2,12 +2,19 @@
 
 -- The policy in force for the month that contains day d: the latest
 -- effective_from on or before that month, the newest version among equals.
+-- (PL/pgSQL: its plan is kept per session, where a SQL function returning a
+-- row is planned again on every call.)
 CREATE FUNCTION api.policy_on(d date) RETURNS policies
-LANGUAGE sql STABLE AS $$
-    SELECT * FROM policies
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p policies;
+BEGIN
+    SELECT * INTO p FROM policies
      WHERE effective_from <= date_trunc('month', d)::date
      ORDER BY effective_from DESC, version DESC
-     LIMIT 1
+     LIMIT 1;
+    RETURN p;
+END;
 $$;
 
 CREATE FUNCTION api.policy_json(p policies) RETURNS json

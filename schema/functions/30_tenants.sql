@@ -10,11 +10,14 @@ $$;
 -- The incubation limit of a tenant: admission + the limit in months of the
 -- policy in force when it was admitted (the extended limit for its fields).
 CREATE FUNCTION api.incubation_limit_on(admitted_on date, field text) RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (admitted_on + make_interval(months =>
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p policies := api.policy_on(admitted_on);
+BEGIN
+    RETURN (admitted_on + make_interval(months =>
                CASE WHEN field = ANY (p.extended_fields) THEN p.extended_limit_months
-                    ELSE p.incubation_limit_months END))::date
-      FROM api.policy_on(admitted_on) p
+                    ELSE p.incubation_limit_months END))::date;
+END;
 $$;
 
 -- Founded more than entry_max_age_months (of the policy at admission) before admission.
@@ -134,6 +137,9 @@ DECLARE
     created boolean;
     date_field text;
 BEGIN
+    -- Two first PUTs of one tenant take turns: the second finds the first's row.
+    PERFORM pg_advisory_xact_lock(hashtextextended(
+        format('incubatord tenant %s %s', incubator, args->>'external_id'), 0));
     SELECT * INTO old FROM tenants
      WHERE incubator_id = incubator AND external_id = args->>'external_id'
        FOR UPDATE;
@@ -154,6 +160,13 @@ BEGIN
                 'must not be after the tenant''s %s on %s',
                 CASE WHEN old.graduated_on IS NOT NULL THEN 'graduation' ELSE 'exit' END,
                 coalesce(old.graduated_on, old.exited_on)));
+        END IF;
+        -- A graduation on the high-tech basis rests on this date: it must still hold.
+        IF old.graduation_basis = 'high_tech'
+           AND NOT coalesce((args->>'high_tech_certified_on')::date <= old.graduated_on, false) THEN
+            PERFORM api.fail_field('high_tech_certified_on', format(
+                'must be on or before %s: the tenant graduated on the high_tech basis that day',
+                old.graduated_on));
         END IF;
         -- Sending the same document again changes nothing, not even updated_at.
         IF old.name = args->>'name' AND old.credit_code = args->>'credit_code'
@@ -200,10 +213,12 @@ BEGIN
       FROM jsonb_each_text(CASE WHEN jsonb_typeof(args->'annual_revenue_fen') = 'object'
                                 THEN args->'annual_revenue_fen' ELSE '{}' END) r;
 
+    -- The warnings of the moment are kept with the write that raised them.
     PERFORM api.audit(ctx, incubator,
                       format('%s tenant %s (%s)', CASE WHEN created THEN 'admitted' ELSE 'updated' END,
                              t.external_id, t.credit_code),
-                      args - 'code');
+                      (args - 'code') || jsonb_build_object(
+                          'warnings', api.tenant_warnings(t, today)));
     PERFORM api.after_change(ctx, ARRAY[incubator] ||
                              api.incubators_with_code(ARRAY[t.credit_code, old.credit_code]));
     RETURN api.ok(CASE WHEN created THEN 201 ELSE 200 END, api.tenant_json(t, today),
@@ -281,7 +296,8 @@ BEGIN
             'high_tech needs the tenant''s high_tech_certified_on on or before graduated_on '
             '(it is %s)', coalesce(t.high_tech_certified_on::text, 'not set')));
     ELSIF basis = 'investment'
-          AND (evidence->>'investment_total_fen')::bigint < p.graduation_investment_min_fen THEN
+          AND NOT coalesce((evidence->>'investment_total_fen')::bigint
+                           >= p.graduation_investment_min_fen, false) THEN
         PERFORM api.fail_field('evidence.investment_total_fen', format(
             'must be at least %s (graduation_investment_min_fen of policy version %s)',
             p.graduation_investment_min_fen, p.version));
@@ -292,6 +308,9 @@ BEGIN
             'needs two consecutive years summing to at least %s '
             '(graduation_revenue_2y_min_fen of policy version %s)',
             p.graduation_revenue_2y_min_fen, p.version));
+    ELSIF basis = 'acquired_or_listed' AND coalesce(btrim(evidence->>'event'), '') = '' THEN
+        PERFORM api.fail_field('evidence.event',
+                               'must describe the acquisition, merger or listing');
     END IF;
 
     UPDATE tenants SET status = 'graduated', graduated_on = graduated, graduation_basis = basis,
@@ -299,21 +318,25 @@ BEGIN
      WHERE id = t.id
     RETURNING * INTO t;
     PERFORM api.audit(ctx, incubator,
-                      format('graduated tenant %s on %s (%s)', t.external_id, graduated, basis),
-                      args - 'code');
+                      format('graduated tenant %s on %s (%s, policy version %s)', t.external_id,
+                             graduated, basis, p.version),
+                      (args - 'code') || jsonb_build_object('policy_version', p.version));
     PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
     RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
 END;
 $$;
 
--- The latest snapshot of the tenant's incubator that lists it: a listed
--- tenant occupies from the snapshot's as_of, so its interval contains that day.
+-- The latest snapshot of the tenant's incubator that lists it. A snapshot
+-- that lists a tenant leaves it occupying space on its as_of, and one that does
+-- not ends that, so these are the snapshots whose as_of lies in one of the
+-- tenant's intervals (few per tenant: found by the exclusion index).
 CREATE FUNCTION api.latest_listing(t tenants) RETURNS date
 LANGUAGE sql STABLE AS $$
     SELECT max(s.as_of)
-      FROM snapshots s
-      JOIN occupancy o ON o.tenant_id = t.id AND o.valid @> s.as_of
-     WHERE s.incubator_id = t.incubator_id
+      FROM occupancy o
+      JOIN snapshots s ON s.incubator_id = o.incubator_id AND s.as_of >= lower(o.valid)
+                      AND (upper_inf(o.valid) OR s.as_of < upper(o.valid))
+     WHERE o.tenant_id = t.id
 $$;
 
 -- Ends a tenant's occupancy on a day: it occupies nothing from then on.

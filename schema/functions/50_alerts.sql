@@ -67,10 +67,18 @@ CREATE TYPE api.alert_observation AS (
  */
 CREATE FUNCTION api.alert_observations(scope bigint[], today date)
 RETURNS SETOF api.alert_observation
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- PL/pgSQL keeps the plan of this query across calls (a SQL function's is
+    -- made afresh each time, which cost more than running it); the scope is
+    -- an explicit list so that the kept plan can use the keys.
+    IF scope IS NULL THEN
+        scope := ARRAY(SELECT id FROM incubators);
+    END IF;
+    RETURN QUERY
     WITH inc AS (
         SELECT i.id, i.code, i.opened_on FROM incubators i
-         WHERE scope IS NULL OR i.id = ANY (scope)
+         WHERE i.id = ANY (scope)
     ), p AS (
         SELECT * FROM api.policy_on(today)
     ), share AS (
@@ -95,11 +103,16 @@ LANGUAGE sql STABLE AS $$
     ), limits AS MATERIALIZED (
         -- The limit depends on the admission day and field only: computed once per
         -- pair (materialized, so that the comparison is not pushed into the scan).
-        SELECT d.admitted_on, d.field, api.incubation_limit_on(d.admitted_on, d.field) AS limit_on
+        -- api.incubation_limit_on, set-based over the policy versions' spans.
+        SELECT d.admitted_on, d.field,
+               (d.admitted_on + make_interval(months =>
+                   CASE WHEN d.field = ANY (ps.extended_fields) THEN ps.extended_limit_months
+                        ELSE ps.incubation_limit_months END))::date AS limit_on
           FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
                  WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)) d
+          JOIN api.policy_spans ps ON ps.span @> d.admitted_on
     )
-    SELECT 'space_share_breach', s.id, NULL, coalesce(s.share < s.veto, false), s.share, s.veto,
+    SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false), s.share, s.veto,
            CASE WHEN s.share IS NULL
                 THEN format('%s has no occupancy data on %s', s.code, today)
                 WHEN s.share < s.veto
@@ -151,7 +164,8 @@ LANGUAGE sql STABLE AS $$
       FROM tenants t
       JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
      WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)
-       AND today > l.limit_on
+       AND today > l.limit_on;
+END;
 $$;
 
 -- Why a subject rule's alert resolved: its condition is not observed any more.
@@ -467,12 +481,16 @@ LANGUAGE sql AS $$
         UPDATE outbox o
            SET local_claimed_by = claimer,
                local_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
+          -- FOR UPDATE waits rather than SKIP LOCKED: the webhook's claim locks
+          -- the row at the head of its queue for a moment, and skipping it here
+          -- would log that event after later ones. A row another daemon claimed
+          -- meanwhile is re-checked after the wait and left out by its lease.
           FROM (SELECT c.id FROM outbox c
                  WHERE (c.syslog_state = 'pending' OR c.notify_state = 'pending')
                    AND (c.local_claimed_until IS NULL OR c.local_claimed_until <= now())
                  ORDER BY c.id
                  LIMIT max_events
-                   FOR UPDATE SKIP LOCKED) c
+                   FOR UPDATE) c
          WHERE o.id = c.id
         RETURNING o.id, o.event_id, o.syslog_level, o.message, o.syslog_state = 'pending',
                   o.notify_state = 'pending')

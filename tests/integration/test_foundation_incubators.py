@@ -248,14 +248,17 @@ def test_refusals_are_replayed_too(admin, sql):
 
 def test_bad_idempotency_keys(admin, unchanged):
     with unchanged():
-        for key in ("k" * 256, "k" * 300, "", "with space", "tab\there", "é"):
+        for key in ("k" * 256, "k" * 300, "", "tab\there", "é", "nul\x01"):
             r = admin.daemon.request("POST", "/v1/incubators", token=admin.token,
                                      json_body=incubator_body(),
                                      headers={"Idempotency-Key": key.encode("utf-8")})
             assert r.status == 400, (key, r)
             assert "Idempotency-Key" in assert_problem(r, 400)["detail"]
-    # 255 printable characters are a key.
+    # 255 printable characters are a key; the space (0x20) is a printable ASCII character.
     r = admin.post("/v1/incubators", incubator_body(), headers={"Idempotency-Key": "k" * 255})
+    assert r.status == 201, r
+    r = admin.post("/v1/incubators", incubator_body(code="HRB-002"),
+                   headers={"Idempotency-Key": "with space"})
     assert r.status == 201, r
 
 
