@@ -82,6 +82,9 @@ static const struct config_key keys[] = {
      "end: its last day)."},
     {"schedule", "payout_hour", CT_INT, FIELD(payout_hour), "2", 0, 23, true, false,
      "Hour of that day, in schedule.timezone."},
+    {"schedule", "payout_enabled", CT_BOOL, FIELD(payout_enabled), "true", 0, 0, true, false,
+     "Compute last month's payout draft on schedule (and at start-up when it was missed). "
+     "Runs can always be computed through the API."},
     {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400,
      true, false, "How often the alert rules that time alone changes are evaluated."},
     {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,

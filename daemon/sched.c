@@ -35,6 +35,7 @@ struct job_def {
     enum job_kind kind;
     int (*period_s)(const struct config *cfg); /* JOB_PERIODIC */
     int timeout_ms;                            /* the job's statement timeout */
+    bool (*enabled)(const struct config *cfg); /* NULL: always */
 };
 
 static int hourly(const struct config *cfg)
@@ -48,11 +49,16 @@ static int alert_sweep_period(const struct config *cfg)
     return cfg->alert_sweep_seconds;
 }
 
+static bool payouts_on_schedule(const struct config *cfg)
+{
+    return cfg->payout_enabled;
+}
+
 /* clang-format off */
 static const struct job_def jobs[] = {
     {"idempotency_cleanup", JOB_PERIODIC, hourly, 60000},
     {"alert_sweep", JOB_PERIODIC, alert_sweep_period, 120000},
-    {"payout", JOB_MONTHLY, NULL, 600000},
+    {"payout", JOB_MONTHLY, NULL, 600000, payouts_on_schedule},
 };
 /* clang-format on */
 
@@ -332,6 +338,10 @@ static void start_job(struct job *j)
         arm(j, NOT_READY_RETRY_S);
         return;
     }
+    if (j->def->enabled && !j->def->enabled(&srv->cfg)) {
+        arm(j, next_delay(j)); /* looked at again when next due, or on SIGHUP */
+        return;
+    }
     j->running = true;
     srv->sched->running++;
     make_context(j);
@@ -365,8 +375,10 @@ void sched_apply_config(struct server *srv)
     struct sched_state *st = srv->sched;
     for (size_t i = 0; st && i < ARRAY_LEN(jobs); i++) {
         struct job *j = &st->jobs[i];
+        /* A monthly job looks at once whether a run is missing (it may have
+         * just been switched on); a periodic one follows its new period. */
         if (!j->running)
-            arm(j, next_delay(j));
+            arm(j, j->def->kind == JOB_MONTHLY ? 1 : next_delay(j));
     }
 }
 

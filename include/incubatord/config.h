@@ -38,6 +38,7 @@ struct config {
     char *timezone;           /* the bureau's zone: "today" and the payout schedule */
     int payout_day;           /* day of month of the payout run; past the end = last day */
     int payout_hour;          /* hour (0-23) of the payout run */
+    bool payout_enabled;      /* compute last month's payout draft on schedule */
     int alert_sweep_seconds;  /* period of the alert sweep */
     /* [webhook] */
     char *webhook_url;        /* "" disables the webhook */

@@ -169,7 +169,7 @@ class Daemon:
             "server": {"listen": f"127.0.0.1:{self.port}", "request_timeout_ms": "5000"},
             "database": {"conninfo": self.conninfo, "pool_size": "4"},
             "log": {"syslog": "false", "level": "debug"},
-            "schedule": {"alert_sweep_seconds": "3600"},
+            "schedule": {"alert_sweep_seconds": "3600", "payout_enabled": "false"},
         }
         # extra_config: "[section]\nkey = value" lines overriding the above.
         current = None
@@ -263,6 +263,19 @@ class Daemon:
                 key, value = line.rsplit(" ", 1)
                 out[key] = float(value)
         return out
+
+    def wait_startup_jobs(self, timeout=10, jobs=("alert_sweep", "idempotency_cleanup")):
+        """Waits until the jobs that run soon after start-up have run once: until
+        then they use pool connections (and read incubators)."""
+        deadline = time.time() + timeout
+        keys = ['incubatord_job_last_run_timestamp_seconds{job="%s"}' % j for j in jobs]
+        while time.time() < deadline:
+            m = self.metrics()
+            if all(k in m for k in keys) and m["incubatord_db_queue_length"] == 0 \
+                    and m['incubatord_db_pool_connections{state="busy"}'] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the start-up jobs did not finish:\n" + self.log()[-2000:])
 
     def wait_listening(self, timeout=5):
         """Waits until the LISTEN connection (token revocations) is up."""

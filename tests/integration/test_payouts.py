@@ -410,7 +410,7 @@ def previous_month(t=None):
     return f"{y - (m == 1):04d}-{(m - 2) % 12 + 1:02d}"
 
 
-SCHEDULE = "[schedule]\ntimezone = UTC\npayout_day = 1\npayout_hour = 0"
+SCHEDULE = "[schedule]\ntimezone = UTC\npayout_day = 1\npayout_hour = 0\npayout_enabled = true"
 
 
 def wait_for(pred, timeout=15):
@@ -491,5 +491,23 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
             "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
             "ORDER BY id").fetchall()]
         assert statuses == ["draft", "draft", "approved"]
+    finally:
+        assert d.stop() == 0
+
+
+def test_schedule_can_be_switched_off(pg, db, workdir, sql):
+    d = start_daemon(pg, db, workdir, SCHEDULE.replace("payout_enabled = true",
+                                                       "payout_enabled = false"))
+    try:
+        time.sleep(2.5)  # the start-up catch-up would have run by now
+        assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 0
+        # Switched on by SIGHUP, the missed run is computed.
+        with open(d.config_path, "a") as f:
+            f.write("")
+        text = open(d.config_path).read().replace("payout_enabled = false",
+                                                   "payout_enabled = true")
+        open(d.config_path, "w").write(text)
+        d.kill(signal.SIGHUP)
+        assert wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0])
     finally:
         assert d.stop() == 0

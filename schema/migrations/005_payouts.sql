@@ -1,4 +1,4 @@
--- 004: monthly reward payout runs, their lines and the graduates behind them.
+-- 005: monthly reward payout runs, their lines and the graduates behind them.
 -- A run is a draft until approved; an approved run, its lines and its
 -- graduates never change again, and the history they were computed from is
 -- frozen up to the end of the period (enforced by the API functions).
