@@ -136,6 +136,19 @@ static char *cli_context(const char *what)
     return text;
 }
 
+/* Calls api.run(fn, ctx, args) as the API would (args consumed) and runs the loop until cb is done. */
+static void run_api(struct cli *c, const char *fn, const char *what, json_t *args, db_cb cb)
+{
+    char *args_text = json_dumps(args, JSON_COMPACT);
+    char *ctx = cli_context(what);
+    const char *values[] = {fn, ctx, args_text};
+    db_query(c->pool, RUN_SQL, 3, values, CLI_TIMEOUT_MS, cb, c);
+    json_decref(args);
+    free(args_text);
+    free(ctx);
+    event_base_dispatch(c->base);
+}
+
 /* Prints an api.run row's problem, if it is one; returns its status. */
 static int run_status(const struct db_result *r)
 {
@@ -194,16 +207,9 @@ int cli_token_create(const char *config_path, const char *incubator_code, const 
         return cli_close(&c);
     }
     auth_hash_to_bytea(hash, bytea);
-    json_t *args = json_pack("{s:s, s:s, s:s?}", "name", name, "hash", bytea, "code",
-                             incubator_code);
-    char *args_text = json_dumps(args, JSON_COMPACT);
-    char *ctx = cli_context("token create");
-    const char *values[] = {"token_create", ctx, args_text};
-    db_query(c.pool, RUN_SQL, 3, values, CLI_TIMEOUT_MS, token_created, &c);
-    json_decref(args);
-    free(args_text);
-    free(ctx);
-    event_base_dispatch(c.base);
+    run_api(&c, "token_create", "token create",
+            json_pack("{s:s, s:s, s:s?}", "name", name, "hash", bytea, "code", incubator_code),
+            token_created);
     return cli_close(&c);
 }
 
@@ -228,14 +234,6 @@ int cli_token_revoke(const char *config_path, const char *id)
     }
     if (!cli_open(&c, config_path))
         return 1;
-    json_t *args = json_pack("{s:s}", "id", id);
-    char *args_text = json_dumps(args, JSON_COMPACT);
-    char *ctx = cli_context("token revoke");
-    const char *values[] = {"token_revoke", ctx, args_text};
-    db_query(c.pool, RUN_SQL, 3, values, CLI_TIMEOUT_MS, token_revoked, &c);
-    json_decref(args);
-    free(args_text);
-    free(ctx);
-    event_base_dispatch(c.base);
+    run_api(&c, "token_revoke", "token revoke", json_pack("{s:s}", "id", id), token_revoked);
     return cli_close(&c);
 }

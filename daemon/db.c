@@ -2,8 +2,9 @@
  * The asynchronous PostgreSQL pool. See db.h for the contract.
  *
  * Each connection is a small state machine (enum conn_state) driven by one
- * one-shot socket event, re-armed on a fresh PQsocket() every time because
- * libpq may change sockets while connecting (multi-host conninfo). Work
+ * socket event: one-shot and re-armed on a fresh PQsocket() while connecting,
+ * because libpq may change sockets then (multi-host conninfo); persistent once
+ * connected (see conn_arm). Work
  * items (struct db_query) wait in one FIFO queue; a deferred "kick" event
  * hands them to idle connections, so no callback ever runs inside the call
  * that submitted the work.

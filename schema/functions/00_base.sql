@@ -91,22 +91,25 @@ EXCEPTION WHEN OTHERS THEN
 END;
 $$;
 
--- A cursor over integer keys (ids).
-CREATE FUNCTION api.cursor_id(c text) RETURNS bigint
+-- A cursor's key, which must match a pattern (400 otherwise).
+CREATE FUNCTION api.cursor_matching(c text, pattern text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     k text := api.cursor_decode(c);
 BEGIN
-    IF k IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF k !~ '^[0-9]{1,18}$' THEN
+    IF k IS NOT NULL AND k !~ pattern THEN
         PERFORM api.fail(400, 'cursor is not one this API returned',
                          json_build_array(json_build_object('field', 'cursor',
                                                             'message', 'is not valid')));
     END IF;
-    RETURN k::bigint;
+    RETURN k;
 END;
+$$;
+
+-- A cursor over integer keys (ids).
+CREATE FUNCTION api.cursor_id(c text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT api.cursor_matching(c, '^[0-9]{1,18}$')::bigint
 $$;
 
 -- {"items": [...], "next_cursor": ...} from an ordered set of (key, item) rows,

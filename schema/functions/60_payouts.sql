@@ -30,20 +30,8 @@ $$;
 
 -- A cursor over periods: the first day of the month it names.
 CREATE FUNCTION api.cursor_period(c text) RETURNS date
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    k text := api.cursor_decode(c);
-BEGIN
-    IF k IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF k !~ '^[0-9]{4}-(0[1-9]|1[0-2])$' THEN
-        PERFORM api.fail(400, 'cursor is not one this API returned',
-                         json_build_array(json_build_object('field', 'cursor',
-                                                            'message', 'is not valid')));
-    END IF;
-    RETURN (k || '-01')::date;
-END;
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (api.cursor_matching(c, '^[0-9]{4}-(0[1-9]|1[0-2])$') || '-01')::date
 $$;
 
 CREATE FUNCTION api.period_text(period date) RETURNS text
