@@ -7,8 +7,8 @@
 #include "incubatord/api.h"
 #include "incubatord/http.h"
 
-static const char *const levels[] = {"national", "provincial", "municipal", "district", "unrated",
-                                     NULL};
+static const char *const levels[] = {"national", "provincial", "municipal",
+                                     "district", "unrated",    NULL};
 static const char *const kinds[] = {"comprehensive", "professional", "university_park",
                                     "maker_space", NULL};
 
@@ -45,6 +45,7 @@ void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args)
     if (effective && !area)
         v_error(v, "effective_on", "is only allowed with disposable_area_m2");
     if (json_object_size(r->body) == 0)
-        v_error(v, "(body)", "must change at least one of name, level, kind, district, "
-                             "disposable_area_m2");
+        v_error(v, "(body)",
+                "must change at least one of name, level, kind, district, "
+                "disposable_area_m2");
 }

@@ -53,8 +53,8 @@ void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args)
         return;
     ids = xcalloc(n, sizeof(*ids));
     for (size_t i = 0; i < n; i++) {
-        const char *id = json_string_value(json_object_get(json_array_get(tenants, i),
-                                                           "external_id"));
+        const char *id =
+            json_string_value(json_object_get(json_array_get(tenants, i), "external_id"));
         ids[i].id = id ? id : "";
         ids[i].position = i;
     }

@@ -9,18 +9,33 @@
 #include "incubatord/api.h"
 #include "incubatord/http.h"
 
-static const char *const tenant_fields[] = {
-    "electronic_information", "biomedicine", "aerospace", "new_materials", "high_tech_services",
-    "new_energy", "resources_environment", "advanced_manufacturing", "modern_agriculture",
-    "integrated_circuit", "other", NULL};
+static const char *const tenant_fields[] = {"electronic_information",
+                                            "biomedicine",
+                                            "aerospace",
+                                            "new_materials",
+                                            "high_tech_services",
+                                            "new_energy",
+                                            "resources_environment",
+                                            "advanced_manufacturing",
+                                            "modern_agriculture",
+                                            "integrated_circuit",
+                                            "other",
+                                            NULL};
 
 static const struct field extended_field = {"", FT_ENUM, 0, .values = tenant_fields};
 
-#define TARGET(name) {name, FT_INT, F_REQUIRED, .min = 0, .max = 1000000}
+#define TARGET(name)                                                                               \
+    {                                                                                              \
+        name, FT_INT, F_REQUIRED, .min = 0, .max = 1000000                                         \
+    }
 
 static const struct field plan_targets[] = {
-    TARGET("incubators"),      TARGET("new_tech_enterprises"), TARGET("revenue_over_5m"),
-    TARGET("revenue_over_20m"), TARGET("listed"),              TARGET("new_high_tech"),
+    TARGET("incubators"),
+    TARGET("new_tech_enterprises"),
+    TARGET("revenue_over_5m"),
+    TARGET("revenue_over_20m"),
+    TARGET("listed"),
+    TARGET("new_high_tech"),
     {NULL},
 };
 
@@ -61,8 +76,10 @@ void api_policy_create_check(struct req *r, struct vctx *v, json_t *args)
     if (json_integer_value(json_object_get(args, "extended_limit_months")) <
         json_integer_value(json_object_get(args, "incubation_limit_months")))
         v_error(v, "extended_limit_months", "must not be shorter than incubation_limit_months");
-    json_array_foreach(fields, i, a) {
-        json_array_foreach(fields, k, b) {
+    json_array_foreach(fields, i, a)
+    {
+        json_array_foreach(fields, k, b)
+        {
             if (k < i && json_equal(a, b)) {
                 char path[48];
                 snprintf(path, sizeof(path), "extended_fields[%zu]", i);

@@ -8,12 +8,20 @@
 #include "incubatord/api.h"
 #include "incubatord/http.h"
 
-static const char *const fields[] = {
-    "electronic_information", "biomedicine", "aerospace", "new_materials", "high_tech_services",
-    "new_energy", "resources_environment", "advanced_manufacturing", "modern_agriculture",
-    "integrated_circuit", "other", NULL};
-static const char *const origins[] = {"university", "research_institute", "returnee", "student",
-                                      "soe", "other", NULL};
+static const char *const fields[] = {"electronic_information",
+                                     "biomedicine",
+                                     "aerospace",
+                                     "new_materials",
+                                     "high_tech_services",
+                                     "new_energy",
+                                     "resources_environment",
+                                     "advanced_manufacturing",
+                                     "modern_agriculture",
+                                     "integrated_circuit",
+                                     "other",
+                                     NULL};
+static const char *const origins[] = {
+    "university", "research_institute", "returnee", "student", "soe", "other", NULL};
 static const char *const bases[] = {"high_tech", "investment", "revenue", "acquired_or_listed",
                                     NULL};
 static const char *const reasons[] = {"relocated", "closed", "expelled", "other", NULL};
@@ -91,7 +99,8 @@ void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args)
             v_error(v, path, "is required for basis %s", basis);
         }
         if (json_is_object(evidence)) {
-            json_object_foreach(evidence, key, value) {
+            json_object_foreach(evidence, key, value)
+            {
                 if (json_is_null(value) || (needs && strcmp(key, needs) == 0))
                     continue;
                 snprintf(path, sizeof(path), "evidence.%s", key);

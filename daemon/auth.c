@@ -17,8 +17,8 @@
 #include "incubatord/auth.h"
 #include "incubatord/log.h"
 
-#define CACHE_BUCKETS 1024
-#define CACHE_TTL_MS 60000
+#define CACHE_BUCKETS     1024
+#define CACHE_TTL_MS      60000
 #define CACHE_MAX_ENTRIES 100000
 
 static const char LOOKUP_SQL[] = "SELECT id, name, admin, incubator FROM api.token_lookup($1)";
@@ -178,7 +178,8 @@ void auth_token_hash(const char *token, unsigned char hash[AUTH_HASH_LEN])
     auth_sha256(token, strlen(token), hash);
 }
 
-void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN], char out[2 + 2 * AUTH_HASH_LEN + 1])
+void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN],
+                        char out[2 + 2 * AUTH_HASH_LEN + 1])
 {
     out[0] = '\\';
     out[1] = 'x';
@@ -235,8 +236,7 @@ static void lookup_done(void *arg, const struct db_result *r)
 }
 
 enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, const char *token,
-                                    int timeout_ms, struct auth_token *out, auth_cb cb,
-                                    void *arg)
+                                    int timeout_ms, struct auth_token *out, auth_cb cb, void *arg)
 {
     unsigned char hash[AUTH_HASH_LEN];
     char bytea[2 + 2 * AUTH_HASH_LEN + 1];

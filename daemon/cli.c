@@ -19,11 +19,10 @@
 #include "incubatord/log.h"
 #include "incubatord/migrate.h"
 
-#define CLI_TIMEOUT_MS 30000
+#define CLI_TIMEOUT_MS         30000
 #define CLI_MIGRATE_TIMEOUT_MS 600000
 
-static const char RUN_SQL[] =
-    "SELECT status, body::text FROM api.run($1, $2::jsonb, $3::jsonb)";
+static const char RUN_SQL[] = "SELECT status, body::text FROM api.run($1, $2::jsonb, $3::jsonb)";
 
 struct cli {
     struct event_base *base;
@@ -128,15 +127,16 @@ static char *cli_context(const char *what)
     snprintf(who, sizeof(who), "cli:%s", pw ? pw->pw_name : "unknown");
     snprintf(id, sizeof(id), "cli-%d", (int)getpid());
     date_format(date_today(), today);
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:n}", "request_id", id, "method",
-                            "CLI", "path", what, "today", today, "token_name", who, "admin", 1,
-                            "incubator");
+    json_t *ctx =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:n}", "request_id", id, "method", "CLI", "path",
+                  what, "today", today, "token_name", who, "admin", 1, "incubator");
     char *text = json_dumps(ctx, JSON_COMPACT);
     json_decref(ctx);
     return text;
 }
 
-/* Calls api.run(fn, ctx, args) as the API would (args consumed) and runs the loop until cb is done. */
+/* Calls api.run(fn, ctx, args) as the API would (args consumed) and runs the loop until cb is done.
+ */
 static void run_api(struct cli *c, const char *fn, const char *what, json_t *args, db_cb cb)
 {
     char *args_text = json_dumps(args, JSON_COMPACT);
@@ -176,8 +176,7 @@ static void token_created(void *arg, const struct db_result *r)
         json_t *doc = json_loads(PQgetvalue(r->res, 0, 1), 0, NULL);
         printf("%s\n", c->secret);
         fflush(stdout);
-        fprintf(stderr,
-                "created token %lld \"%s\"%s%s; it is shown only this once\n",
+        fprintf(stderr, "created token %lld \"%s\"%s%s; it is shown only this once\n",
                 (long long)json_integer_value(json_object_get(doc, "id")),
                 json_string_value(json_object_get(doc, "name")),
                 json_is_string(json_object_get(doc, "incubator")) ? " for incubator " : " (admin)",

@@ -48,14 +48,14 @@ static const struct config_key keys[] = {
      "Address and port to listen on: an IP address (no name lookup), [::1]:8080 for IPv6."},
     {"server", "max_body_bytes", CT_INT, FIELD(max_body_bytes), "1048576", 1024, 64 << 20, true,
      false, "Largest request body accepted; a larger one gets 413."},
-    {"server", "request_timeout_ms", CT_INT, FIELD(request_timeout_ms), "10000", 100, 600000,
-     true, false, "Every request is answered within this time (503 when the database is late)."},
+    {"server", "request_timeout_ms", CT_INT, FIELD(request_timeout_ms), "10000", 100, 600000, true,
+     false, "Every request is answered within this time (503 when the database is late)."},
     {"server", "max_connections", CT_INT, FIELD(max_connections), "1024", 1, 100000, true, false,
      "Open client connections at most; further ones wait in the listen backlog."},
     {"server", "idle_timeout_s", CT_INT, FIELD(idle_timeout_s), "60", 1, 3600, true, false,
      "An idle or slow client connection is closed after this many seconds."},
-    {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000,
-     true, false, "On SIGTERM, how long in-flight requests may take to finish."},
+    {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000, true,
+     false, "On SIGTERM, how long in-flight requests may take to finish."},
     {"database", "conninfo", CT_STRING, FIELD(conninfo), "", 0, 0, false, true,
      "libpq connection string or URI; empty uses the PG* environment. Use hostaddr, an IP "
      "address or a socket directory: a host name is resolved with a blocking lookup."},
@@ -63,10 +63,10 @@ static const struct config_key keys[] = {
      "PostgreSQL connections in the pool."},
     {"database", "max_queue", CT_INT, FIELD(max_queue), "256", 0, 100000, true, false,
      "Requests that may wait for a free connection; beyond it, 503 with Retry-After."},
-    {"database", "statement_timeout_ms", CT_INT, FIELD(statement_timeout_ms), "5000", 100,
-     3600000, false, false, "PostgreSQL statement_timeout set on every pool connection."},
-    {"database", "migrate_on_start", CT_BOOL, FIELD(migrate_on_start), "true", 0, 0, false,
-     false, "Apply the embedded schema as soon as the database is reachable."},
+    {"database", "statement_timeout_ms", CT_INT, FIELD(statement_timeout_ms), "5000", 100, 3600000,
+     false, false, "PostgreSQL statement_timeout set on every pool connection."},
+    {"database", "migrate_on_start", CT_BOOL, FIELD(migrate_on_start), "true", 0, 0, false, false,
+     "Apply the embedded schema as soon as the database is reachable."},
     {"log", "syslog", CT_BOOL, FIELD(log_syslog), "true", 0, 0, false, false,
      "Log to syslog (and to stderr too when run with -f or on a terminal)."},
     {"log", "ident", CT_STRING, FIELD(log_ident), "incubatord", 0, 0, false, false,
@@ -85,23 +85,23 @@ static const struct config_key keys[] = {
     {"schedule", "payout_enabled", CT_BOOL, FIELD(payout_enabled), "true", 0, 0, true, false,
      "Compute last month's payout draft on schedule (and at start-up when it was missed). "
      "Runs can always be computed through the API."},
-    {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400,
-     true, false, "How often the alert rules that time alone changes are evaluated."},
+    {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400, true,
+     false, "How often the alert rules that time alone changes are evaluated."},
     {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,
      "Where events are POSTed (http:// or https://); empty disables the webhook."},
     {"webhook", "secret", CT_STRING, FIELD(webhook_secret), "", 0, 0, true, true,
      "Key of the X-Incubatord-Signature HMAC-SHA256; required when url is set."},
-    {"webhook", "timeout_ms", CT_INT, FIELD(webhook_timeout_ms), "10000", 100, 600000, true,
-     false, "One delivery attempt's time limit."},
-    {"webhook", "retry_initial_ms", CT_INT, FIELD(webhook_retry_initial_ms), "10000", 10,
-     3600000, true, false,
+    {"webhook", "timeout_ms", CT_INT, FIELD(webhook_timeout_ms), "10000", 100, 600000, true, false,
+     "One delivery attempt's time limit."},
+    {"webhook", "retry_initial_ms", CT_INT, FIELD(webhook_retry_initial_ms), "10000", 10, 3600000,
+     true, false,
      "Delay before the first retry of a failed delivery; doubled after each failure (at most "
      "retry_max_ms), each delay drawn from its upper half (jitter)."},
-    {"webhook", "retry_max_ms", CT_INT, FIELD(webhook_retry_max_ms), "3600000", 10, 86400000,
-     true, false, "Longest delay between two delivery attempts of one event."},
-    {"webhook", "retry_for_s", CT_INT, FIELD(webhook_retry_for_s), "86400", 1, 604800, true,
-     false, "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
-            "and the event is kept as failed."},
+    {"webhook", "retry_max_ms", CT_INT, FIELD(webhook_retry_max_ms), "3600000", 10, 86400000, true,
+     false, "Longest delay between two delivery attempts of one event."},
+    {"webhook", "retry_for_s", CT_INT, FIELD(webhook_retry_for_s), "86400", 1, 604800, true, false,
+     "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
+     "and the event is kept as failed."},
     {"webhook", "ca_file", CT_STRING, FIELD(webhook_ca_file), "", 0, 0, true, false,
      "PEM file of CA certificates trusted for an https receiver, besides the system's."},
 };
@@ -207,8 +207,7 @@ static bool set_value(struct config *cfg, const struct config_key *k, const char
             }
         }
         if (k->type == CT_TIMEZONE && !timezone_exists(v)) {
-            snprintf(err, errlen,
-                     "unknown time zone \"%s\" (is the tzdata package installed?)", v);
+            snprintf(err, errlen, "unknown time zone \"%s\" (is the tzdata package installed?)", v);
             return false;
         }
         if (k->type == CT_URL && v[0] != '\0') {
@@ -293,8 +292,8 @@ void config_defaults(struct config *cfg)
             continue;
         }
         if (!set_value(cfg, &keys[i], keys[i].default_value, err, sizeof(err))) {
-            log_msg(LOG_CRIT, "config: bad default for %s.%s: %s", keys[i].section,
-                    keys[i].name, err);
+            log_msg(LOG_CRIT, "config: bad default for %s.%s: %s", keys[i].section, keys[i].name,
+                    err);
             abort();
         }
     }
@@ -406,8 +405,9 @@ bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     /* Defaults of keys the file does not set are checked too (the time zone). */
     for (size_t i = 0; i < ARRAY_LEN(keys); i++) {
         if (!st.seen[i] && keys[i].type == CT_TIMEZONE && !timezone_exists(cfg->timezone)) {
-            snprintf(err, errlen, "%s: [schedule] timezone \"%s\" (default): unknown time zone "
-                                  "(is the tzdata package installed?)",
+            snprintf(err, errlen,
+                     "%s: [schedule] timezone \"%s\" (default): unknown time zone "
+                     "(is the tzdata package installed?)",
                      path, cfg->timezone);
             return false;
         }
@@ -419,8 +419,7 @@ bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     return true;
 }
 
-static bool field_equal(const struct config *a, const struct config *b,
-                        const struct config_key *k)
+static bool field_equal(const struct config *a, const struct config *b, const struct config_key *k)
 {
     const void *pa = field_cptr(a, k), *pb = field_cptr(b, k);
     switch (k->type) {
@@ -509,8 +508,7 @@ void config_write_reference(FILE *out)
         const struct config_key *k = &keys[i];
         char range[64] = "";
         if (k->type == CT_INT)
-            snprintf(range, sizeof(range), " (%lld–%lld)", (long long)k->min,
-                     (long long)k->max);
+            snprintf(range, sizeof(range), " (%lld–%lld)", (long long)k->min, (long long)k->max);
         fprintf(out, "| `[%s] %s` | %s%s | `%s` | %s | %s |\n", k->section, k->name,
                 type_name(k->type), range, k->default_value[0] ? k->default_value : "\"\"",
                 k->reloadable ? "SIGHUP" : "restart", k->help);
@@ -550,10 +548,9 @@ void config_write_effective(FILE *out, const struct config *cfg)
             fprintf(out, "%s\n", log_level_name(*(const int *)p));
             break;
         case CT_FACILITY:
-            for (const char *const *f = (const char *const[]){"daemon", "user", "local0", "local1",
-                                                               "local2", "local3", "local4",
-                                                               "local5", "local6", "local7",
-                                                               NULL};
+            for (const char *const *f =
+                     (const char *const[]){"daemon", "user", "local0", "local1", "local2", "local3",
+                                           "local4", "local5", "local6", "local7", NULL};
                  *f; f++)
                 if (log_facility_from_name(*f) == *(const int *)p) {
                     fprintf(out, "%s\n", *f);

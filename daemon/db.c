@@ -17,8 +17,8 @@
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 2000
+#define BACKOFF_MIN_MS       100
+#define BACKOFF_MAX_MS       2000
 #define DOWN_LOG_INTERVAL_MS 30000
 
 enum conn_state {
@@ -59,8 +59,8 @@ struct db_query {
     enum query_kind kind;
     const char *sql; /* static text: not copied */
     int nparams;
-    char **values;   /* copied; one allocation with the strings */
-    bool simple;     /* send with PQsendQuery: a script of several statements */
+    char **values; /* copied; one allocation with the strings */
+    bool simple;   /* send with PQsendQuery: a script of several statements */
     db_cb cb;
     db_session_cb session_cb;
     void *arg;
@@ -69,7 +69,7 @@ struct db_query {
     bool queued;
     bool running;
     bool cancelled;
-    bool deferred; /* the timer delivers fail_status rather than a timeout */
+    bool deferred;   /* the timer delivers fail_status rather than a timeout */
     bool background; /* the daemon's own work: not bounded by max_queue */
     enum db_status fail_status;
     const char *fail_message;
@@ -94,10 +94,10 @@ struct db_pool {
     int nconns;
     struct db_conn *conns;
     struct query_queue queue;
-    int queued;           /* work items waiting */
-    int queued_requests;  /* of which not background: what max_queue bounds */
+    int queued;          /* work items waiting */
+    int queued_requests; /* of which not background: what max_queue bounds */
     struct event *kick;
-    bool down;            /* the last attempt failed and no connection is up */
+    bool down; /* the last attempt failed and no connection is up */
     int64_t down_logged_ms;
     int connected;
     struct db_pool_stats stats;
@@ -181,8 +181,9 @@ static void deliver_result(struct db_query *q, PGresult *res)
         const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         r.status = DB_SQL_ERROR;
         r.sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        r.message = msg ? msg : (res ? first_line(PQresultErrorMessage(res), line, sizeof(line))
-                                     : "no result");
+        r.message =
+            msg ? msg
+                : (res ? first_line(PQresultErrorMessage(res), line, sizeof(line)) : "no result");
         r.detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
         r.hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
         if (r.sqlstate == NULL)
@@ -380,8 +381,8 @@ static void conn_broken(struct db_conn *c, const char *why)
     if (was_up) {
         log_msg(LOG_WARNING, "db: %sconnection lost: %s", c->listener ? "LISTEN " : "", line);
         c->backoff_ms = 0;
-    } else if (pool->connected == 0 && (!pool->down || now - pool->down_logged_ms >=
-                                                           DOWN_LOG_INTERVAL_MS)) {
+    } else if (pool->connected == 0 &&
+               (!pool->down || now - pool->down_logged_ms >= DOWN_LOG_INTERVAL_MS)) {
         log_msg(LOG_ERR, "db: cannot connect: %s", line);
         pool->down_logged_ms = now;
     }
@@ -415,8 +416,8 @@ static void conn_broken(struct db_conn *c, const char *why)
         c->backoff_ms = BACKOFF_MAX_MS;
 }
 
-static bool conn_send(struct db_conn *c, const char *sql, int nparams,
-                      const char *const *values, bool simple)
+static bool conn_send(struct db_conn *c, const char *sql, int nparams, const char *const *values,
+                      bool simple)
 {
     int ok = simple ? PQsendQuery(c->pg, sql)
                     : PQsendQueryParams(c->pg, sql, nparams, NULL, values, NULL, NULL, 0);
@@ -506,8 +507,7 @@ static void statement_done(struct db_conn *c)
             return;
         }
         if (pool->down || pool->connected == 0)
-            log_msg(LOG_NOTICE, "db: connected to PostgreSQL %d",
-                    PQserverVersion(c->pg));
+            log_msg(LOG_NOTICE, "db: connected to PostgreSQL %d", PQserverVersion(c->pg));
         conn_count(c, true);
         pool->down = false;
         pool_dispatch(pool);
@@ -937,8 +937,8 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
 }
 
 static struct db_query *statement(struct db_pool *pool, const char *sql, int nparams,
-                                   const char *const *values, int timeout_ms, bool background,
-                                   db_cb cb, void *arg)
+                                  const char *const *values, int timeout_ms, bool background,
+                                  db_cb cb, void *arg)
 {
     struct db_query *q = query_new(pool, Q_STATEMENT, sql, nparams, values);
     q->simple = false;
@@ -956,8 +956,7 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
 }
 
 struct db_query *db_query_background(struct db_pool *pool, const char *sql, int nparams,
-                                     const char *const *values, int timeout_ms, db_cb cb,
-                                     void *arg)
+                                     const char *const *values, int timeout_ms, db_cb cb, void *arg)
 {
     return statement(pool, sql, nparams, values, timeout_ms, true, cb, arg);
 }
@@ -985,8 +984,8 @@ void db_session_open(struct db_pool *pool, int timeout_ms, db_session_cb cb, voi
     submit(pool, q, timeout_ms);
 }
 
-void db_session_query(struct db_session *s, const char *sql, int nparams,
-                      const char *const *values, db_cb cb, void *arg)
+void db_session_query(struct db_session *s, const char *sql, int nparams, const char *const *values,
+                      db_cb cb, void *arg)
 {
     struct db_query *q = query_new(s->pool, Q_SESSION_STMT, sql, nparams, values);
     q->cb = cb;
@@ -994,8 +993,7 @@ void db_session_query(struct db_session *s, const char *sql, int nparams,
     q->session = s;
     if (s->conn == NULL || s->running != NULL || s->closing) {
         fail_later(q, DB_UNAVAILABLE,
-                   s->conn == NULL ? "the database connection was lost"
-                                   : "the session is busy");
+                   s->conn == NULL ? "the database connection was lost" : "the session is busy");
         return;
     }
     s->running = q;

@@ -41,7 +41,7 @@
 
 /* evhttp's own limit, beyond which it answers a bare 413 before reading. */
 #define EVHTTP_BODY_FACTOR 4
-#define MAX_HEADERS_BYTES (32 * 1024)
+#define MAX_HEADERS_BYTES  (32 * 1024)
 
 struct http_state {
     struct evhttp *http;
@@ -119,8 +119,9 @@ static void pause_or_resume(struct server *srv)
     if (full && !h->paused) {
         evconnlistener_disable(h->listener);
         h->paused = true;
-        log_msg(LOG_WARNING, "http: %d connections open (server.max_connections): not accepting "
-                             "more until one closes",
+        log_msg(LOG_WARNING,
+                "http: %d connections open (server.max_connections): not accepting "
+                "more until one closes",
                 h->open_connections);
     } else if (!full && h->paused) {
         evconnlistener_enable(h->listener);
@@ -196,8 +197,7 @@ static enum bufferevent_filter_result write_through(struct evbuffer *src, struct
 
     if (before == 0)
         return BEV_OK;
-    if (evbuffer_write(src, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-        errno != EINTR) {
+    if (evbuffer_write(src, fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         /* The client is gone: what is left cannot be delivered. Tell evhttp
          * as the socket bufferevent would have, so it frees the connection. */
         evbuffer_drain(src, evbuffer_get_length(src));
@@ -313,8 +313,8 @@ static void access_log(struct req *r)
 {
     double ms = (double)(mono_us() - r->started_us) / 1000.0;
     int level = (r->route && (r->route->flags & ROUTE_NOLOG) && r->status < 400) ? LOG_DEBUG
-                : r->status >= 500                                             ? LOG_WARNING
-                                                                               : LOG_INFO;
+                : r->status >= 500                                               ? LOG_WARNING
+                                                                                 : LOG_INFO;
     char *peer = NULL;
     ev_uint16_t port = 0;
     struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
@@ -414,9 +414,8 @@ void http_reply_problem(struct req *r, int status, const char *detail, json_t *e
         json_object_set_new(p, "errors", errors);
     if (status == 401)
         http_add_header(r, "WWW-Authenticate",
-                        r->token_presented
-                            ? "Bearer realm=\"incubatord\", error=\"invalid_token\""
-                            : "Bearer realm=\"incubatord\"");
+                        r->token_presented ? "Bearer realm=\"incubatord\", error=\"invalid_token\""
+                                           : "Bearer realm=\"incubatord\"");
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     struct evbuffer *buf = evbuffer_new();
@@ -456,8 +455,7 @@ void http_reply_db_failure(struct req *r, const struct db_result *res)
         }
         log_req(LOG_ERR, r->id, "500: database error %s: %s%s%s", res->sqlstate, res->message,
                 res->detail ? " DETAIL: " : "", res->detail ? res->detail : "");
-        http_reply_problem(r, 500, "internal error; the request id identifies it in the log",
-                           NULL);
+        http_reply_problem(r, 500, "internal error; the request id identifies it in the log", NULL);
         return;
     case DB_OK:
         break;
@@ -595,9 +593,9 @@ static json_t *query_value(struct req *r, struct vctx *v, const struct query_par
             break;
         return json_integer(n);
     case Q_CURSOR:
-        if (strlen(s) == 0 || strlen(s) > 200 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
-                                                           "lmnopqrstuvwxyz0123456789-_") !=
-                                                       strlen(s))
+        if (strlen(s) == 0 || strlen(s) > 200 ||
+            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
+                      "lmnopqrstuvwxyz0123456789-_") != strlen(s))
             break;
         return json_string(s);
     case Q_DATE:
@@ -662,7 +660,8 @@ static bool collect_query(struct req *r, json_t *args)
     const struct query_param *table = r->route->query;
 
     vctx_init(&v, server_today(r->srv));
-    TAILQ_FOREACH(kv, &r->query, next) {
+    TAILQ_FOREACH(kv, &r->query, next)
+    {
         const struct query_param *q = table;
         while (q && q->name && strcmp(q->name, kv->key) != 0)
             q++;
@@ -815,8 +814,9 @@ static void serve(struct req *r)
         } else {
             json_error_t err;
             if (!media_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-                http_reply_problem(r, 415, "the body must be JSON, sent with "
-                                           "Content-Type: application/json",
+                http_reply_problem(r, 415,
+                                   "the body must be JSON, sent with "
+                                   "Content-Type: application/json",
                                    NULL);
                 return;
             }
@@ -828,8 +828,7 @@ static void serve(struct req *r)
                 json_t *errors = NULL;
                 if (json_error_code(&err) == json_error_duplicate_key) {
                     char key[160];
-                    snprintf(detail, sizeof(detail), "duplicate key in JSON object: %s",
-                             err.text);
+                    snprintf(detail, sizeof(detail), "duplicate key in JSON object: %s", err.text);
                     if (duplicate_key_name(err.text, key, sizeof(key)))
                         errors = json_pack("[{s:s, s:s}]", "field", key, "message",
                                            "appears twice in one object");
@@ -853,8 +852,9 @@ static void serve(struct req *r)
         const char *key = evhttp_find_header(in, "Idempotency-Key");
         if (key != NULL) {
             if (!idempotency_key_ok(key)) {
-                http_reply_problem(r, 400, "Idempotency-Key must be 1-255 printable ASCII "
-                                           "characters",
+                http_reply_problem(r, 400,
+                                   "Idempotency-Key must be 1-255 printable ASCII "
+                                   "characters",
                                    NULL);
                 return;
             }
@@ -986,8 +986,8 @@ static void request_cb(struct evhttp_request *ev, void *arg)
     while (*token == ' ')
         token++;
     struct auth_token t;
-    switch (auth_authenticate(srv->auth, srv->pool, token, req_remaining_ms(r), &t,
-                              authenticated, r)) {
+    switch (
+        auth_authenticate(srv->auth, srv->pool, token, req_remaining_ms(r), &t, authenticated, r)) {
     case AUTH_OK:
         authenticated(r, AUTH_OK, &t, NULL);
         return;

@@ -33,10 +33,9 @@ static const struct {
     const char *name;
     int facility;
 } facility_names[] = {
-    {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0},
-    {"local1", LOG_LOCAL1}, {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},
-    {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5}, {"local6", LOG_LOCAL6},
-    {"local7", LOG_LOCAL7},
+    {"daemon", LOG_DAEMON}, {"user", LOG_USER},     {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},
+    {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
 };
 
 int log_level_from_name(const char *name)
@@ -94,8 +93,7 @@ bool log_enabled(int level)
     return level <= logger.level;
 }
 
-static void emit(int level, const char *request_id, const char *fmt, va_list ap)
-    PRINTF_LIKE(3, 0);
+static void emit(int level, const char *request_id, const char *fmt, va_list ap) PRINTF_LIKE(3, 0);
 
 static void emit(int level, const char *request_id, const char *fmt, va_list ap)
 {

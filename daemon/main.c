@@ -27,8 +27,7 @@ static const char usage_text[] =
     "  version                           print the version\n"
     "\n"
     "Options:\n"
-    "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH
-    " if it exists)\n"
+    "  -c, --config FILE   configuration file (default " CONFIG_DEFAULT_PATH " if it exists)\n"
     "  -f, --foreground    also log to stderr\n"
     "  -h, --help          this text\n";
 
@@ -65,12 +64,9 @@ static int token_command(const char *config, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {"print", no_argument, NULL, 'p'},
-        {"reference", no_argument, NULL, 'r'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},         {"print", no_argument, NULL, 'p'},
+        {"reference", no_argument, NULL, 'r'},    {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
     bool foreground = false, print = false, reference = false;

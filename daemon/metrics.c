@@ -17,8 +17,8 @@
 
 #define MAX_STATUSES 16
 
-static const double buckets_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                   0.1,   0.25,   0.5,   1,    2.5,   5,    10};
+static const double buckets_s[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                   0.25,  0.5,    1,     2.5,  5,     10};
 #define NBUCKETS (sizeof(buckets_s) / sizeof(buckets_s[0]))
 
 enum metric_kind {
@@ -209,8 +209,7 @@ static void render_requests(struct evbuffer *out, const char *name)
         route_label(i, label, sizeof(label));
         for (int k = 0; k < MAX_STATUSES && rs->statuses[k].status; k++)
             evbuffer_add_printf(out, "%s{route=\"%s\",status=\"%d\"} %llu\n", name, label,
-                                rs->statuses[k].status,
-                                (unsigned long long)rs->statuses[k].count);
+                                rs->statuses[k].status, (unsigned long long)rs->statuses[k].count);
     }
 }
 
@@ -267,8 +266,8 @@ static void render_process(struct evbuffer *out, const char *name, const struct 
     else if (strcmp(name, "incubatord_start_time_seconds") == 0)
         evbuffer_add_printf(out, "%s %lld\n", name, (long long)srv->started_at);
     else if (strcmp(name, "incubatord_build_info") == 0)
-        evbuffer_add_printf(out, "%s{version=\"%s\",schema=\"%d\"} 1\n", name,
-                            INCUBATORD_VERSION, migrate_latest_version());
+        evbuffer_add_printf(out, "%s{version=\"%s\",schema=\"%d\"} 1\n", name, INCUBATORD_VERSION,
+                            migrate_latest_version());
 }
 
 static void render_series(struct evbuffer *out, const struct metric_def *def)
@@ -287,8 +286,8 @@ void metrics_render(struct evbuffer *out, const struct server *srv)
 {
     for (size_t i = 0; i < ARRAY_LEN(defs); i++) {
         const struct metric_def *def = &defs[i];
-        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", def->name, def->help,
-                            def->name, def->type);
+        evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", def->name, def->help, def->name,
+                            def->type);
         switch (def->kind) {
         case MK_HTTP_REQUESTS:
             render_requests(out, def->name);

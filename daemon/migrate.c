@@ -21,21 +21,19 @@
 /* The advisory lock key of schema changes: "incubatord migrate". */
 #define MIGRATE_LOCK_KEY "7243100001"
 
-static const char LOCK_SQL[] =
-    "BEGIN;"
-    "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "  version integer PRIMARY KEY,"
-    "  name text NOT NULL,"
-    "  applied_at timestamptz NOT NULL DEFAULT now());"
-    "CREATE TABLE IF NOT EXISTS schema_functions ("
-    "  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
-    "  sha256 text NOT NULL,"
-    "  applied_at timestamptz NOT NULL DEFAULT now());";
+static const char LOCK_SQL[] = "BEGIN;"
+                               "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
+                               "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                               "  version integer PRIMARY KEY,"
+                               "  name text NOT NULL,"
+                               "  applied_at timestamptz NOT NULL DEFAULT now());"
+                               "CREATE TABLE IF NOT EXISTS schema_functions ("
+                               "  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
+                               "  sha256 text NOT NULL,"
+                               "  applied_at timestamptz NOT NULL DEFAULT now());";
 
-static const char CHECK_SQL[] =
-    "SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations),"
-    "       (SELECT sha256 FROM schema_functions)";
+static const char CHECK_SQL[] = "SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations),"
+                                "       (SELECT sha256 FROM schema_functions)";
 
 static const char EXISTS_SQL[] = "SELECT to_regclass('schema_migrations') IS NOT NULL";
 static const char VERSION_SQL[] = "SELECT coalesce(max(version), 0) FROM schema_migrations";
@@ -155,8 +153,7 @@ static void step_functions(void *arg, const struct db_result *r)
 {
     struct migration *m = arg;
     char what[160];
-    const char *name = m->next == 0 ? "resetting schema api"
-                                    : schema_functions[m->next - 1].name;
+    const char *name = m->next == 0 ? "resetting schema api" : schema_functions[m->next - 1].name;
     snprintf(what, sizeof(what), "functions/%s", name);
     if (failed(m, r, what))
         return;
@@ -256,8 +253,7 @@ static void step_check(void *arg, const struct db_result *r)
     int latest = migrate_latest_version();
     snprintf(msg, sizeof(msg), "the database schema is at version %d; this binary's is %d", v,
              latest);
-    finish(m, v == latest ? MIGRATE_CURRENT : (v < latest ? MIGRATE_BEHIND : MIGRATE_TOO_NEW),
-           msg);
+    finish(m, v == latest ? MIGRATE_CURRENT : (v < latest ? MIGRATE_BEHIND : MIGRATE_TOO_NEW), msg);
 }
 
 static void step_check_exists(void *arg, const struct db_result *r)

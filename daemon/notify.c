@@ -506,7 +506,8 @@ static void attempt_after_cb(evutil_socket_t fd, short what, void *arg)
     const char *values[] = {n->claimer, id,       a->ok ? "true" : "false", a->ok ? NULL : a->error,
                             retry_ms,   retry_for};
     n->phase = WH_RECORDING;
-    db_query_background(n->srv->pool, WEBHOOK_DONE_SQL, 6, values, SQL_TIMEOUT_MS, attempt_recorded, a);
+    db_query_background(n->srv->pool, WEBHOOK_DONE_SQL, 6, values, SQL_TIMEOUT_MS, attempt_recorded,
+                        a);
 }
 
 /*
@@ -675,7 +676,8 @@ static void webhook_run(struct notify_state *n)
     n->webhook_again = false;
     snprintf(lease, sizeof(lease), "%d", 2 * cfg->webhook_timeout_ms + LEASE_MARGIN_MS);
     const char *values[] = {n->claimer, lease, cfg->webhook_url[0] ? "true" : "false"};
-    db_query_background(n->srv->pool, CLAIM_WEBHOOK_SQL, 3, values, SQL_TIMEOUT_MS, webhook_claimed, n);
+    db_query_background(n->srv->pool, CLAIM_WEBHOOK_SQL, 3, values, SQL_TIMEOUT_MS, webhook_claimed,
+                        n);
 }
 
 /* ---- the database gauges ---- */

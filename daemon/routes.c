@@ -7,10 +7,10 @@
 #include "incubatord/dates.h"
 #include "incubatord/routes.h"
 
-#define GET EVHTTP_REQ_GET
-#define POST EVHTTP_REQ_POST
-#define PUT EVHTTP_REQ_PUT
-#define PATCH EVHTTP_REQ_PATCH
+#define GET    EVHTTP_REQ_GET
+#define POST   EVHTTP_REQ_POST
+#define PUT    EVHTTP_REQ_PUT
+#define PATCH  EVHTTP_REQ_PATCH
 #define DELETE EVHTTP_REQ_DELETE
 
 const struct query_param api_page_query[] = {

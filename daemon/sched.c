@@ -22,8 +22,8 @@
 #include "incubatord/server.h"
 
 #define NOT_READY_RETRY_S 2
-#define ERROR_RETRY_S 60
-#define SESSION_WAIT_MS 30000
+#define ERROR_RETRY_S     60
+#define SESSION_WAIT_MS   30000
 
 enum job_kind {
     JOB_PERIODIC, /* every period_s seconds */
@@ -234,7 +234,8 @@ static void log_result(struct job *j, json_t *result)
     json_t *lines = json_object_get(result, "log");
     size_t i;
     json_t *line;
-    json_array_foreach(lines, i, line) {
+    json_array_foreach(lines, i, line)
+    {
         const char *level = json_string_value(json_object_get(line, "level"));
         const char *message = json_string_value(json_object_get(line, "message"));
         int l = level ? log_level_from_name(level) : LOG_INFO;
@@ -294,8 +295,8 @@ static void session_opened(void *arg, struct db_session *s, const char *error)
 {
     struct job *j = arg;
     if (s == NULL) {
-        log_msg(LOG_WARNING, "job %s: no database connection: %s (retrying in %d s)",
-                j->def->name, error, ERROR_RETRY_S);
+        log_msg(LOG_WARNING, "job %s: no database connection: %s (retrying in %d s)", j->def->name,
+                error, ERROR_RETRY_S);
         job_finished(j, false, ERROR_RETRY_S);
         return;
     }
@@ -313,9 +314,9 @@ static void make_context(struct job *j)
     date_format(server_today(j->srv), today);
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "request_id", "job",
-                            "method", "JOB", "path", j->def->name, "today", today, "now", stamp,
-                            "token_name", "scheduler", "admin", 1);
+    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "request_id", "job", "method",
+                            "JOB", "path", j->def->name, "today", today, "now", stamp, "token_name",
+                            "scheduler", "admin", 1);
     if (j->def->kind == JOB_MONTHLY) {
         time_t due = sched_last_monthly(now, cfg->timezone, cfg->payout_day, cfg->payout_hour);
         sched_previous_period(due, cfg->timezone, period);

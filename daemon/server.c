@@ -27,9 +27,9 @@
 #include "incubatord/sched.h"
 #include "incubatord/server.h"
 
-#define MIGRATE_RETRY_DOWN_MS 1000
+#define MIGRATE_RETRY_DOWN_MS  1000
 #define MIGRATE_RETRY_ERROR_MS 30000
-#define MIGRATE_TIMEOUT_MS 600000
+#define MIGRATE_TIMEOUT_MS     600000
 
 /*
  * Channels the LISTEN connection follows: token revocations (payload: the
@@ -160,10 +160,10 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     (void)fd;
     (void)what;
-    log_msg(LOG_WARNING, "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
-                         "running after %d ms; exiting",
-            http_inflight(srv), sched_running(srv), notify_busy(srv),
-            srv->cfg.shutdown_timeout_ms);
+    log_msg(LOG_WARNING,
+            "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
+            "running after %d ms; exiting",
+            http_inflight(srv), sched_running(srv), notify_busy(srv), srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -180,8 +180,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     srv->draining = true;
     notify_systemd("STOPPING=1");
     http_stop_accepting(srv);
-    log_msg(LOG_NOTICE, "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
-                        "delivery step(s)",
+    log_msg(LOG_NOTICE,
+            "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
+            "delivery step(s)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv),
             notify_busy(srv));
     if (busy(srv) == 0) {

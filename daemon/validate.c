@@ -34,8 +34,8 @@ void v_error(struct vctx *v, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_array_append_new(v->errors,
-                          json_pack("{s:s, s:s}", "field", path[0] ? path : "(body)", "message", msg));
+    json_array_append_new(
+        v->errors, json_pack("{s:s, s:s}", "field", path[0] ? path : "(body)", "message", msg));
 }
 
 static const char *json_type_name(const json_t *value)
@@ -142,7 +142,8 @@ static json_t *check_year_map(struct vctx *v, const char *path, json_t *value)
     json_t *item;
     char sub[256];
     bool ok = true;
-    json_object_foreach(value, key, item) {
+    json_object_foreach(value, key, item)
+    {
         char *end;
         long year = strtol(key, &end, 10);
         snprintf(sub, sizeof(sub), "%s.%s", path, key);
@@ -283,7 +284,8 @@ static json_t *check_array(struct vctx *v, const char *path, json_t *value, cons
         json_decref(out);
         return NULL;
     }
-    json_array_foreach(value, i, item) {
+    json_array_foreach(value, i, item)
+    {
         snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
         json_t *norm = validate_value(v, sub, item, f->item);
         json_array_append_new(out, norm ? norm : json_null());
@@ -298,7 +300,8 @@ static json_t *check_map(struct vctx *v, const char *path, json_t *value, const 
     const char *key;
     json_t *item;
     char sub[256];
-    json_object_foreach(value, key, item) {
+    json_object_foreach(value, key, item)
+    {
         snprintf(sub, sizeof(sub), "%s.%s", path, key);
         json_t *norm = validate_value(v, sub, item, f->item);
         if (norm)
@@ -448,7 +451,8 @@ json_t *validate_object(struct vctx *v, const char *path, json_t *obj, const str
         v_error(v, path, "must be an object, not %s", json_type_name(obj));
         return out;
     }
-    json_object_foreach(obj, key, value) {
+    json_object_foreach(obj, key, value)
+    {
         const struct field *f = fields;
         while (f->name && strcmp(f->name, key) != 0)
             f++;

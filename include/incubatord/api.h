@@ -56,8 +56,8 @@ extern const struct field api_payout_run_approve_body[];
 extern const struct query_param api_audit_query[];
 
 /* api_reports.c */
-extern const struct query_param api_metrics_query[];      /* period (required) */
-extern const struct query_param api_cohorts_query[];      /* admitted_year, incubator */
+extern const struct query_param api_metrics_query[];       /* period (required) */
+extern const struct query_param api_cohorts_query[];       /* admitted_year, incubator */
 extern const struct query_param api_plan_progress_query[]; /* as_of */
 void api_period_started_check(struct req *r, struct vctx *v, json_t *args);
 void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);

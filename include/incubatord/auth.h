@@ -17,14 +17,14 @@
 #include "incubatord/db.h"
 
 #define AUTH_TOKEN_PREFIX "ikd_"
-#define AUTH_TOKEN_LEN 47   /* prefix + 43 base64url characters */
-#define AUTH_HASH_LEN 32
+#define AUTH_TOKEN_LEN    47 /* prefix + 43 base64url characters */
+#define AUTH_HASH_LEN     32
 
 struct auth_token {
     int64_t id;
     char name[129];
-    bool admin;            /* the bureau; else bound to one incubator */
-    char incubator[33];    /* the incubator's code, "" for admin */
+    bool admin;         /* the bureau; else bound to one incubator */
+    char incubator[33]; /* the incubator's code, "" for admin */
 };
 
 enum auth_outcome {
@@ -53,18 +53,18 @@ void auth_cache_forget(struct auth_cache *c, int64_t token_id);
  * loop.
  */
 enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, const char *token,
-                                    int timeout_ms, struct auth_token *out, auth_cb cb,
-                                    void *arg);
+                                    int timeout_ms, struct auth_token *out, auth_cb cb, void *arg);
 
 /* Makes a new token and its hash. */
-bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1], unsigned char hash[AUTH_HASH_LEN])
-    WARN_UNUSED;
+bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1],
+                         unsigned char hash[AUTH_HASH_LEN]) WARN_UNUSED;
 /* Whether the text has the shape of a token (prefix, length, alphabet). */
 bool auth_token_well_formed(const char *token);
 void auth_token_hash(const char *token, unsigned char hash[AUTH_HASH_LEN]);
 /* SHA-256 of any bytes (a token, a request body). */
 void auth_sha256(const void *data, size_t len, unsigned char out[AUTH_HASH_LEN]);
 /* "\\x" + 64 hex digits + NUL: a bytea parameter in text form. */
-void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN], char out[2 + 2 * AUTH_HASH_LEN + 1]);
+void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN],
+                        char out[2 + 2 * AUTH_HASH_LEN + 1]);
 
 #endif

@@ -12,7 +12,7 @@
 #define WARN_UNUSED __attribute__((warn_unused_result))
 /* printf-like functions are checked by the compiler. */
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
-#define UNUSED __attribute__((unused))
+#define UNUSED                 __attribute__((unused))
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -17,12 +17,12 @@
 
 struct config {
     /* [server] */
-    char *listen;             /* "address:port", an IP address: no name lookup */
-    int64_t max_body_bytes;   /* larger bodies get 413 */
-    int request_timeout_ms;   /* a request is answered within this, 503 at worst */
-    int max_connections;      /* beyond it, new connections wait in the kernel backlog */
-    int idle_timeout_s;       /* an idle keep-alive connection is closed after this */
-    int shutdown_timeout_ms;  /* SIGTERM waits this long for in-flight requests */
+    char *listen;            /* "address:port", an IP address: no name lookup */
+    int64_t max_body_bytes;  /* larger bodies get 413 */
+    int request_timeout_ms;  /* a request is answered within this, 503 at worst */
+    int max_connections;     /* beyond it, new connections wait in the kernel backlog */
+    int idle_timeout_s;      /* an idle keep-alive connection is closed after this */
+    int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
     int pool_size;            /* connections in the pool */
@@ -35,15 +35,15 @@ struct config {
     int log_facility;
     int log_level;
     /* [schedule] */
-    char *timezone;           /* the bureau's zone: "today" and the payout schedule */
-    int payout_day;           /* day of month of the payout run; past the end = last day */
-    int payout_hour;          /* hour (0-23) of the payout run */
-    bool payout_enabled;      /* compute last month's payout draft on schedule */
-    int alert_sweep_seconds;  /* period of the alert sweep */
+    char *timezone;          /* the bureau's zone: "today" and the payout schedule */
+    int payout_day;          /* day of month of the payout run; past the end = last day */
+    int payout_hour;         /* hour (0-23) of the payout run */
+    bool payout_enabled;     /* compute last month's payout draft on schedule */
+    int alert_sweep_seconds; /* period of the alert sweep */
     /* [webhook] */
-    char *webhook_url;        /* "" disables the webhook */
-    char *webhook_secret;     /* HMAC-SHA256 key of the signature header */
-    int webhook_timeout_ms;   /* one delivery attempt's limit */
+    char *webhook_url;            /* "" disables the webhook */
+    char *webhook_secret;         /* HMAC-SHA256 key of the signature header */
+    int webhook_timeout_ms;       /* one delivery attempt's limit */
     int webhook_retry_initial_ms; /* the first retry's delay; doubled per failure, jittered */
     int webhook_retry_max_ms;     /* the longest delay between two attempts */
     int webhook_retry_for_s;      /* an event is retried this long, then kept as failed */

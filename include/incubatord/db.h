@@ -110,8 +110,8 @@ void db_query_cancel(struct db_query *q);
 
 /*
  * A session holds one connection for several statements, e.g. a migration's
- * transaction. Sessions are background work (see db_query_background). The callback gets the session, or NULL and the reason when no
- * connection came within timeout_ms.
+ * transaction. Sessions are background work (see db_query_background). The callback gets the
+ * session, or NULL and the reason when no connection came within timeout_ms.
  */
 typedef void (*db_session_cb)(void *arg, struct db_session *s, const char *error);
 void db_session_open(struct db_pool *pool, int timeout_ms, db_session_cb cb, void *arg);
@@ -121,8 +121,8 @@ void db_session_open(struct db_pool *pool, int timeout_ms, db_session_cb cb, voi
  * == NULL it is sent as a simple query and may hold several statements (a
  * schema script); the result is the last statement's, or the first error.
  */
-void db_session_query(struct db_session *s, const char *sql, int nparams,
-                      const char *const *values, db_cb cb, void *arg);
+void db_session_query(struct db_session *s, const char *sql, int nparams, const char *const *values,
+                      db_cb cb, void *arg);
 /* Gives the connection back (rolled back first if a transaction is open). */
 void db_session_close(struct db_session *s);
 

@@ -21,7 +21,7 @@
 struct server;
 struct route;
 
-#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_PARAMS     4
 #define HTTP_REQUEST_ID_LEN 32
 
 /* One request, from its arrival to its answer. Owned by http.c. */
@@ -30,10 +30,10 @@ struct req {
     struct server *srv;
     const struct route *route; /* NULL when no route matched */
     char id[HTTP_REQUEST_ID_LEN + 1];
-    const char *method;     /* "GET", ... */
-    char *path;             /* the path, without the query */
+    const char *method; /* "GET", ... */
+    char *path;         /* the path, without the query */
     struct {
-        const char *name;   /* the pattern's "{name}", without braces */
+        const char *name; /* the pattern's "{name}", without braces */
         char *value;
     } params[HTTP_MAX_PARAMS];
     int nparams;
@@ -43,13 +43,13 @@ struct req {
     size_t raw_body_len;
     struct auth_token token; /* the caller, once authenticated */
     bool authenticated;
-    bool token_presented;    /* an Authorization: Bearer header was sent */
+    bool token_presented;      /* an Authorization: Bearer header was sent */
     char idempotency_key[256]; /* "" when none was sent */
     int64_t started_us;
-    int64_t deadline_ms;       /* monotonic; the answer is due by then */
-    struct db_query *pending;  /* the database work in flight, if any */
-    bool client_gone;          /* evhttp closed the connection */
-    int status;                /* the answer's status, for the access log */
+    int64_t deadline_ms;      /* monotonic; the answer is due by then */
+    struct db_query *pending; /* the database work in flight, if any */
+    bool client_gone;         /* evhttp closed the connection */
+    int status;               /* the answer's status, for the access log */
     size_t reply_bytes;
     /*
      * A handler's last word on a successful api.run answer, before it is
@@ -58,7 +58,7 @@ struct req {
      */
     void (*on_success)(struct req *r, int status, json_t *doc);
     bool replayed; /* the answer is an Idempotency-Key replay */
-    char *secret; /* a secret to show once (a new token); wiped when the request ends */
+    char *secret;  /* a secret to show once (a new token); wiped when the request ends */
 };
 
 /* Starts listening; false (with a logged reason) when the address is unusable. */

@@ -42,11 +42,11 @@ struct route {
     const char *pattern;
     enum route_access access;
     unsigned flags;
-    const char *fn;                   /* the api.run function of the generic handler */
-    const struct field *body;         /* the body's fields ({NULL}-terminated), or NULL */
-    const struct query_param *query;  /* allowed query parameters ({NULL}-terminated), or NULL */
-    route_check check;                /* optional cross-field check */
-    route_handler handler;            /* a handler of its own, instead of the generic one */
+    const char *fn;                  /* the api.run function of the generic handler */
+    const struct field *body;        /* the body's fields ({NULL}-terminated), or NULL */
+    const struct query_param *query; /* allowed query parameters ({NULL}-terminated), or NULL */
+    route_check check;               /* optional cross-field check */
+    route_handler handler;           /* a handler of its own, instead of the generic one */
 };
 
 extern const struct route routes[];
@@ -60,8 +60,8 @@ struct route_param {
 
 enum route_match_result {
     ROUTE_FOUND,
-    ROUTE_NOT_FOUND,   /* no pattern matches the path, or a parameter is malformed */
-    ROUTE_BAD_METHOD,  /* the path matches, the method does not: see allow */
+    ROUTE_NOT_FOUND,  /* no pattern matches the path, or a parameter is malformed */
+    ROUTE_BAD_METHOD, /* the path matches, the method does not: see allow */
 };
 
 /*

@@ -23,29 +23,29 @@
 #define AREA_MAX_M2 10000000
 
 enum field_type {
-    FT_TEXT,   /* a string of 1..max characters, no control characters, not blank */
-    FT_ENUM,   /* one of values */
-    FT_DATE,   /* "YYYY-MM-DD", a real calendar day */
-    FT_PERIOD, /* "YYYY-MM" */
-    FT_AREA,   /* a number of square metres, at most 2 decimals, 0 < a <= AREA_MAX_M2 */
-    FT_AREA0,  /* the same, 0 allowed */
-    FT_FEN,    /* an integer amount of money in fen, >= 0 (max: max if set) */
-    FT_INT,    /* an integer within [min, max] */
-    FT_RATIO,  /* a number within [min, max] / 10000, at most 4 decimals */
-    FT_USCC,   /* an 18-character Unified Social Credit Code with a valid check character */
-    FT_CODE,   /* an incubator code */
+    FT_TEXT,        /* a string of 1..max characters, no control characters, not blank */
+    FT_ENUM,        /* one of values */
+    FT_DATE,        /* "YYYY-MM-DD", a real calendar day */
+    FT_PERIOD,      /* "YYYY-MM" */
+    FT_AREA,        /* a number of square metres, at most 2 decimals, 0 < a <= AREA_MAX_M2 */
+    FT_AREA0,       /* the same, 0 allowed */
+    FT_FEN,         /* an integer amount of money in fen, >= 0 (max: max if set) */
+    FT_INT,         /* an integer within [min, max] */
+    FT_RATIO,       /* a number within [min, max] / 10000, at most 4 decimals */
+    FT_USCC,        /* an 18-character Unified Social Credit Code with a valid check character */
+    FT_CODE,        /* an incubator code */
     FT_EXTERNAL_ID, /* a tenant's external id */
-    FT_YEAR_MAP, /* an object whose keys are years (YYYY) and values amounts in fen */
-    FT_OBJECT, /* an object checked against fields */
-    FT_ARRAY,  /* an array of items checked as item (its name is unused) */
-    FT_CUSTOM, /* checked by check() */
+    FT_YEAR_MAP,    /* an object whose keys are years (YYYY) and values amounts in fen */
+    FT_OBJECT,      /* an object checked against fields */
+    FT_ARRAY,       /* an array of items checked as item (its name is unused) */
+    FT_CUSTOM,      /* checked by check() */
 };
 
 enum field_flags {
-    F_REQUIRED = 1 << 0,      /* must be present and not null */
-    F_NULLABLE = 1 << 1,      /* null is accepted (an optional field may always be left out) */
-    F_NOT_FUTURE = 1 << 2,    /* FT_DATE: not after tomorrow */
-    F_ANY_KEYS = 1 << 3,      /* FT_OBJECT: keys are data, checked by the item spec */
+    F_REQUIRED = 1 << 0,   /* must be present and not null */
+    F_NULLABLE = 1 << 1,   /* null is accepted (an optional field may always be left out) */
+    F_NOT_FUTURE = 1 << 2, /* FT_DATE: not after tomorrow */
+    F_ANY_KEYS = 1 << 3,   /* FT_OBJECT: keys are data, checked by the item spec */
 };
 
 struct vctx;
@@ -54,10 +54,10 @@ struct field {
     const char *name;
     enum field_type type;
     unsigned flags;
-    int64_t min, max;            /* FT_INT, FT_RATIO (in 1/10000), FT_TEXT (max length) */
-    const char *const *values;   /* FT_ENUM: NULL-terminated */
-    const struct field *fields;  /* FT_OBJECT: {NULL}-terminated */
-    const struct field *item;    /* FT_ARRAY: each item; FT_OBJECT with F_ANY_KEYS: each value */
+    int64_t min, max;           /* FT_INT, FT_RATIO (in 1/10000), FT_TEXT (max length) */
+    const char *const *values;  /* FT_ENUM: NULL-terminated */
+    const struct field *fields; /* FT_OBJECT: {NULL}-terminated */
+    const struct field *item;   /* FT_ARRAY: each item; FT_OBJECT with F_ANY_KEYS: each value */
     /* FT_CUSTOM: returns the normalised value, or NULL after v_error(). */
     json_t *(*check)(struct vctx *v, const char *path, json_t *value);
 };
@@ -95,10 +95,10 @@ enum query_type {
     Q_CURSOR, /* opaque, 1..200 base64url characters */
     Q_DATE,
     Q_PERIOD,
-    Q_YEAR,   /* 1900..2999 */
+    Q_YEAR, /* 1900..2999 */
     Q_ENUM,
-    Q_CODE,   /* an incubator code */
-    Q_TEXT,   /* 1..100 printable characters */
+    Q_CODE, /* an incubator code */
+    Q_TEXT, /* 1..100 printable characters */
 };
 
 struct query_param {

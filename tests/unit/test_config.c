@@ -182,7 +182,7 @@ static void test_booleans(void **state)
     static const struct {
         const char *text;
         bool value;
-    } cases[] = {{"true", true},  {"yes", true}, {"on", true},   {"1", true},  {"TRUE", true},
+    } cases[] = {{"true", true},   {"yes", true}, {"on", true},   {"1", true},  {"TRUE", true},
                  {"false", false}, {"no", false}, {"off", false}, {"0", false}, {"Off", false}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct config cfg;
@@ -199,8 +199,8 @@ static void test_booleans(void **state)
 static void test_errors_name_line_and_key(void **state)
 {
     (void)state;
-    load_fails("[server]\nlisten = 127.0.0.1:1\nbogus = 1\n", "incubatord.conf:3:",
-               "[server] bogus", "unknown key");
+    load_fails("[server]\nlisten = 127.0.0.1:1\nbogus = 1\n",
+               "incubatord.conf:3:", "[server] bogus", "unknown key");
     load_fails("\n\n[nope]\nx = 1\n", ":4:", "[nope] x", "unknown key");
     load_fails("listen = 127.0.0.1:1\n", ":1:", "[] listen", "unknown key");
     load_fails("[server]\n\n\nmax_body_bytes = 12abc\n", ":4:", "[server] max_body_bytes",
@@ -377,11 +377,22 @@ static void test_reference_has_every_key(void **state)
     assert_int_equal(keys, 27);
     /* The keys DESIGN.md names, spelled out. */
     static const char *const named[] = {
-        "`[server] listen`", "`[server] max_body_bytes`", "`[server] request_timeout_ms`",
-        "`[database] conninfo`", "`[database] pool_size`", "`[database] max_queue`",
-        "`[database] statement_timeout_ms`", "`[log] syslog`", "`[log] ident`",
-        "`[log] facility`", "`[log] level`", "`[schedule] timezone`", "`[schedule] payout_day`",
-        "`[schedule] payout_hour`", "`[schedule] alert_sweep_seconds`", "`[webhook] url`",
+        "`[server] listen`",
+        "`[server] max_body_bytes`",
+        "`[server] request_timeout_ms`",
+        "`[database] conninfo`",
+        "`[database] pool_size`",
+        "`[database] max_queue`",
+        "`[database] statement_timeout_ms`",
+        "`[log] syslog`",
+        "`[log] ident`",
+        "`[log] facility`",
+        "`[log] level`",
+        "`[schedule] timezone`",
+        "`[schedule] payout_day`",
+        "`[schedule] payout_hour`",
+        "`[schedule] alert_sweep_seconds`",
+        "`[webhook] url`",
         "`[webhook] secret`",
     };
     for (size_t i = 0; i < sizeof(named) / sizeof(named[0]); i++)
@@ -485,9 +496,9 @@ static void test_split_listen(void **state)
     assert_int_equal(port, 1);
     assert_true(config_split_listen("0.0.0.0:65535", host, sizeof(host), &port));
     assert_int_equal(port, 65535);
-    static const char *const bad[] = {"127.0.0.1",   "127.0.0.1:",  ":8080",     "[::1]8080",
-                                      "[::1:8080",   "1.2.3.4:0",   "1.2.3.4:x", "1.2.3.4:80x",
-                                      "1.2.3.4:65536", "[]:80",     "", "1.2.3.4:-1"};
+    static const char *const bad[] = {"127.0.0.1",     "127.0.0.1:", ":8080",     "[::1]8080",
+                                      "[::1:8080",     "1.2.3.4:0",  "1.2.3.4:x", "1.2.3.4:80x",
+                                      "1.2.3.4:65536", "[]:80",      "",          "1.2.3.4:-1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (config_split_listen(bad[i], host, sizeof(host), &port))
             fail_msg("\"%s\" was split", bad[i]);

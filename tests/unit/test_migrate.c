@@ -60,11 +60,10 @@ static void test_embedded_functions(void **state)
 static void test_transient_sqlstates(void **state)
 {
     (void)state;
-    static const char *const transient[] = {"40001", "40P01", "55P03", "57014", "57P01",
-                                            "57P02", "57P03", "53300", "25006", "08000",
-                                            "08006", "08001"};
-    static const char *const permanent[] = {"23505", "23P01", "42883", "22P02", "XX000",
-                                            "IK422", "P0001", "42501"};
+    static const char *const transient[] = {"40001", "40P01", "55P03", "57014", "57P01", "57P02",
+                                            "57P03", "53300", "25006", "08000", "08006", "08001"};
+    static const char *const permanent[] = {"23505", "23P01", "42883", "22P02",
+                                            "XX000", "IK422", "P0001", "42501"};
     for (size_t i = 0; i < sizeof(transient) / sizeof(transient[0]); i++)
         assert_true(db_sqlstate_is_transient(transient[i]));
     for (size_t i = 0; i < sizeof(permanent) / sizeof(permanent[0]); i++)

@@ -18,7 +18,7 @@
 #define MAX_PARAMS 4
 
 static const enum evhttp_cmd_type all_methods[] = {
-    EVHTTP_REQ_GET,     EVHTTP_REQ_POST,  EVHTTP_REQ_HEAD,    EVHTTP_REQ_PUT,  EVHTTP_REQ_DELETE,
+    EVHTTP_REQ_GET,     EVHTTP_REQ_POST,  EVHTTP_REQ_HEAD,    EVHTTP_REQ_PUT,   EVHTTP_REQ_DELETE,
     EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE, EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH,
 };
 
@@ -28,8 +28,10 @@ static const struct {
     const char *good;
     const char *bad[8];
 } samples[] = {
-    {"code", "HRB-001", {"-HRB", ".x", "HRB 001", "HRB%2D001", "0123456789012345678901234567890XY",
-                         "HRB:001", "", NULL}},
+    {"code",
+     "HRB-001",
+     {"-HRB", ".x", "HRB 001", "HRB%2D001", "0123456789012345678901234567890XY", "HRB:001", "",
+      NULL}},
     {"external_id", "T-0001:a.b_c", {"-T", ":T", "T 1", "T/1", "", NULL}},
     {"id", "7", {"0", "07", "-7", "7a", "1234567890123456789", "", NULL}},
     {"period", "2026-10", {"2026-13", "2026-00", "2026-1", "2026-10-01", "202610", "", NULL}},
@@ -100,8 +102,8 @@ static void test_every_route_matches_itself(void **state)
         enum route_match_result res =
             match(routes[i].method, path, &rt, params, &nparams, allow, sizeof(allow));
         if (res != ROUTE_FOUND || rt != &routes[i])
-            fail_msg("%s %s (as %s) did not match its own route", route_method_name(routes[i].method),
-                     routes[i].pattern, path);
+            fail_msg("%s %s (as %s) did not match its own route",
+                     route_method_name(routes[i].method), routes[i].pattern, path);
         assert_int_equal(nparams, n);
         /* Each parameter is found by its name, with the value from the path. */
         for (int k = 0; k < nparams; k++) {
@@ -134,10 +136,8 @@ static void test_known_routes(void **state)
         {EVHTTP_REQ_GET, "/v1/incubators", "/v1/incubators", ACCESS_ADMIN},
         {EVHTTP_REQ_GET, "/v1/incubators/HRB-001", "/v1/incubators/{code}", ACCESS_INCUBATOR},
         {EVHTTP_REQ_PATCH, "/v1/incubators/HRB-001", "/v1/incubators/{code}", ACCESS_ADMIN},
-        {EVHTTP_REQ_POST, "/v1/incubators/a/tokens", "/v1/incubators/{code}/tokens",
-         ACCESS_ADMIN},
-        {EVHTTP_REQ_GET, "/v1/incubators/a/tokens", "/v1/incubators/{code}/tokens",
-         ACCESS_ADMIN},
+        {EVHTTP_REQ_POST, "/v1/incubators/a/tokens", "/v1/incubators/{code}/tokens", ACCESS_ADMIN},
+        {EVHTTP_REQ_GET, "/v1/incubators/a/tokens", "/v1/incubators/{code}/tokens", ACCESS_ADMIN},
         {EVHTTP_REQ_DELETE, "/v1/tokens/42", "/v1/tokens/{id}", ACCESS_ADMIN},
         {EVHTTP_REQ_GET, "/v1/audit", "/v1/audit", ACCESS_ADMIN},
     };
@@ -146,9 +146,9 @@ static void test_known_routes(void **state)
         struct route_param params[MAX_PARAMS];
         int nparams;
         char allow[128];
-        assert_int_equal(match(known[i].method, known[i].path, &rt, params, &nparams, allow,
-                               sizeof(allow)),
-                         ROUTE_FOUND);
+        assert_int_equal(
+            match(known[i].method, known[i].path, &rt, params, &nparams, allow, sizeof(allow)),
+            ROUTE_FOUND);
         assert_string_equal(rt->pattern, known[i].pattern);
         assert_int_equal(rt->method, known[i].method);
         assert_int_equal(rt->access, known[i].access);
@@ -170,8 +170,8 @@ static void test_bad_parameters_do_not_match(void **state)
                 int nparams;
                 if (make_path(routes[i].pattern, nth, b, path, sizeof(path)) <= nth)
                     break;
-                enum route_match_result res = match(routes[i].method, path, &rt, params,
-                                                    &nparams, allow, sizeof(allow));
+                enum route_match_result res =
+                    match(routes[i].method, path, &rt, params, &nparams, allow, sizeof(allow));
                 if (res == ROUTE_FOUND && rt == &routes[i])
                     fail_msg("%s matched %s", path, routes[i].pattern);
                 checked++;
@@ -185,15 +185,15 @@ static void test_bad_parameters_do_not_match(void **state)
     struct route_param params[MAX_PARAMS];
     int nparams;
     char allow[128];
-    assert_int_equal(match(EVHTTP_REQ_GET, "/v1/incubators/-bad", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_NOT_FOUND);
-    assert_int_equal(match(EVHTTP_REQ_DELETE, "/v1/tokens/abc", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_NOT_FOUND);
-    assert_int_equal(match(EVHTTP_REQ_DELETE, "/v1/tokens/0", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_NOT_FOUND);
+    assert_int_equal(
+        match(EVHTTP_REQ_GET, "/v1/incubators/-bad", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_NOT_FOUND);
+    assert_int_equal(
+        match(EVHTTP_REQ_DELETE, "/v1/tokens/abc", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_NOT_FOUND);
+    assert_int_equal(
+        match(EVHTTP_REQ_DELETE, "/v1/tokens/0", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_NOT_FOUND);
 }
 
 /* The methods the table has for this path, in table order, then HEAD after a GET. */
@@ -252,13 +252,13 @@ static void test_405_with_allow(void **state)
                            allow, sizeof(allow)),
                      ROUTE_BAD_METHOD);
     assert_string_equal(allow, "GET, PATCH, HEAD");
-    assert_int_equal(match(EVHTTP_REQ_GET, "/v1/tokens/7", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_BAD_METHOD);
+    assert_int_equal(
+        match(EVHTTP_REQ_GET, "/v1/tokens/7", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_BAD_METHOD);
     assert_string_equal(allow, "DELETE");
-    assert_int_equal(match(EVHTTP_REQ_PUT, "/v1/incubators", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_BAD_METHOD);
+    assert_int_equal(
+        match(EVHTTP_REQ_PUT, "/v1/incubators", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_BAD_METHOD);
     assert_string_equal(allow, "POST, GET, HEAD");
 }
 
@@ -272,9 +272,9 @@ static void test_head_is_not_routed(void **state)
     /* The router knows no HEAD route; http.c asks for GET instead. */
     for (size_t i = 0; i < routes_count; i++)
         assert_int_not_equal(routes[i].method, EVHTTP_REQ_HEAD);
-    assert_int_equal(match(EVHTTP_REQ_HEAD, "/healthz", &rt, params, &nparams, allow,
-                           sizeof(allow)),
-                     ROUTE_BAD_METHOD);
+    assert_int_equal(
+        match(EVHTTP_REQ_HEAD, "/healthz", &rt, params, &nparams, allow, sizeof(allow)),
+        ROUTE_BAD_METHOD);
     assert_string_equal(allow, "GET, HEAD");
 }
 
@@ -282,11 +282,28 @@ static void test_paths_that_match_nothing(void **state)
 {
     (void)state;
     static const char *const paths[] = {
-        "/", "", "/v1", "/v1/", "/healthz/", "/healthz/x", "//healthz", "/HEALTHZ",
-        "/v1/incubators/", "/v1/incubators//tokens", "/v1/incubators/HRB-001/",
-        "/v1/incubators/HRB-001/tokens/", "/v1/incubators/HRB-001/nope", "/v1/tokens",
-        "/v1/tokens/", "/v1/tokens/7/x", "/v1/audit/", "/v2/incubators", "/v1//incubators",
-        "v1/incubators", "/v1/incubators/HRB-001/tokens/7", "/v1/{code}",
+        "/",
+        "",
+        "/v1",
+        "/v1/",
+        "/healthz/",
+        "/healthz/x",
+        "//healthz",
+        "/HEALTHZ",
+        "/v1/incubators/",
+        "/v1/incubators//tokens",
+        "/v1/incubators/HRB-001/",
+        "/v1/incubators/HRB-001/tokens/",
+        "/v1/incubators/HRB-001/nope",
+        "/v1/tokens",
+        "/v1/tokens/",
+        "/v1/tokens/7/x",
+        "/v1/audit/",
+        "/v2/incubators",
+        "/v1//incubators",
+        "v1/incubators",
+        "/v1/incubators/HRB-001/tokens/7",
+        "/v1/{code}",
     };
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         for (size_t m = 0; m < sizeof(all_methods) / sizeof(all_methods[0]); m++) {
@@ -314,9 +331,8 @@ static void test_trailing_slash_of_every_route(void **state)
         int nparams;
         make_path(routes[i].pattern, -1, 0, path, sizeof(path));
         strcat(path, "/");
-        assert_int_equal(
-            match(routes[i].method, path, &rt, params, &nparams, allow, sizeof(allow)),
-            ROUTE_NOT_FOUND);
+        assert_int_equal(match(routes[i].method, path, &rt, params, &nparams, allow, sizeof(allow)),
+                         ROUTE_NOT_FOUND);
     }
 }
 
@@ -361,11 +377,11 @@ static void test_too_few_param_slots(void **state)
     struct route_param params[1];
     int nparams;
     /* With no room for the parameter, the route cannot be matched (never overrun). */
-    assert_int_equal(route_match(EVHTTP_REQ_GET, "/v1/incubators/HRB-001", &rt, params, 0,
-                                 &nparams, allow, sizeof(allow)),
+    assert_int_equal(route_match(EVHTTP_REQ_GET, "/v1/incubators/HRB-001", &rt, params, 0, &nparams,
+                                 allow, sizeof(allow)),
                      ROUTE_NOT_FOUND);
-    assert_int_equal(route_match(EVHTTP_REQ_GET, "/v1/incubators/HRB-001", &rt, params, 1,
-                                 &nparams, allow, sizeof(allow)),
+    assert_int_equal(route_match(EVHTTP_REQ_GET, "/v1/incubators/HRB-001", &rt, params, 1, &nparams,
+                                 allow, sizeof(allow)),
                      ROUTE_FOUND);
     assert_int_equal(nparams, 1);
 }

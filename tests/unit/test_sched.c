@@ -20,8 +20,13 @@ static time_t at(const char *tz, int y, int mo, int d, int h, int mi, int s)
 {
     setenv("TZ", tz, 1);
     tzset();
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = s, .tm_isdst = -1};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s,
+                    .tm_isdst = -1};
     return mktime(&tm);
 }
 

@@ -34,9 +34,7 @@ static const char charset[] = "0123456789ABCDEFGHJKLMNPQRTUWXY";
 static const char *const real_codes[] = {
     "91350100M000100Y43", /* from the issue: a Fuzhou enterprise */
     "91110108551385082Q", /* from the issue: Beijing Xiaomi Technology */
-    "914403001922038216",
-    "91440300708461136T",
-    "91330100799655058B",
+    "914403001922038216", "91440300708461136T", "91330100799655058B",
 };
 
 static void test_real_codes_are_valid(void **state)

@@ -82,7 +82,8 @@ static const char *error_about(const struct outcome *o, const char *field)
 {
     size_t i;
     json_t *e;
-    json_array_foreach(o->errors, i, e) {
+    json_array_foreach(o->errors, i, e)
+    {
         if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0)
             return json_string_value(json_object_get(e, "message"));
     }
@@ -228,9 +229,8 @@ static void test_centi_format(void **state)
         int64_t centi;
         const char *text;
     } cases[] = {
-        {0, "0.00"},        {5, "0.05"},         {50, "0.50"},
-        {100, "1.00"},      {123456, "1234.56"}, {-5, "-0.05"},
-        {-12345, "-123.45"}, {1000000000, "10000000.00"},
+        {0, "0.00"},         {5, "0.05"},   {50, "0.50"},        {100, "1.00"},
+        {123456, "1234.56"}, {-5, "-0.05"}, {-12345, "-123.45"}, {1000000000, "10000000.00"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         centi_format(cases[i].centi, out, sizeof(out));
@@ -512,8 +512,8 @@ static void test_every_error_at_once(void **state)
                            " \"months\": 99, \"colour\": \"x\", \"zz\": 1}",
                            false);
     assert_int_equal(json_array_size(o.errors), 6);
-    for (const char *const *f = (const char *const[]){"name", "as_of", "area_m2", "months",
-                                                       "colour", "zz", NULL};
+    for (const char *const *f =
+             (const char *const[]){"name", "as_of", "area_m2", "months", "colour", "zz", NULL};
          *f; f++)
         assert_non_null(error_about(&o, *f));
     outcome_free(&o);
