@@ -22,6 +22,7 @@
 #define MIGRATE_LOCK_KEY "7243100001"
 
 static const char LOCK_SQL[] = "BEGIN;"
+                               "SET LOCAL client_min_messages = warning;" /* no "exists, skipping" */
                                "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
                                "CREATE TABLE IF NOT EXISTS schema_migrations ("
                                "  version integer PRIMARY KEY,"

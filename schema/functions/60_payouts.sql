@@ -433,6 +433,14 @@ BEGIN
     IF EXISTS (SELECT 1 FROM payout_runs WHERE period = run_period) THEN
         RETURN json_build_object('period', ctx->>'period', 'computed', false);
     END IF;
+    -- A fresh installation has nothing to pay for months before its incubators.
+    IF NOT EXISTS (SELECT 1 FROM incubators WHERE opened_on <= api.period_end(run_period)) THEN
+        RETURN json_build_object('period', ctx->>'period', 'computed', false,
+                                 'log', json_build_array(json_build_object('level', 'info',
+                                     'message', format('payout run %s: no incubator was open '
+                                                       'then; nothing to compute',
+                                                       ctx->>'period'))));
+    END IF;
     r := api.payout_draft(ctx, run_period);
     PERFORM api.audit(ctx, NULL, format('computed payout run %s on schedule: total %s CNY',
                                         ctx->>'period', api.fen_as_cny(r.total_fen)),

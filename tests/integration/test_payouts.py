@@ -423,7 +423,18 @@ def wait_for(pred, timeout=15):
     return pred()
 
 
+def open_incubator_long_ago(sql, code="OLD"):
+    """An incubator the schedule has something to compute for (written before
+    any daemon starts, so that its start-up run sees it)."""
+    sql.execute("INSERT INTO incubators (code, name, level, kind, opened_on) "
+                "VALUES (%s, '旧孵化器', 'municipal', 'comprehensive', '2020-01-01')", (code,))
+    sql.execute("INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2) "
+                "SELECT id, daterange('2020-01-01', NULL), 1000 FROM incubators WHERE code = %s",
+                (code,))
+
+
 def test_missed_run_is_computed_at_start_by_one_of_two_daemons(pg, db, workdir, sql):
+    open_incubator_long_ago(sql)
     # Due on the 1st at 00:00 UTC: whatever today is, last month's run is due.
     a = start_daemon(pg, db, workdir, SCHEDULE)
     b = start_daemon(pg, db, workdir, SCHEDULE)
@@ -455,6 +466,7 @@ def test_two_daemons_racing_at_the_scheduled_time_make_one_run(pg, db, workdir, 
     # Both clocks start two seconds before 2027-03-01 00:00 UTC; the February run
     # becomes due while both run. (A run for January exists, so start-up catch-up
     # has nothing to do.)
+    open_incubator_long_ago(sql)
     sql.execute("INSERT INTO payout_runs (period, status, policy_version, computed_at, "
                 "computed_by, total_fen) VALUES ('2027-01-01', 'draft', 1, now(), 'x', 0)")
     env = dict(os.environ, LD_PRELOAD=FAKETIME, FAKETIME="@2027-02-28 23:59:58",
@@ -496,7 +508,17 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         assert d.stop() == 0
 
 
+def test_nothing_is_computed_before_the_first_incubator(pg, db, workdir, sql):
+    d = start_daemon(pg, db, workdir, SCHEDULE)
+    try:
+        assert wait_for(lambda: "no incubator was open then; nothing to compute" in d.log())
+        assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 0
+    finally:
+        assert d.stop() == 0
+
+
 def test_schedule_can_be_switched_off(pg, db, workdir, sql):
+    open_incubator_long_ago(sql)
     d = start_daemon(pg, db, workdir, SCHEDULE.replace("payout_enabled = true",
                                                        "payout_enabled = false"))
     try:
