@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +25,18 @@ import psycopg
 PG_BIN = os.environ.get("INCUBATORD_PG_BIN", "/usr/lib/postgresql/15/bin")
 BIN = os.environ.get("INCUBATORD_BIN", os.path.join(os.path.dirname(__file__),
                                                     "../../build/incubatord"))
+
+
+def preload(library):
+    """An LD_PRELOAD value that loads library into the daemon.
+
+    A sanitizer build insists that its runtime comes first in the list of
+    loaded libraries, so that runtime, when the binary links one, is put first.
+    """
+    out = subprocess.run(["ldd", BIN], capture_output=True, text=True).stdout
+    runtimes = [m.group(1) for m in re.finditer(r"^\s*lib[at]san\.so\S*\s+=>\s+(\S+)",
+                                                out, re.M)]
+    return ":".join(runtimes + [library])
 
 
 def free_port():

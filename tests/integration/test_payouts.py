@@ -12,7 +12,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import start_daemon
-from harness import Api, assert_problem, run_cli
+from harness import Api, assert_problem, preload, run_cli
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -469,7 +469,7 @@ def test_two_daemons_racing_at_the_scheduled_time_make_one_run(pg, db, workdir, 
     open_incubator_long_ago(sql)
     sql.execute("INSERT INTO payout_runs (period, status, policy_version, computed_at, "
                 "computed_by, total_fen) VALUES ('2027-01-01', 'draft', 1, now(), 'x', 0)")
-    env = dict(os.environ, LD_PRELOAD=FAKETIME, FAKETIME="@2027-02-28 23:59:58",
+    env = dict(os.environ, LD_PRELOAD=preload(FAKETIME), FAKETIME="@2027-02-28 23:59:58",
                FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1", TZ="UTC")
     daemons = [start_daemon(pg, db, workdir, SCHEDULE, env=env) for _ in range(2)]
     try:
