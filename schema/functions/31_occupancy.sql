@@ -323,7 +323,10 @@ BEGIN
                              listed_count, api.num(tenant_area), api.num(public_service)),
                       jsonb_build_object('as_of', d, 'content_sha256', content_hash,
                                          'tenant_count', listed_count));
-    PERFORM api.after_change(ctx, ARRAY[inc.id]);
+    -- A snapshot changes occupancy and nothing about the tenants themselves:
+    -- the share and stale data rules are the ones it can change.
+    PERFORM api.after_change(ctx, ARRAY[inc.id],
+                             ARRAY['space_share_breach', 'space_share_warning', 'stale_data']);
     RETURN api.ok(200, answer);
 END;
 $$;

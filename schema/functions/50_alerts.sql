@@ -34,11 +34,17 @@ LANGUAGE sql IMMUTABLE AS $$
                          ELSE 'notice' END
 $$;
 
+-- Every rule, the worst first.
+CREATE FUNCTION api.alert_rules() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
+                 'duplicate_enterprise', 'overdue_tenant']
+$$;
+
 -- The order in which one change's new alerts are written: the worst first.
 CREATE FUNCTION api.alert_rule_rank(rule text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT array_position(ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
-                                'duplicate_enterprise', 'overdue_tenant'], rule)
+    SELECT array_position(api.alert_rules(), rule)
 $$;
 
 -- One rule's outcome for one identity. Incubator-wide rules are observed for
@@ -56,7 +62,7 @@ CREATE TYPE api.alert_observation AS (
 
 /*
  * What the rules say on day `today` for the incubators in scope (NULL: all),
- * under the policy in force that month:
+ * under the policy in force that month, for the rules listed (NULL: all):
  *   space_share_breach    share(today) < veto_threshold
  *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
  *   stale_data            today - latest snapshot's as_of (opened_on without one)
@@ -65,106 +71,124 @@ CREATE TYPE api.alert_observation AS (
  *   overdue_tenant        a tenant still incubating after its incubation_limit_on
  * Comparisons use the exact shares; messages show them rounded to 4 decimals.
  */
-CREATE FUNCTION api.alert_observations(scope bigint[], today date)
+CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[] DEFAULT NULL)
 RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p policies := api.policy_on(today);
 BEGIN
-    -- PL/pgSQL keeps the plan of this query across calls (a SQL function's is
-    -- made afresh each time, which cost more than running it); the scope is
-    -- an explicit list so that the kept plan can use the keys.
-    IF scope IS NULL THEN
-        scope := ARRAY(SELECT id FROM incubators);
+    -- PL/pgSQL keeps the plans of these queries across calls (a SQL function's
+    -- are made afresh each time, which cost more than running them); the
+    -- scope is an explicit list so that the plans can use the keys. One query
+    -- per group of rules, so that a write asks only for the rules it can
+    -- change and its plans stay small.
+    scope := coalesce(scope, ARRAY(SELECT id FROM incubators));
+    rules := coalesce(rules, api.alert_rules());
+
+    IF rules && ARRAY['space_share_breach', 'space_share_warning'] THEN
+        RETURN QUERY
+        WITH share AS (
+            SELECT i.id, i.code, s.share, p.veto_threshold AS veto,
+                   p.veto_threshold + p.warning_margin AS warn
+              FROM incubators i CROSS JOIN LATERAL api.space_share(i.id, today) s
+             WHERE i.id = ANY (scope)
+        )
+        SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false),
+               s.share, s.veto,
+               CASE WHEN s.share IS NULL
+                    THEN format('%s has no occupancy data on %s', s.code, today)
+                    WHEN s.share < s.veto
+                    THEN format('%s: space share %s is below the veto threshold %s', s.code,
+                                round(s.share, 4), round(s.veto, 4))
+                    ELSE format('%s: space share %s is at or above the veto threshold %s',
+                                s.code, round(s.share, 4), round(s.veto, 4)) END
+          FROM share s
+         WHERE 'space_share_breach' = ANY (rules)
+        UNION ALL
+        SELECT 'space_share_warning', s.id, NULL,
+               coalesce(s.share >= s.veto AND s.share < s.warn, false), s.share, s.warn,
+               CASE WHEN s.share IS NULL
+                    THEN format('%s has no occupancy data on %s', s.code, today)
+                    WHEN s.share < s.veto
+                    THEN format('%s: superseded by space_share_breach: space share %s is below '
+                                'the veto threshold %s', s.code, round(s.share, 4),
+                                round(s.veto, 4))
+                    WHEN s.share < s.warn
+                    THEN format('%s: space share %s is below the warning threshold %s (veto '
+                                'threshold %s)', s.code, round(s.share, 4), round(s.warn, 4),
+                                round(s.veto, 4))
+                    ELSE format('%s: space share %s is at or above the warning threshold %s',
+                                s.code, round(s.share, 4), round(s.warn, 4)) END
+          FROM share s
+         WHERE 'space_share_warning' = ANY (rules);
     END IF;
-    RETURN QUERY
-    WITH inc AS (
-        SELECT i.id, i.code, i.opened_on FROM incubators i
-         WHERE i.id = ANY (scope)
-    ), p AS (
-        SELECT * FROM api.policy_on(today)
-    ), share AS (
-        SELECT inc.id, inc.code, s.share, p.veto_threshold AS veto,
-               p.veto_threshold + p.warning_margin AS warn
-          FROM inc CROSS JOIN p CROSS JOIN LATERAL api.space_share(inc.id, today) s
-    ), latest AS (
-        SELECT inc.id, inc.code, inc.opened_on, l.as_of, p.stale_after_days AS stale_days,
-               today - coalesce(l.as_of, inc.opened_on) AS age
-          FROM inc CROSS JOIN p
-          LEFT JOIN LATERAL (SELECT max(s.as_of) AS as_of FROM snapshots s
-                              WHERE s.incubator_id = inc.id) l ON true
-    ), duplicate AS (
-        SELECT t.incubator_id, t.credit_code
+
+    IF 'stale_data' = ANY (rules) THEN
+        RETURN QUERY
+        SELECT 'stale_data'::text, i.id, NULL::text, l.age >= p.stale_after_days, l.age::numeric,
+               p.stale_after_days::numeric,
+               CASE WHEN l.as_of IS NULL
+                    THEN format('%s: no occupancy snapshot since it opened on %s, %s days '
+                                'before %s (stale after %s days)', i.code, i.opened_on, l.age,
+                                today, p.stale_after_days)
+                    ELSE format('%s: the latest occupancy snapshot is of %s, %s days before %s '
+                                '(stale after %s days)', i.code, l.as_of, l.age, today,
+                                p.stale_after_days) END
+          FROM incubators i
+          CROSS JOIN LATERAL (SELECT max(s.as_of) AS as_of FROM snapshots s
+                               WHERE s.incubator_id = i.id) m
+          CROSS JOIN LATERAL (SELECT m.as_of, today - coalesce(m.as_of, i.opened_on) AS age) l
+         WHERE i.id = ANY (scope);
+    END IF;
+
+    IF 'duplicate_enterprise' = ANY (rules) THEN
+        RETURN QUERY
+        WITH duplicate AS (
+            SELECT t.incubator_id, t.credit_code
+              FROM tenants t
+             WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
+               AND EXISTS (SELECT 1 FROM tenants o
+                            WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
+                              AND o.incubator_id <> t.incubator_id)
+             GROUP BY t.incubator_id, t.credit_code
+        )
+        SELECT 'duplicate_enterprise'::text, d.incubator_id, d.credit_code, true,
+               c.n::numeric, NULL::numeric,
+               format('credit code %s is incubating at %s incubators at once: %s',
+                      d.credit_code, c.n, c.codes)
+          FROM duplicate d
+          CROSS JOIN LATERAL (
+              SELECT count(DISTINCT o.incubator_id) AS n,
+                     string_agg(DISTINCT i.code, ', ' ORDER BY i.code) AS codes
+                FROM tenants o JOIN incubators i ON i.id = o.incubator_id
+               WHERE o.credit_code = d.credit_code AND o.status = 'incubating') c;
+    END IF;
+
+    IF 'overdue_tenant' = ANY (rules) THEN
+        RETURN QUERY
+        WITH limits AS MATERIALIZED (
+            -- The limit depends on the admission day and field only: computed once
+            -- per pair (materialized, so that the comparison is not pushed into
+            -- the scan). api.incubation_limit_on, set-based over the policy
+            -- versions' spans.
+            SELECT d.admitted_on, d.field,
+                   (d.admitted_on + make_interval(months =>
+                       CASE WHEN d.field = ANY (ps.extended_fields) THEN ps.extended_limit_months
+                            ELSE ps.incubation_limit_months END))::date AS limit_on
+              FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
+                     WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)) d
+              JOIN api.policy_spans ps ON ps.span @> d.admitted_on
+        )
+        SELECT 'overdue_tenant'::text, t.incubator_id, t.external_id, true,
+               (today - l.limit_on)::numeric, NULL::numeric,
+               format('tenant %s (%s) is still incubating after its incubation limit %s, '
+                      'admitted on %s (%s days overdue)', t.external_id, t.credit_code,
+                      l.limit_on, t.admitted_on, today - l.limit_on)
           FROM tenants t
-         WHERE t.status = 'incubating'
-           AND t.incubator_id IN (SELECT id FROM inc)
-           AND EXISTS (SELECT 1 FROM tenants o
-                        WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
-                          AND o.incubator_id <> t.incubator_id)
-         GROUP BY t.incubator_id, t.credit_code
-    ), limits AS MATERIALIZED (
-        -- The limit depends on the admission day and field only: computed once per
-        -- pair (materialized, so that the comparison is not pushed into the scan).
-        -- api.incubation_limit_on, set-based over the policy versions' spans.
-        SELECT d.admitted_on, d.field,
-               (d.admitted_on + make_interval(months =>
-                   CASE WHEN d.field = ANY (ps.extended_fields) THEN ps.extended_limit_months
-                        ELSE ps.incubation_limit_months END))::date AS limit_on
-          FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
-                 WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)) d
-          JOIN api.policy_spans ps ON ps.span @> d.admitted_on
-    )
-    SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false), s.share, s.veto,
-           CASE WHEN s.share IS NULL
-                THEN format('%s has no occupancy data on %s', s.code, today)
-                WHEN s.share < s.veto
-                THEN format('%s: space share %s is below the veto threshold %s', s.code,
-                            round(s.share, 4), round(s.veto, 4))
-                ELSE format('%s: space share %s is at or above the veto threshold %s', s.code,
-                            round(s.share, 4), round(s.veto, 4)) END
-      FROM share s
-    UNION ALL
-    SELECT 'space_share_warning', s.id, NULL, coalesce(s.share >= s.veto AND s.share < s.warn, false),
-           s.share, s.warn,
-           CASE WHEN s.share IS NULL
-                THEN format('%s has no occupancy data on %s', s.code, today)
-                WHEN s.share < s.veto
-                THEN format('%s: superseded by space_share_breach: space share %s is below the '
-                            'veto threshold %s', s.code, round(s.share, 4), round(s.veto, 4))
-                WHEN s.share < s.warn
-                THEN format('%s: space share %s is below the warning threshold %s (veto '
-                            'threshold %s)', s.code, round(s.share, 4), round(s.warn, 4),
-                            round(s.veto, 4))
-                ELSE format('%s: space share %s is at or above the warning threshold %s', s.code,
-                            round(s.share, 4), round(s.warn, 4)) END
-      FROM share s
-    UNION ALL
-    SELECT 'stale_data', l.id, NULL, l.age >= l.stale_days, l.age, l.stale_days,
-           CASE WHEN l.as_of IS NULL
-                THEN format('%s: no occupancy snapshot since it opened on %s, %s days before %s '
-                            '(stale after %s days)', l.code, l.opened_on, l.age, today,
-                            l.stale_days)
-                ELSE format('%s: the latest occupancy snapshot is of %s, %s days before %s '
-                            '(stale after %s days)', l.code, l.as_of, l.age, today,
-                            l.stale_days) END
-      FROM latest l
-    UNION ALL
-    SELECT 'duplicate_enterprise', d.incubator_id, d.credit_code, true, c.n, NULL,
-           format('credit code %s is incubating at %s incubators at once: %s', d.credit_code,
-                  c.n, c.codes)
-      FROM duplicate d
-      CROSS JOIN LATERAL (
-          SELECT count(DISTINCT o.incubator_id) AS n,
-                 string_agg(DISTINCT i.code, ', ' ORDER BY i.code) AS codes
-            FROM tenants o JOIN incubators i ON i.id = o.incubator_id
-           WHERE o.credit_code = d.credit_code AND o.status = 'incubating') c
-    UNION ALL
-    SELECT 'overdue_tenant', t.incubator_id, t.external_id, true, today - l.limit_on, NULL,
-           format('tenant %s (%s) is still incubating after its incubation limit %s, admitted '
-                  'on %s (%s days overdue)', t.external_id, t.credit_code, l.limit_on,
-                  t.admitted_on, today - l.limit_on)
-      FROM tenants t
-      JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
-     WHERE t.status = 'incubating' AND t.incubator_id IN (SELECT id FROM inc)
-       AND today > l.limit_on;
+          JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
+         WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
+           AND today > l.limit_on;
+    END IF;
 END;
 $$;
 
@@ -290,7 +314,8 @@ $$;
 
 /*
  * Brings the alerts of the incubators in scope (NULL: all) in line with the
- * rules on ctx's "today", at ctx's "now":
+ * rules listed (NULL: all; alerts of other rules are left as they are) on
+ * ctx's "today", at ctx's "now":
  *   - a rule firing without an open alert opens one: alert.firing;
  *   - an open alert whose rule no longer fires resolves: alert.resolved (a
  *     breach resolves the warning this way, as the two exclude each other);
@@ -300,7 +325,8 @@ $$;
  * New alerts are notified before resolutions, so a receiver never sees an
  * incubator all clear between its warning and its breach. Returns the counts.
  */
-CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean)
+CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean,
+                                    rules text[] DEFAULT NULL)
 RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
     today date := api.today(ctx);
@@ -315,7 +341,10 @@ BEGIN
         scope := ARRAY(SELECT DISTINCT x FROM unnest(scope) x WHERE x IS NOT NULL ORDER BY x);
     END IF;
     PERFORM api.alerts_lock(scope);
-    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today) o);
+    -- From here on explicit lists, which the statements' plans look up by key.
+    scope := coalesce(scope, ARRAY(SELECT id FROM incubators ORDER BY id));
+    rules := coalesce(rules, api.alert_rules());
+    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules) o);
 
     FOR a IN
         WITH new AS (
@@ -338,13 +367,17 @@ BEGIN
         fired := fired + 1;
     END LOOP;
 
+    -- The joins with the observations below compare subjects as coalesce(subject,
+    -- '') (a subject is never empty) so that they hash on all three keys: an
+    -- incubator with many open subject alerts would otherwise compare each
+    -- with each. Only the incubators in scope are read, through their key.
     FOR a IN
         WITH cleared AS (
             SELECT x.id, o.value, o.threshold, o.message
               FROM alerts x
               LEFT JOIN unnest(obs) o ON o.rule = x.rule AND o.incubator_id = x.incubator_id
-                                     AND o.subject IS NOT DISTINCT FROM x.subject
-             WHERE x.state = 'firing' AND (scope IS NULL OR x.incubator_id = ANY (scope))
+                                     AND coalesce(o.subject, '') = coalesce(x.subject, '')
+             WHERE x.state = 'firing' AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
                AND NOT coalesce(o.firing, false)
         ), done AS (
             UPDATE alerts x
@@ -363,8 +396,9 @@ BEGIN
 
     UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
       FROM unnest(obs) o
-     WHERE o.firing AND x.state = 'firing' AND x.rule = o.rule
-       AND x.incubator_id = o.incubator_id AND x.subject IS NOT DISTINCT FROM o.subject
+     WHERE o.firing AND x.state = 'firing' AND x.incubator_id = ANY (scope)
+       AND x.rule = o.rule
+       AND x.incubator_id = o.incubator_id AND coalesce(x.subject, '') = coalesce(o.subject, '')
        AND (x.value, x.threshold, x.message) IS DISTINCT FROM (o.value, o.threshold, o.message);
 
     IF repeats THEN
@@ -373,7 +407,7 @@ BEGIN
                 UPDATE alerts x SET last_notified_at = at
                   FROM api.policy_on(today) p
                  WHERE x.state = 'firing' AND NOT x.acknowledged
-                   AND (scope IS NULL OR x.incubator_id = ANY (scope))
+                   AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
                    AND x.last_notified_at + make_interval(hours => p.repeat_hours) <= at
                 RETURNING x.*)
             SELECT * FROM again ORDER BY id
@@ -389,10 +423,12 @@ $$;
 
 -- Called by every write that can change a rule's outcome, as its last step, in
 -- the write's transaction, with the incubators it may have affected (NULL:
--- all of them, e.g. for a policy change). Call it once per transaction.
-CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[]) RETURNS void
-LANGUAGE sql AS $$
-    SELECT api.alerts_evaluate(ctx, incubators, false)
+-- all of them, e.g. for a policy change) and the rules it can change (NULL:
+-- all of them; an occupancy snapshot changes only the space share and stale
+-- data rules). Call it once per transaction.
+CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[], rules text[] DEFAULT NULL)
+RETURNS void LANGUAGE sql AS $$
+    SELECT api.alerts_evaluate(ctx, incubators, false, rules)
 $$;
 
 -- The periodic sweep (schedule.alert_sweep_seconds): every incubator, every

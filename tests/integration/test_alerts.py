@@ -248,6 +248,32 @@ def test_overdue_fires_the_day_after_the_incubation_limit_48_or_60_months_by_fie
         ("T-EI", "notice", "1"), ("T-BIO", "notice", "1")]
 
 
+def test_a_snapshot_evaluates_only_the_rules_a_snapshot_can_change(sql, daemon):
+    """A snapshot changes occupancy, not the tenants: it re-evaluates the share and
+    stale data rules and leaves the tenants' alerts as the last evaluation of
+    those left them (here, an overdue alert the sweep raised for a later day,
+    which an evaluation of every rule on today would resolve)."""
+    api = Api(daemon, daemon.admin_token)
+    wait_for_startup_sweep(daemon)
+    t = today()
+    make_incubator(api, "HRB-SN", t - days(5))
+    put_tenant(api, "HRB-SN", "T-1", uscc(31), t - days(10), tech_on=t - days(10))
+    limit = add_months(t - days(10), 48)
+    sweep(sql, limit + days(1))
+    assert [(a["rule"], a["state"]) for a in alerts(sql)] == [
+        ("stale_data", "firing"), ("overdue_tenant", "firing")]
+    before = len(outbox(sql))
+
+    snapshot(api, "HRB-SN", t, {"T-1": 6000})
+    assert [(a["rule"], a["state"]) for a in alerts(sql)] == [
+        ("stale_data", "resolved"), ("overdue_tenant", "firing")]
+    assert [e["type"] for e in outbox(sql)[before:]] == ["alert.resolved"]
+    # The sweep, which evaluates every rule, brings the rest in line with today.
+    sweep(sql, t)
+    assert [(a["rule"], a["state"]) for a in alerts(sql)] == [
+        ("stale_data", "resolved"), ("overdue_tenant", "resolved")]
+
+
 def test_duplicate_enterprise_fires_at_both_incubators_and_resolves_when_one_exits(sql, daemon):
     api = Api(daemon, daemon.admin_token)
     t = today()
