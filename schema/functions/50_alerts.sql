@@ -332,6 +332,8 @@ DECLARE
     today date := api.today(ctx);
     at timestamptz := api.now(ctx);
     obs api.alert_observation[];
+    opening boolean;
+    resolving boolean;
     a alerts;
     fired integer := 0;
     resolved integer := 0;
@@ -346,53 +348,70 @@ BEGIN
     rules := coalesce(rules, api.alert_rules());
     obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules) o);
 
-    FOR a IN
-        WITH new AS (
-            INSERT INTO alerts (rule, incubator_id, subject, severity, state, value, threshold,
-                                message, started_at, last_notified_at)
-            SELECT o.rule, o.incubator_id, o.subject, api.alert_severity(o.rule), 'firing',
-                   o.value, o.threshold, o.message, at, at
-              FROM unnest(obs) o
-             WHERE o.firing
-               AND NOT EXISTS (SELECT 1 FROM alerts x
-                                WHERE x.state = 'firing' AND x.rule = o.rule
-                                  AND x.incubator_id = o.incubator_id
-                                  AND x.subject IS NOT DISTINCT FROM o.subject)
-             ORDER BY o.incubator_id, api.alert_rule_rank(o.rule), o.subject
-            ON CONFLICT (rule, incubator_id, subject) WHERE state = 'firing' DO NOTHING
-            RETURNING *)
-        SELECT * FROM new ORDER BY id
-    LOOP
-        PERFORM api.alert_emit(ctx, 'alert.firing', a);
-        fired := fired + 1;
-    END LOOP;
-
-    -- The joins with the observations below compare subjects as coalesce(subject,
+    -- Whether any alert opens or resolves. Most evaluations change neither,
+    -- and the statements that do cost more to plan than to run. (The locks
+    -- above keep every other evaluation of these incubators out meanwhile.)
+    -- The joins with the observations compare subjects as coalesce(subject,
     -- '') (a subject is never empty) so that they hash on all three keys: an
     -- incubator with many open subject alerts would otherwise compare each
     -- with each. Only the incubators in scope are read, through their key.
-    FOR a IN
-        WITH cleared AS (
-            SELECT x.id, o.value, o.threshold, o.message
-              FROM alerts x
-              LEFT JOIN unnest(obs) o ON o.rule = x.rule AND o.incubator_id = x.incubator_id
-                                     AND coalesce(o.subject, '') = coalesce(x.subject, '')
-             WHERE x.state = 'firing' AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
-               AND NOT coalesce(o.firing, false)
-        ), done AS (
-            UPDATE alerts x
-               SET state = 'resolved', resolved_at = at,
-                   value = coalesce(c.value, x.value),
-                   threshold = coalesce(c.threshold, x.threshold),
-                   message = coalesce(c.message, api.alert_cleared_message(x.rule, x.subject))
-              FROM cleared c
-             WHERE x.id = c.id AND x.state = 'firing'
-            RETURNING x.*)
-        SELECT * FROM done ORDER BY id
-    LOOP
-        PERFORM api.alert_emit(ctx, 'alert.resolved', a);
-        resolved := resolved + 1;
-    END LOOP;
+    SELECT coalesce(bool_or(x.id IS NULL AND o.firing), false),
+           coalesce(bool_or(x.id IS NOT NULL AND NOT coalesce(o.firing, false)), false)
+      INTO opening, resolving
+      FROM (SELECT f.id, f.rule, f.incubator_id, f.subject FROM alerts f
+             WHERE f.state = 'firing' AND f.incubator_id = ANY (scope)
+               AND f.rule = ANY (rules)) x
+      FULL JOIN unnest(obs) o
+        ON o.rule = x.rule AND o.incubator_id = x.incubator_id
+       AND coalesce(o.subject, '') = coalesce(x.subject, '');
+
+    IF opening THEN
+        FOR a IN
+            WITH new AS (
+                INSERT INTO alerts (rule, incubator_id, subject, severity, state, value, threshold,
+                                    message, started_at, last_notified_at)
+                SELECT o.rule, o.incubator_id, o.subject, api.alert_severity(o.rule), 'firing',
+                       o.value, o.threshold, o.message, at, at
+                  FROM unnest(obs) o
+                 WHERE o.firing
+                   AND NOT EXISTS (SELECT 1 FROM alerts x
+                                    WHERE x.state = 'firing' AND x.rule = o.rule
+                                      AND x.incubator_id = o.incubator_id
+                                      AND x.subject IS NOT DISTINCT FROM o.subject)
+                 ORDER BY o.incubator_id, api.alert_rule_rank(o.rule), o.subject
+                ON CONFLICT (rule, incubator_id, subject) WHERE state = 'firing' DO NOTHING
+                RETURNING *)
+            SELECT * FROM new ORDER BY id
+        LOOP
+            PERFORM api.alert_emit(ctx, 'alert.firing', a);
+            fired := fired + 1;
+        END LOOP;
+    END IF;
+
+    IF resolving THEN
+        FOR a IN
+            WITH cleared AS (
+                SELECT x.id, o.value, o.threshold, o.message
+                  FROM alerts x
+                  LEFT JOIN unnest(obs) o ON o.rule = x.rule AND o.incubator_id = x.incubator_id
+                                         AND coalesce(o.subject, '') = coalesce(x.subject, '')
+                 WHERE x.state = 'firing' AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
+                   AND NOT coalesce(o.firing, false)
+            ), done AS (
+                UPDATE alerts x
+                   SET state = 'resolved', resolved_at = at,
+                       value = coalesce(c.value, x.value),
+                       threshold = coalesce(c.threshold, x.threshold),
+                       message = coalesce(c.message, api.alert_cleared_message(x.rule, x.subject))
+                  FROM cleared c
+                 WHERE x.id = c.id AND x.state = 'firing'
+                RETURNING x.*)
+            SELECT * FROM done ORDER BY id
+        LOOP
+            PERFORM api.alert_emit(ctx, 'alert.resolved', a);
+            resolved := resolved + 1;
+        END LOOP;
+    END IF;
 
     UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
       FROM unnest(obs) o
