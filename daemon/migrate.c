@@ -21,17 +21,18 @@
 /* The advisory lock key of schema changes: "incubatord migrate". */
 #define MIGRATE_LOCK_KEY "7243100001"
 
-static const char LOCK_SQL[] = "BEGIN;"
-                               "SET LOCAL client_min_messages = warning;" /* no "exists, skipping" */
-                               "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
-                               "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                               "  version integer PRIMARY KEY,"
-                               "  name text NOT NULL,"
-                               "  applied_at timestamptz NOT NULL DEFAULT now());"
-                               "CREATE TABLE IF NOT EXISTS schema_functions ("
-                               "  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
-                               "  sha256 text NOT NULL,"
-                               "  applied_at timestamptz NOT NULL DEFAULT now());";
+static const char LOCK_SQL[] =
+    "BEGIN;"
+    "SET LOCAL client_min_messages = warning;" /* no "exists, skipping" */
+    "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ");"
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "  version integer PRIMARY KEY,"
+    "  name text NOT NULL,"
+    "  applied_at timestamptz NOT NULL DEFAULT now());"
+    "CREATE TABLE IF NOT EXISTS schema_functions ("
+    "  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),"
+    "  sha256 text NOT NULL,"
+    "  applied_at timestamptz NOT NULL DEFAULT now());";
 
 static const char CHECK_SQL[] = "SELECT (SELECT coalesce(max(version), 0) FROM schema_migrations),"
                                 "       (SELECT sha256 FROM schema_functions)";
