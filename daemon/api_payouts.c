@@ -9,20 +9,7 @@
 #include "incubatord/api.h"
 #include "incubatord/http.h"
 
-static const char *const tenant_fields[] = {"electronic_information",
-                                            "biomedicine",
-                                            "aerospace",
-                                            "new_materials",
-                                            "high_tech_services",
-                                            "new_energy",
-                                            "resources_environment",
-                                            "advanced_manufacturing",
-                                            "modern_agriculture",
-                                            "integrated_circuit",
-                                            "other",
-                                            NULL};
-
-static const struct field extended_field = {"", FT_ENUM, 0, .values = tenant_fields};
+static const struct field extended_field = {"", FT_ENUM, 0, .values = api_tenant_fields};
 
 #define TARGET(name)                                                                               \
     {                                                                                              \

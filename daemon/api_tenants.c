@@ -8,18 +8,18 @@
 #include "incubatord/api.h"
 #include "incubatord/http.h"
 
-static const char *const fields[] = {"electronic_information",
-                                     "biomedicine",
-                                     "aerospace",
-                                     "new_materials",
-                                     "high_tech_services",
-                                     "new_energy",
-                                     "resources_environment",
-                                     "advanced_manufacturing",
-                                     "modern_agriculture",
-                                     "integrated_circuit",
-                                     "other",
-                                     NULL};
+const char *const api_tenant_fields[] = {"electronic_information",
+                                         "biomedicine",
+                                         "aerospace",
+                                         "new_materials",
+                                         "high_tech_services",
+                                         "new_energy",
+                                         "resources_environment",
+                                         "advanced_manufacturing",
+                                         "modern_agriculture",
+                                         "integrated_circuit",
+                                         "other",
+                                         NULL};
 static const char *const origins[] = {
     "university", "research_institute", "returnee", "student", "soe", "other", NULL};
 static const char *const bases[] = {"high_tech", "investment", "revenue", "acquired_or_listed",
@@ -32,7 +32,7 @@ const struct field api_tenant_put_body[] = {
     {"credit_code", FT_USCC, F_REQUIRED},
     {"founded_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
     {"admitted_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
-    {"field", FT_ENUM, F_REQUIRED, .values = fields},
+    {"field", FT_ENUM, F_REQUIRED, .values = api_tenant_fields},
     {"tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},
     {"high_tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},
     {"founder_origin", FT_ENUM, F_NULLABLE, .values = origins},

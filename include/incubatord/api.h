@@ -31,6 +31,8 @@ void api_token_create(struct req *r);
 void api_token_revoke(struct req *r);
 
 /* api_tenants.c */
+/* The fields of technology a tenant works in (the policy's extended_fields too). */
+extern const char *const api_tenant_fields[];
 extern const struct field api_tenant_put_body[];
 void api_tenant_put_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_tenant_graduate_body[];
