@@ -26,11 +26,8 @@ BENCH_POOL_SIZE (4, the daemon's default), BENCH_LOG_LEVEL (info, the default).
 
 import json
 import os
-import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -38,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
+import benchlib  # noqa: E402
+from benchlib import TICKS, cpu_seconds, machine, stat_fields  # noqa: E402
 from harness import PG_BIN, Api, Daemon, PgCluster, run_cli  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -58,57 +57,16 @@ PGBENCH_SCRIPT = ("SELECT status, body::text, location, replayed "
                   "FROM api.run(:fn, :ctx::jsonb, :args::jsonb);\n")
 
 
-def parse_duration_ms(text):
-    """wrk's latency figures: '812.00us', '1.25ms', '2.01s'."""
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
 def run_wrk(daemon, token, seconds):
     """One wrk run; returns (requests/s, p99 ms)."""
-    url = f"http://127.0.0.1:{daemon.port}/v1/incubators/{CODE}"
-    out = subprocess.run(
-        ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
-         "-H", f"Authorization: Bearer {token}", url],
-        check=True, capture_output=True, text=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    if bad or errors:
-        raise AssertionError("wrk saw failed requests:\n" + out)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    return rps, p99
+    return benchlib.run_wrk(f"http://127.0.0.1:{daemon.port}/v1/incubators/{CODE}", seconds,
+                            THREADS, CONNECTIONS,
+                            options=["-H", f"Authorization: Bearer {token}"])
 
 
 def run_pgbench(pg, script, variables, seconds):
     """One pgbench run at the same concurrency; returns transactions/s."""
-    cmd = [os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-f", script,
-           "-c", str(CONNECTIONS), "-j", str(THREADS), "-T", str(seconds),
-           "-h", pg.host, "-p", str(pg.port), "-U", pg.user]
-    for name, value in variables.items():
-        cmd += ["-D", f"{name}={value}"]
-    cmd.append(DB)
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    failed = re.search(r"number of failed transactions: (\d+)", out)
-    if failed and int(failed.group(1)) > 0:
-        raise AssertionError("pgbench saw failed transactions:\n" + out)
-    return float(re.search(r"^tps = ([\d.]+)", out, re.M).group(1))
-
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def stat_fields(pid):
-    """/proc/PID/stat after the command name: [state, ppid, ...]."""
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid, children=False):
-    """User + system CPU time the process (and its reaped children) used so far."""
-    fields = stat_fields(pid)
-    return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
+    return benchlib.run_pgbench(pg, DB, script, seconds, CONNECTIONS, THREADS, variables)[0]
 
 
 class OtherWork:
@@ -164,16 +122,6 @@ def peak_rss_kib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise AssertionError("no VmHWM in /proc/%d/status" % pid)
-
-
-def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
 
 
 def main():

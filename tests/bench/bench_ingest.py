@@ -32,11 +32,8 @@ BENCH_STRICT (unset; 1: exit 1 when a target is missed).
 
 import json
 import os
-import platform
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import datetime
@@ -44,6 +41,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
+import benchlib  # noqa: E402
+from benchlib import cpu_seconds, machine  # noqa: E402
 from harness import PG_BIN, Api, Daemon, PgCluster, run_cli  # noqa: E402
 from ingestlib import uscc  # noqa: E402
 
@@ -141,58 +140,17 @@ def normalised_args(i, variant):
                         for j, a in enumerate(areas(variant))]}
 
 
-def parse_duration_ms(text):
-    """wrk's latency figures: '812.00us', '1.25ms', '2.01s'."""
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    value, unit = float(m.group(1)), m.group(2)
-    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
 def run_wrk(daemon, script, start, seconds, connections=CONNECTIONS, threads=THREADS):
     """One wrk run; returns (requests/s, p99 ms)."""
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-         "-s", script, f"http://127.0.0.1:{daemon.port}", "--", str(start)],
-        check=True, capture_output=True, text=True).stdout
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    if bad or errors:
-        raise AssertionError("wrk saw failed requests:\n" + out + "\n" + daemon.log()[-3000:])
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    return rps, p99
+    return benchlib.run_wrk(f"http://127.0.0.1:{daemon.port}", seconds, threads, connections,
+                            options=["-s", script], script_args=[str(start)],
+                            context=lambda: daemon.log()[-3000:])
 
 
 def run_pgbench(pg, db, script, start, seconds):
-    """One pgbench run at the same concurrency; returns transactions/s."""
-    cmd = [os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-f", script,
-           "-c", str(CONNECTIONS), "-j", str(THREADS), "-T", str(seconds),
-           "-D", "n=0", "-D", f"start={start}",
-           "-h", pg.host, "-p", str(pg.port), "-U", pg.user, db]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise AssertionError("pgbench failed:\n" + p.stdout + p.stderr)
-    failed = re.search(r"number of failed transactions: (\d+)", p.stdout)
-    if failed and int(failed.group(1)) > 0:
-        raise AssertionError("pgbench saw failed transactions:\n" + p.stdout)
-    done = int(re.search(r"number of transactions actually processed: (\d+)", p.stdout).group(1))
-    return float(re.search(r"^tps = ([\d.]+)", p.stdout, re.M).group(1)), done
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine():
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+    """One pgbench run at the same concurrency; returns (transactions/s, processed)."""
+    return benchlib.run_pgbench(pg, db, script, seconds, CONNECTIONS, THREADS,
+                                {"n": 0, "start": start})
 
 
 def prepare(pg, workdir):

@@ -1,0 +1,76 @@
+"""What the benchmarks share: running wrk and pgbench and reading their
+output, and what /proc says about a process and the machine."""
+
+import os
+import platform
+import re
+import subprocess
+
+from harness import PG_BIN
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def parse_duration_ms(text):
+    """wrk's latency figures: '812.00us', '1.25ms', '2.01s'."""
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(url, seconds, threads, connections, options=(), script_args=(), context=None):
+    """One wrk run with --latency; returns (requests/s, p99 ms). Any non-2xx
+    answer or socket error fails the benchmark, with wrk's output and
+    context() (e.g. the end of the daemon's log) in the message."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+            *options, url]
+    if script_args:
+        argv += ["--", *script_args]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+    if re.search(r"Non-2xx or 3xx responses: (\d+)", out) or re.search(r"Socket errors:", out):
+        raise AssertionError("wrk saw failed requests:\n" + out
+                             + ("\n" + context() if context else ""))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = parse_duration_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+    return rps, p99
+
+
+def run_pgbench(pg, db, script, seconds, clients, threads, variables):
+    """One pgbench run of script (extended protocol, as the daemon's libpq);
+    returns (transactions/s, transactions processed). A failed transaction
+    fails the benchmark."""
+    cmd = [os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-f", script,
+           "-c", str(clients), "-j", str(threads), "-T", str(seconds),
+           "-h", pg.host, "-p", str(pg.port), "-U", pg.user]
+    for name, value in variables.items():
+        cmd += ["-D", f"{name}={value}"]
+    p = subprocess.run(cmd + [db], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise AssertionError("pgbench failed:\n" + p.stdout + p.stderr)
+    failed = re.search(r"number of failed transactions: (\d+)", p.stdout)
+    if failed and int(failed.group(1)) > 0:
+        raise AssertionError("pgbench saw failed transactions:\n" + p.stdout)
+    done = int(re.search(r"number of transactions actually processed: (\d+)", p.stdout).group(1))
+    return float(re.search(r"^tps = ([\d.]+)", p.stdout, re.M).group(1)), done
+
+
+def stat_fields(pid):
+    """/proc/PID/stat after the command name: [state, ppid, ...]."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid, children=False):
+    """User + system CPU time the process (and its reaped children) used so far."""
+    fields = stat_fields(pid)
+    return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
