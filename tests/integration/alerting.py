@@ -17,6 +17,8 @@ import time
 import zoneinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from harness import wait_for
+
 BUREAU_TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 SECRET = "test-webhook-secret"
 
@@ -37,15 +39,9 @@ def add_months(d, months):
     return datetime.date(year, month, min(d.day, calendar.monthrange(year, month)[1]))
 
 
-def wait_until(predicate, timeout=15.0, interval=0.05, what="condition"):
-    deadline = time.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(interval)
+def wait_until(predicate, timeout=15.0, what="condition"):
+    """harness.wait_for, with the longer wait that deliveries and sweeps may need."""
+    return wait_for(predicate, timeout=timeout, what=what)
 
 
 # ---- credit codes (GB 32100-2015) ----

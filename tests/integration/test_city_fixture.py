@@ -30,7 +30,7 @@ def area(centi):
 def replay(api, city):
     events = []
     for inc in city.incubators:
-        (opened, _, disposable), ps0 = inc.areas[0], inc.public_service[0][2]
+        (_, _, disposable), ps0 = inc.areas[0], inc.public_service[0][2]
         ok(api.post("/v1/incubators", {
             "code": inc.code, "name": inc.name, "level": inc.level, "kind": inc.kind,
             "district": inc.district, "opened_on": str(inc.opened_on),

@@ -5,8 +5,6 @@ never changing the database."""
 import json
 import socket
 
-import pytest
-
 from harness import (INCUBATOR, assert_problem, create_incubator, create_token, incubator_body,
                      run_cli)
 

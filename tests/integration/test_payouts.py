@@ -5,14 +5,13 @@ import csv
 import io
 import os
 import signal
-import subprocess
 import time
 from fractions import Fraction
 
 import pytest
 
 from conftest import start_daemon
-from harness import Api, assert_problem, preload, run_cli
+from harness import Api, assert_problem, preload, wait_for
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -413,16 +412,6 @@ def previous_month(t=None):
 SCHEDULE = "[schedule]\ntimezone = UTC\npayout_day = 1\npayout_hour = 0\npayout_enabled = true"
 
 
-def wait_for(pred, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
-
-
 def open_incubator_long_ago(sql, code="OLD"):
     """An incubator the schedule has something to compute for (written before
     any daemon starts, so that its start-up run sees it)."""
@@ -440,8 +429,8 @@ def test_missed_run_is_computed_at_start_by_one_of_two_daemons(pg, db, workdir, 
     b = start_daemon(pg, db, workdir, SCHEDULE)
     try:
         period = previous_month(time.time())
-        assert wait_for(lambda: sql.execute(
-            "SELECT count(*) FROM payout_runs").fetchone()[0] == 1)
+        wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 1,
+                 timeout=15, what="the scheduled run")
         time.sleep(1.5)  # both daemons have had their chance
         rows = sql.execute("SELECT to_char(period, 'YYYY-MM'), status, computed_by "
                            "FROM payout_runs").fetchall()
@@ -473,8 +462,9 @@ def test_two_daemons_racing_at_the_scheduled_time_make_one_run(pg, db, workdir, 
                FAKETIME_DONT_FAKE_MONOTONIC="1", FAKETIME_NO_CACHE="1", TZ="UTC")
     daemons = [start_daemon(pg, db, workdir, SCHEDULE, env=env) for _ in range(2)]
     try:
-        assert wait_for(lambda: sql.execute(
-            "SELECT count(*) FROM payout_runs WHERE period = '2027-02-01'").fetchone()[0] == 1)
+        wait_for(lambda: sql.execute(
+            "SELECT count(*) FROM payout_runs WHERE period = '2027-02-01'").fetchone()[0] == 1,
+            timeout=15, what="the February run")
         time.sleep(1.5)
         assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 2
     finally:
@@ -488,8 +478,10 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         api = Api(d, d.admin_token)
         City(api).incubator("QUIET")  # no data: vetoed
         period = previous_month(time.time())
-        assert wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0])
-        log = wait_for(lambda: "vetoed=QUIET" in d.log() and d.log())
+        wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0],
+                 timeout=15, what="a payout run")
+        log = wait_for(lambda: "vetoed=QUIET" in d.log() and d.log(), timeout=15,
+                       what="the payout job's summary")
         assert f"payout run {period} draft: 1 incubators, total 0.00 CNY, 1 vetoed" in log
         assert f"payout run {period}: incubator QUIET vetoed: no occupancy data" in log
         events = sql.execute("SELECT type, payload FROM outbox "
@@ -511,7 +503,8 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
 def test_nothing_is_computed_before_the_first_incubator(pg, db, workdir, sql):
     d = start_daemon(pg, db, workdir, SCHEDULE)
     try:
-        assert wait_for(lambda: "no incubator was open then; nothing to compute" in d.log())
+        wait_for(lambda: "no incubator was open then; nothing to compute" in d.log(),
+                 timeout=15, what="the payout job's log line")
         assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 0
     finally:
         assert d.stop() == 0
@@ -531,6 +524,7 @@ def test_schedule_can_be_switched_off(pg, db, workdir, sql):
                                                    "payout_enabled = true")
         open(d.config_path, "w").write(text)
         d.kill(signal.SIGHUP)
-        assert wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0])
+        wait_for(lambda: sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0],
+                 timeout=15, what="a payout run")
     finally:
         assert d.stop() == 0
