@@ -61,8 +61,8 @@ CREATE TYPE api.alert_observation AS (
 );
 
 /*
- * What the rules say on day `today` for the incubators in scope (NULL: all),
- * under the policy in force that month, for the rules listed (NULL: all):
+ * What the rules listed say on day `today` for the incubators in scope (both
+ * explicit lists), under the policy in force that month:
  *   space_share_breach    share(today) < veto_threshold
  *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
  *   stale_data            today - latest snapshot's as_of (opened_on without one)
@@ -71,7 +71,7 @@ CREATE TYPE api.alert_observation AS (
  *   overdue_tenant        a tenant still incubating after its incubation_limit_on
  * Comparisons use the exact shares; messages show them rounded to 4 decimals.
  */
-CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[] DEFAULT NULL)
+CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[])
 RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -82,9 +82,6 @@ BEGIN
     -- scope is an explicit list so that the plans can use the keys. One query
     -- per group of rules, so that a write asks only for the rules it can
     -- change and its plans stay small.
-    scope := coalesce(scope, ARRAY(SELECT id FROM incubators));
-    rules := coalesce(rules, api.alert_rules());
-
     IF rules && ARRAY['space_share_breach', 'space_share_warning'] THEN
         RETURN QUERY
         WITH share AS (
