@@ -103,13 +103,14 @@ def test_parameters_refs_and_problem_answers(spec):
 
 def c_enum(path, name):
     text = read(path)
-    m = re.search(r"static const char \*const " + name + r"\[\] = \{(.*?)\};", text, re.S)
+    m = re.search(r"^(?:static )?const char \*const " + name + r"\[\] = \{(.*?)\};", text,
+                  re.S | re.M)
     assert m, f"{name} not found in {path}"
     return [v for v in re.findall(r'"([^"]*)"', m.group(1))]
 
 
 @pytest.mark.parametrize("schema,path,name", [
-    ("Field", "daemon/api_tenants.c", "fields"),
+    ("Field", "daemon/api_tenants.c", "api_tenant_fields"),
     ("FounderOrigin", "daemon/api_tenants.c", "origins"),
     ("TenantStatus", "daemon/api_tenants.c", "statuses"),
     ("Level", "daemon/api_incubators.c", "levels"),
