@@ -43,7 +43,7 @@ BEGIN
     -- A token name says who approved a payout or made a write: it is unique
     -- among unrevoked tokens (admin tokens among themselves, an incubator's
     -- within it). Creations take turns, so two at once cannot both pass.
-    PERFORM pg_advisory_xact_lock(hashtextextended('incubatord token names', 0));
+    PERFORM pg_advisory_xact_lock(api.lock_key('token names'));
     SELECT * INTO t FROM tokens
      WHERE name = args->>'name' AND incubator_id IS NOT DISTINCT FROM incubator
        AND revoked_at IS NULL;
