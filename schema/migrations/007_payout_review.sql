@@ -1,4 +1,4 @@
--- 006: four eyes on payout runs. A run is reviewed by one admin token and
+-- 007: four eyes on payout runs. A run is reviewed by one admin token and
 -- approved by another; each of computed_*, reviewed_* and approved_* is set by
 -- its own action only (enforced by the API functions).
 
