@@ -179,17 +179,26 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
 
 /*
  * A time zone must exist in the tz database: glibc silently treats an unknown
- * TZ as UTC, which would move "today" and the payout schedule by hours.
+ * TZ as UTC, which would move "today" and the payout schedule by hours. So
+ * must a name that is there but no zone: a directory ("Asia") or one of the
+ * database's tables ("zone.tab"). A zone's file starts with "TZif".
  */
 static bool timezone_exists(const char *tz)
 {
     const char *dir = getenv("TZDIR");
-    char path[512];
+    char path[512], magic[4];
+    FILE *f;
+    bool zone;
 
     if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL)
         return false;
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tz);
-    return access(path, R_OK) == 0;
+    f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    zone = fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
+    fclose(f);
+    return zone;
 }
 
 /* Parses one value into its field; on failure writes why into err. */
