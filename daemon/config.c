@@ -91,6 +91,9 @@ static const struct config_key keys[] = {
      "Runs can always be computed through the API."},
     {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400, true,
      false, "How often the alert rules that time alone changes are evaluated."},
+    {"payouts", "four_eyes", CT_BOOL, FIELD(four_eyes), "true", 0, 0, true, false,
+     "A payout run is approved in two steps by two admin token names: a review, then the "
+     "approval. false: one step."},
     {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,
      "Where events are POSTed (http:// or https://); empty disables the webhook."},
     {"webhook", "secret", CT_STRING, FIELD(webhook_secret), "", 0, 0, true, true,
@@ -107,7 +110,14 @@ static const struct config_key keys[] = {
      "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
      "and the event is kept as failed."},
     {"webhook", "ca_file", CT_STRING, FIELD(webhook_ca_file), "", 0, 0, true, false,
-     "PEM file of CA certificates trusted for an https receiver, besides the system's."},
+     "PEM file of CA certificates trusted for an https receiver, besides the system's "
+     "(notify.ca_file, when set, takes its place)."},
+    {"notify", "ca_file", CT_STRING, FIELD(notify_ca_file), "", 0, 0, true, false,
+     "PEM file of CA certificates trusted for every https channel and SMTP server, besides "
+     "the system's (/etc/ssl/certs): for a private CA."},
+    {"notify", "proxy", CT_STRING, FIELD(notify_proxy), "", 0, 0, true, false,
+     "Proxy for every outgoing delivery (http://host:port, socks5://...); empty: none. The "
+     "environment's http_proxy and https_proxy are never used."},
 };
 
 static void *field_ptr(struct config *cfg, const struct config_key *k)

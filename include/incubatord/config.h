@@ -41,6 +41,8 @@ struct config {
     int payout_hour;         /* hour (0-23) of the payout run */
     bool payout_enabled;     /* compute last month's payout draft on schedule */
     int alert_sweep_seconds; /* period of the alert sweep */
+    /* [payouts] */
+    bool four_eyes; /* approval needs a review by another admin token name */
     /* [webhook] */
     char *webhook_url;            /* "" disables the webhook */
     char *webhook_secret;         /* HMAC-SHA256 key of the signature header */
@@ -49,6 +51,9 @@ struct config {
     int webhook_retry_max_ms;     /* the longest delay between two attempts */
     int webhook_retry_for_s;      /* an event is retried this long, then kept as failed */
     char *webhook_ca_file;        /* extra CA certificates (PEM) for an https receiver */
+    /* [notify] */
+    char *notify_ca_file; /* extra CA certificates (PEM) for every channel; "" for none */
+    char *notify_proxy;   /* the only proxy deliveries use; "" for none */
 };
 
 /* Fills cfg with the defaults of every key. */
