@@ -11,6 +11,7 @@
 
 #include "incubatord/api.h"
 #include "incubatord/busy.h"
+#include "incubatord/config.h"
 #include "incubatord/http.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
@@ -87,9 +88,24 @@ void api_readyz(const struct route_env *env, apicall_cb done, void *arg)
     db_query(env->srv->pool, "SELECT 1", 0, NULL, timeout, probe_done, p);
 }
 
+/* /metrics names the build and the load: [server] metrics_allow may keep it to operators. */
+static bool metrics_allowed(const struct route_env *env)
+{
+    const char *list = env->srv->cfg.metrics_allow;
+    if (list == NULL || list[0] == '\0')
+        return true;
+    return env->peer != NULL && config_address_listed(list, env->peer);
+}
+
 void api_metrics(const struct route_env *env, apicall_cb done, void *arg)
 {
     struct server *srv = env->srv;
+    if (!metrics_allowed(env)) {
+        struct api_reply refused = {
+            .status = 403, .detail = "this address may not read /metrics ([server] metrics_allow)"};
+        done(arg, &refused);
+        return;
+    }
     struct evbuffer *buf = evbuffer_new();
     struct metrics_process p = {
         .connections_open = http_open_connections(srv),

@@ -812,7 +812,10 @@ static void request_cb(struct evhttp_request *ev, void *arg)
     r->raw_body = r->raw_body_len ? (const char *)evbuffer_pullup(body, -1) : "";
 
     if (r->route->access == ACCESS_PUBLIC) {
-        struct route_env env = {srv, r->id, req_remaining_ms(r)};
+        char *peer = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
+        struct route_env env = {srv, r->id, req_remaining_ms(r), peer};
         r->route->handler(&env, answer, r);
         return;
     }

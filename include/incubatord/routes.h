@@ -45,7 +45,8 @@ struct server;
 struct route_env {
     struct server *srv;
     const char *request_id;
-    int timeout_ms; /* what is left of the request's deadline */
+    int timeout_ms;   /* what is left of the request's deadline */
+    const char *peer; /* the client's address, or NULL */
 };
 typedef void (*route_handler)(const struct route_env *env, apicall_cb done, void *arg);
 
