@@ -115,6 +115,11 @@ void api_metrics(const struct route_env *env, apicall_cb done, void *arg)
     };
     if (srv->pool)
         db_pool_get_stats(srv->pool, &p.pool);
+    if (srv->read_pool) {
+        p.has_read_pool = true;
+        db_pool_get_stats(srv->read_pool, &p.read_pool);
+    }
+    memcpy(p.reads_routed, srv->reads_routed, sizeof(p.reads_routed));
     metrics_render(buf, &p);
     struct api_reply reply = {
         .status = 200,

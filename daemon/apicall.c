@@ -20,7 +20,20 @@ struct call {
     apicall_cb cb;
     void *arg;
     char request_id[64];
+    /* A read on a read pool: the primary to try once more, and the call's text. */
+    struct db_pool *fallback;
+    uint64_t *fallbacks;
+    const char *fn;
+    char *ctx_text, *args_text;
+    int64_t deadline_ms;
 };
+
+static void call_free(struct call *c)
+{
+    free(c->ctx_text);
+    free(c->args_text);
+    free(c);
+}
 
 struct job_call {
     apicall_job_cb cb;
@@ -101,6 +114,24 @@ static void run_done(void *arg, const struct db_result *res)
     json_t *problem = NULL;
 
     memset(&reply, 0, sizeof(reply));
+    if (c->fallback != NULL && (res->status == DB_UNAVAILABLE ||
+                                (res->status == DB_SQL_ERROR &&
+                                 db_sqlstate_is_transient(res->sqlstate)))) {
+        /*
+         * The read pool lost its connection, or the standby cancelled the
+         * statement (a conflict with recovery, a shutdown): a read may run
+         * again, on the primary, before the client sees a 503.
+         */
+        const char *values[] = {c->fn, c->ctx_text, c->args_text};
+        int64_t left = c->deadline_ms - mono_ms();
+        struct db_pool *primary = c->fallback;
+        log_req(LOG_INFO, c->request_id, "read pool: %s; reading from the primary", res->message);
+        c->fallback = NULL;
+        if (c->fallbacks)
+            (*c->fallbacks)++;
+        db_query(primary, RUN_SQL, 3, values, left < 1 ? 1 : (int)left, run_done, c);
+        return;
+    }
     if (res->status != DB_OK) {
         apicall_failure(res, c->request_id, &reply);
     } else if (db_rows(res) != 1 || db_value(res, 0, 0) == NULL) {
@@ -126,28 +157,42 @@ static void run_done(void *arg, const struct db_result *res)
     }
     c->cb(c->arg, &reply);
     json_decref(problem);
-    free(c);
+    call_free(c);
+}
+
+void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *fallbacks,
+                      const char *fn, json_t *ctx, json_t *args, int timeout_ms, apicall_cb cb,
+                      void *arg)
+{
+    struct call *c = xcalloc(1, sizeof(*c));
+    c->cb = cb;
+    c->arg = arg;
+    c->fn = fn;
+    c->fallback = read != primary ? primary : NULL;
+    c->fallbacks = fallbacks;
+    c->deadline_ms = mono_ms() + timeout_ms;
+    snprintf(c->request_id, sizeof(c->request_id), "%s",
+             json_string_value(json_object_get(ctx, "request_id")));
+    c->ctx_text = json_dumps(ctx, JSON_COMPACT);
+    c->args_text = json_dumps(args, JSON_COMPACT);
+    json_decref(ctx);
+    json_decref(args);
+    if (c->ctx_text == NULL || c->args_text == NULL)
+        abort(); /* Jansson dumps a valid value unless memory is exhausted */
+    const char *values[] = {fn, c->ctx_text, c->args_text};
+    db_query(read, RUN_SQL, 3, values, timeout_ms, run_done, c);
+    if (c->fallback == NULL) {
+        /* No second try: the texts are not needed once sent (db_query copies them). */
+        free(c->ctx_text);
+        free(c->args_text);
+        c->ctx_text = c->args_text = NULL;
+    }
 }
 
 void apicall_run(struct db_pool *pool, const char *fn, json_t *ctx, json_t *args, int timeout_ms,
                  apicall_cb cb, void *arg)
 {
-    struct call *c = xcalloc(1, sizeof(*c));
-    char *ctx_text = json_dumps(ctx, JSON_COMPACT);
-    char *args_text = json_dumps(args, JSON_COMPACT);
-    const char *values[] = {fn, ctx_text, args_text};
-
-    c->cb = cb;
-    c->arg = arg;
-    snprintf(c->request_id, sizeof(c->request_id), "%s",
-             json_string_value(json_object_get(ctx, "request_id")));
-    json_decref(ctx);
-    json_decref(args);
-    if (ctx_text == NULL || args_text == NULL)
-        abort(); /* Jansson dumps a valid value unless memory is exhausted */
-    db_query(pool, RUN_SQL, 3, values, timeout_ms, run_done, c);
-    free(ctx_text);
-    free(args_text);
+    apicall_run_read(pool, pool, NULL, fn, ctx, args, timeout_ms, cb, arg);
 }
 
 static void job_done(void *arg, const struct db_result *res)

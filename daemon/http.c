@@ -585,6 +585,23 @@ static json_t *context(const struct req *r)
     return apicall_context(&caller);
 }
 
+/*
+ * The pool for a read that may lag a little: the read pool while it is up
+ * and its replay lag is known and at most read_max_lag_s, else the primary.
+ */
+static struct db_pool *read_pool(struct server *srv)
+{
+    if (srv->read_pool != NULL && db_pool_is_up(srv->read_pool)) {
+        int64_t lag_ms = db_pool_lag_ms(srv->read_pool);
+        if (lag_ms >= 0 && lag_ms <= (int64_t)srv->cfg.read_max_lag_s * 1000) {
+            srv->reads_routed[0]++;
+            return srv->read_pool;
+        }
+    }
+    srv->reads_routed[1]++;
+    return srv->pool;
+}
+
 /* The validated request as one API call: prepare, then api.<fn>(ctx, args). */
 static void call_api(struct req *r, json_t *ctx)
 {
@@ -610,7 +627,11 @@ static void call_api(struct req *r, json_t *ctx)
         json_object_set_new(ctx, "format", json_string("csv"));
     if (rt->after != NULL)
         r->args = json_incref(args);
-    apicall_run(r->srv->pool, rt->fn, ctx, args, req_remaining_ms(r), answer, r);
+    if (rt->flags & ROUTE_READ)
+        apicall_run_read(read_pool(r->srv), r->srv->pool, &r->srv->reads_routed[1], rt->fn, ctx,
+                         args, req_remaining_ms(r), answer, r);
+    else
+        apicall_run(r->srv->pool, rt->fn, ctx, args, req_remaining_ms(r), answer, r);
 }
 
 /* Parses the body of a route that takes one; false after answering 400/415/422. */

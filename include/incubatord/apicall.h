@@ -64,6 +64,16 @@ void apicall_run(struct db_pool *pool, const char *fn, json_t *ctx, json_t *args
                  apicall_cb cb, void *arg);
 
 /*
+ * The same for a read that may lag a little, sent to a read pool: when that
+ * pool fails it (its connection lost, the standby cancelled the statement)
+ * it runs once more on primary, counted in *fallbacks, before the caller
+ * sees a 503.
+ */
+void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *fallbacks,
+                      const char *fn, json_t *ctx, json_t *args, int timeout_ms, apicall_cb cb,
+                      void *arg);
+
+/*
  * A failed database call as a reply: 503 with Retry-After for a database
  * that is down, busy or slow (or a transient SQLSTATE), 409 for a conflict a
  * concurrent request caused, 500 for anything else; logged under request_id.

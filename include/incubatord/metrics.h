@@ -20,6 +20,9 @@ struct metrics_process {
     int connections_open;
     int requests_in_flight;
     struct db_pool_stats pool;
+    bool has_read_pool;             /* [database] read_conninfo is set */
+    struct db_pool_stats read_pool; /* its figures (zero without one) */
+    uint64_t reads_routed[2];       /* ROUTE_READ calls sent to the read pool, the primary */
     bool schema_ready;
     time_t started_at;
 };

@@ -35,7 +35,9 @@ struct server {
     struct config cfg;
     const char *config_path;
     bool foreground;
-    struct db_pool *pool;
+    struct db_pool *pool;      /* the primary: every write, and reads that must be current */
+    struct db_pool *read_pool; /* [database] read_conninfo, or NULL */
+    uint64_t reads_routed[2];  /* ROUTE_READ requests sent to the read pool [0], the primary [1] */
     struct auth_cache *auth;
     struct http_state *http;
     struct notify_state *notify;
