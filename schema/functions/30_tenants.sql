@@ -138,8 +138,8 @@ DECLARE
     date_field text;
 BEGIN
     -- Two first PUTs of one tenant take turns: the second finds the first's row.
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        format('incubatord tenant %s %s', incubator, args->>'external_id'), 0));
+    PERFORM pg_advisory_xact_lock(api.lock_key('tenant',
+                                               incubator || ' ' || (args->>'external_id')));
     SELECT * INTO old FROM tenants
      WHERE incubator_id = incubator AND external_id = args->>'external_id'
        FOR UPDATE;

@@ -440,7 +440,7 @@ def test_english_switch_and_tablet(town, admin_page):
     b.click("#lang-switch")
     b.wait(lambda: b.find("#nav a").text == "Overview", what="English labels")
     assert b.find("html").get_attribute("lang") == "en"
-    assert "Below veto line" in b.find("#overview-cards").text
+    assert "Below veto line" in b.wait_for("#overview-cards").text
     st = b.storage()
     assert st["local"] == {"incubatord.lang": "en"}
     b.driver.refresh()
