@@ -102,7 +102,7 @@ export default {
   "col.district": "District",
   "col.level": "Level",
   "col.kind": "Kind",
-  "col.share": "Science-enterprise space share",
+  "col.share": "Tech-enterprise share",
   "col.share_title": "Space used by science/technology enterprises (public service space included) over disposable space; the tick is the veto line",
   "col.trend": "{days}-day change",
   "col.trend_title": "Change against {days} days ago, in percentage points",
