@@ -26,17 +26,14 @@ import json
 import os
 import statistics
 import sys
-import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 
-import city as citygen  # noqa: E402
 from bench_reports import api_ms, psql_ms  # noqa: E402
-from benchlib import machine  # noqa: E402
-from harness import Daemon, PgCluster, run_cli  # noqa: E402
+from benchlib import machine, province  # noqa: E402
+from harness import run_cli  # noqa: E402
 
 RUNS = 9
 SERIES_DAYS = 1100
@@ -49,30 +46,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--small", action="store_true", help="a tenth of the size (a quick try)")
     a = ap.parse_args()
-    scale = 10 if a.small else 1
-    params = citygen.Params(incubators=1000 // scale, tenants=100000 // scale,
-                            intervals=1000000 // scale, years=6, snapshot_days=30,
-                            seed=20151, today=citygen.bureau_today())
-    pg = PgCluster()
-    daemon = None
+    pg, daemon = None, None
     try:
-        pg.start()
-        pg.create_database("bench")
-        work = tempfile.mkdtemp(prefix="bench-console-")
-        daemon = Daemon(work, pg.conninfo("bench"), extra_config=(
-            "[server]\nrequest_timeout_ms = 60000\n"
-            "[database]\nstatement_timeout_ms = 60000\n[log]\nlevel = info"))
-        run_cli(daemon.config_path, "migrate")
-        t0 = time.perf_counter()
-        city = citygen.generate(params)
-        with pg.connect("bench") as conn:
-            citygen.load(conn, city)
-            conn.execute("VACUUM ANALYZE")
+        pg, daemon, city, gen_s, load_s = province(a.small, "bench-console-")
+        params = city.params
         s = city.stats()
         print(f"machine: {machine()}")
         print(f"fixture: {s['incubators']} incubators, {s['tenants']} tenants, "
               f"{s['intervals']} occupancy intervals, {s['snapshots']} snapshots "
-              f"(generated and loaded in {time.perf_counter() - t0:.0f} s)")
+              f"(generated in {gen_s:.0f} s, loaded in {load_s:.0f} s)")
         token = run_cli(daemon.config_path, "token", "create", "--admin", "bench").stdout.strip()
         daemon.start()
 
@@ -124,7 +106,8 @@ def main():
     finally:
         if daemon is not None:
             daemon.stop()
-        pg.destroy()
+        if pg is not None:
+            pg.destroy()
 
 
 if __name__ == "__main__":
