@@ -26,6 +26,7 @@
 #include "incubatord/apicall.h"
 #include "incubatord/busy.h"
 #include "incubatord/config.h"
+#include "incubatord/console.h"
 #include "incubatord/http.h"
 #include "incubatord/http_conn.h"
 #include "incubatord/log.h"
@@ -64,6 +65,10 @@ static const char *reason_phrase(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -181,7 +186,9 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     if (content_type)
         evhttp_add_header(out, "Content-Type", content_type);
     evhttp_add_header(out, "X-Request-Id", r->id);
-    evhttp_add_header(out, "Cache-Control", "no-store");
+    /* API answers are never stored; the console's files say no-cache themselves. */
+    if (evhttp_find_header(out, "Cache-Control") == NULL)
+        evhttp_add_header(out, "Cache-Control", "no-store");
     if (srv->draining)
         evhttp_add_header(out, "Connection", "close");
     /*
@@ -306,6 +313,8 @@ static void answer(void *arg, const struct api_reply *a)
         snprintf(retry, sizeof(retry), "%d", a->retry_after_s);
         add_header(r, "Retry-After", retry);
     }
+    for (const char *const *h = a->headers; h && h[0] && h[1]; h += 2)
+        add_header(r, h[0], h[1]);
     if (a->location)
         add_header(r, "Location", a->location);
     if (a->replayed)
@@ -796,6 +805,10 @@ static void request_cb(struct evhttp_request *ev, void *arg)
 
     path = uri ? evhttp_uri_get_path(uri) : NULL;
     r->path = xstrdup(path && path[0] ? path : "/");
+    if (console_owns(r->path)) {
+        console_serve(method, r->path, evhttp_find_header(in, "If-None-Match"), answer, r);
+        return;
+    }
     if (uri && evhttp_uri_get_query(uri) &&
         evhttp_parse_query_str(evhttp_uri_get_query(uri), &r->query) != 0) {
         reply_problem(r, 400, "malformed query string", NULL);

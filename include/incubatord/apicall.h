@@ -52,6 +52,7 @@ struct api_reply {
     const char *detail;       /* status >= 400: the problem's detail (NULL: the title) */
     const json_t *errors;     /* status >= 400: [{"field", "message"}], or NULL */
     int retry_after_s;        /* > 0: the answer carries Retry-After */
+    const char *const *headers; /* more headers: name, value, ..., NULL; or NULL */
 };
 
 typedef void (*apicall_cb)(void *arg, const struct api_reply *reply);
