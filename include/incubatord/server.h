@@ -18,7 +18,8 @@
 struct db_pool;
 struct auth_cache;
 struct http_state;
-struct notify_state;
+struct outbox_state;
+struct gauges_state;
 struct sched_state;
 
 enum schema_state {
@@ -37,7 +38,8 @@ struct server {
     struct db_pool *pool;
     struct auth_cache *auth;
     struct http_state *http;
-    struct notify_state *notify;
+    struct outbox_state *outbox;
+    struct gauges_state *gauges;
     struct sched_state *sched;
     enum schema_state schema;
     bool migrating;
