@@ -384,7 +384,8 @@ def test_a_robot_that_is_down_gets_every_event_afterwards(pg, db, sql, workdir, 
         wait_until(lambda: len(feishu.messages) == 3, what="every event after the robot is up")
         codes = [re.search(r"HRB-D\d", m["text"]).group(0) for m in feishu.messages]
         assert codes == ["HRB-D0", "HRB-D1", "HRB-D2"]  # in outbox order
-        assert all(x["state"] == "delivered" for x in deliveries(api, c["id"]))
+        wait_until(lambda: all(x["state"] == "delivered" for x in deliveries(api, c["id"])),
+                   what="the deliveries recorded")
     finally:
         d.stop()
 
