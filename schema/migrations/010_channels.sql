@@ -1,4 +1,4 @@
--- 009: notification channels, and one delivery per (event, channel).
+-- 010: notification channels, and one delivery per (event, channel).
 --
 -- A channel is where events go besides syslog and NOTIFY: the signed
 -- webhook, a WeCom, DingTalk or Feishu group robot, or a list of e-mail
