@@ -185,9 +185,6 @@ static void alert_figures(struct doc *d, json_t *data)
     } else if (strcmp(rule, "duplicate_enterprise") == 0) {
         add_line(d, "统一社会信用代码", "%s，同时在 %lld 家孵化器在孵", str(data, "subject"),
                  integer(json_object_get(data, "value")));
-    } else if (strcmp(rule, "token_expiring") == 0) {
-        add_line(d, "访问令牌", "%s，还剩 %lld 天", str(data, "subject"),
-                 integer(json_object_get(data, "value")));
     } else if (str(data, "subject")[0] != '\0') {
         add_line(d, "对象", "%s", str(data, "subject"));
     }
