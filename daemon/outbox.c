@@ -53,7 +53,7 @@ static const char LOCAL_DONE_SQL[] = "SELECT api.outbox_local_done($1, $2::bigin
 static const char CLAIM_SQL[] =
     "SELECT channel_id, kind, name, url, secret, recipients, from_config, items, attempts, "
     "wait_ms FROM api.outbox_claim_channels($1, $2::integer, $3::integer, $4::integer, "
-    "$5::integer)";
+    "$5::integer, $6::bigint[])";
 static const char DONE_SQL[] =
     "SELECT delivered, given_up, attempts FROM api.outbox_channel_done($1, $2::bigint, "
     "$3::bigint[], $4::boolean, $5::boolean, $6, $7::integer, $8::integer)";
@@ -515,8 +515,17 @@ static void channels_run(struct outbox_state *n)
     snprintf(webhook_lease, sizeof(webhook_lease), "%d", 2 * timeout_of(n, true) + LEASE_MARGIN_MS);
     snprintf(max, sizeof(max), "%d", MAX_SENDING - n->sending);
     snprintf(digest, sizeof(digest), "%d", DIGEST_MAX);
-    const char *values[] = {n->claimer, lease, max, digest, webhook_lease};
-    db_query_background(n->srv->pool, CLAIM_SQL, 5, values, SQL_TIMEOUT_MS, channels_claimed, n);
+    /* The channels with a message in flight here, as a PostgreSQL array. */
+    char *in_flight = xmalloc(2 + (size_t)n->sending * 21 + 1);
+    size_t w = 0;
+    in_flight[w++] = '{';
+    for (struct message *m = n->messages; m; m = m->next)
+        w += (size_t)sprintf(in_flight + w, "%s%lld", w > 1 ? "," : "", (long long)m->channel_id);
+    in_flight[w++] = '}';
+    in_flight[w] = '\0';
+    const char *values[] = {n->claimer, lease, max, digest, webhook_lease, in_flight};
+    db_query_background(n->srv->pool, CLAIM_SQL, 6, values, SQL_TIMEOUT_MS, channels_claimed, n);
+    free(in_flight);
 }
 
 /* ---- a test message, now ---- */

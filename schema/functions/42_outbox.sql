@@ -106,7 +106,9 @@ $$;
 
 /*
  * Claims the next message of up to max_channels channels that no live lease
- * holds, each for lease_ms (the configuration's webhook: webhook_lease_ms). A channel's deliveries go in outbox order: its
+ * holds, each for lease_ms (the configuration's webhook: webhook_lease_ms),
+ * leaving out the channels the caller still has a message of in flight (its
+ * lease may have run out under load: the channel must not get two at once). A channel's deliveries go in outbox order: its
  * oldest pending one (the head) must be due (retried after a failure only
  * when its backoff has passed), and the channel must have sent fewer than
  * max_per_minute messages in the last minute. With one message left in the
@@ -116,7 +118,8 @@ $$;
  * earliest channel that could not be claimed becomes due (NULL: none).
  */
 CREATE FUNCTION api.outbox_claim_channels(claimer text, lease_ms integer, max_channels integer,
-                                          digest_max integer, webhook_lease_ms integer)
+                                          digest_max integer, webhook_lease_ms integer,
+                                          in_flight bigint[] DEFAULT '{}')
 RETURNS TABLE (channel_id bigint, kind text, name text, url text, secret text,
                recipients json, from_config boolean, items json, attempts integer,
                wait_ms bigint)
@@ -132,6 +135,7 @@ DECLARE
 BEGIN
     FOR c IN SELECT ch.* FROM channels ch
               WHERE ch.enabled AND (ch.claimed_until IS NULL OR ch.claimed_until <= now())
+                AND ch.id <> ALL (in_flight)
                 AND EXISTS (SELECT 1 FROM deliveries d
                              WHERE d.channel_id = ch.id AND d.state = 'pending')
               ORDER BY ch.id
