@@ -53,6 +53,7 @@ static const struct {
     {415, "unsupported-media-type", "Unsupported media type"},
     {422, "validation", "Request body failed validation"},
     {500, "internal", "Internal error"},
+    {502, "bad-gateway", "The remote end did not take the message"},
     {503, "unavailable", "Service unavailable"},
 };
 
@@ -87,6 +88,8 @@ static const char *reason_phrase(int status)
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     default:
@@ -634,6 +637,14 @@ static void call_api(struct req *r, json_t *ctx)
         apicall_context_idempotency(ctx, r->idempotency_key, r->raw_body, r->raw_body_len);
     if ((rt->flags & ROUTE_CSV) && wants_csv(r))
         json_object_set_new(ctx, "format", json_string("csv"));
+    if (rt->handler != NULL) {
+        /* The daemon's own work on the validated request, instead of a call. */
+        struct route_env env = {r->srv, r->id, req_remaining_ms(r), NULL, args};
+        json_decref(ctx);
+        r->args = args;
+        rt->handler(&env, answer, r);
+        return;
+    }
     if (rt->after != NULL)
         r->args = json_incref(args);
     if (rt->flags & ROUTE_READ)
@@ -849,7 +860,7 @@ static void request_cb(struct evhttp_request *ev, void *arg)
         char *peer = NULL;
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evhttp_request_get_connection(ev), &peer, &port);
-        struct route_env env = {srv, r->id, req_remaining_ms(r), peer};
+        struct route_env env = {srv, r->id, req_remaining_ms(r), peer, NULL};
         r->route->handler(&env, answer, r);
         return;
     }

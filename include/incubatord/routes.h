@@ -39,15 +39,18 @@ enum route_flags {
 struct server;
 
 /*
- * A handler of the daemon's own, for the public routes that make no API
- * call (health, readiness, metrics): it answers through done(arg, reply),
- * at once or later from the loop.
+ * A handler of the daemon's own, for a route that is not one API call: the
+ * public routes (health, readiness, metrics), and work the daemon does
+ * itself (a channel's test message). It answers through done(arg, reply),
+ * at once or later from the loop. A handler of a route with a token runs
+ * after every check of the pipeline, with the validated args.
  */
 struct route_env {
     struct server *srv;
     const char *request_id;
-    int timeout_ms;   /* what is left of the request's deadline */
-    const char *peer; /* the client's address, or NULL */
+    int timeout_ms;       /* what is left of the request's deadline */
+    const char *peer;     /* the client's address, or NULL */
+    const json_t *args;   /* the validated arguments; NULL for a public route */
 };
 typedef void (*route_handler)(const struct route_env *env, apicall_cb done, void *arg);
 
@@ -92,7 +95,7 @@ struct route {
     const struct field *body;        /* the body's fields ({NULL}-terminated), or NULL */
     const struct query_param *query; /* allowed query parameters ({NULL}-terminated), or NULL */
     route_check check;               /* optional cross-field check */
-    route_handler handler;           /* public routes: the daemon's own answer, no API call */
+    route_handler handler;           /* the daemon's own answer instead of an API call */
     route_authorize authorize;       /* optional hooks, see above */
     route_prepare prepare;
     route_after after;

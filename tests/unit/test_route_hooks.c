@@ -2,7 +2,7 @@
  * The route table's hooks, pure functions over JSON: who may ask for
  * cohorts, a new token's secret (its hash to the database, the secret shown
  * once), a revoked token forgotten; and the table's own shape (public routes
- * have a handler and no API function, the others the other way round).
+ * have a handler and no API function, the others one of the two).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -127,8 +127,8 @@ static void test_table_shape(void **state)
             assert_null(rt->prepare);
             assert_null(rt->after);
         } else {
-            assert_null(rt->handler);
-            assert_non_null(rt->fn);
+            /* One API call, or the daemon's own work instead. */
+            assert_true((rt->fn != NULL) != (rt->handler != NULL));
         }
     }
 }
