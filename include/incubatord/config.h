@@ -29,7 +29,9 @@ struct config {
     char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
-    int pool_size;            /* connections in the pool */
+    int pool_size;            /* connections in the pool, and in the read pool */
+    char *read_conninfo;      /* a second pool for reads that may lag; "" for none */
+    int read_max_lag_s;       /* above this replay lag, reads go to the primary pool */
     int max_queue;            /* requests waiting for a connection; beyond, 503 */
     int statement_timeout_ms; /* PostgreSQL statement_timeout on every connection */
     bool migrate_on_start;    /* migrate as soon as the database is reachable */
@@ -57,6 +59,20 @@ struct config {
     /* [notify] */
     char *notify_ca_file; /* extra CA certificates (PEM) for every channel; "" for none */
     char *notify_proxy;   /* the only proxy deliveries use; "" for none */
+    int notify_timeout_ms;       /* one attempt of an API channel */
+    int notify_retry_initial_ms; /* backoff of the API channels, as [webhook]'s */
+    int notify_retry_max_ms;
+    int notify_retry_for_s;
+    /* [smtp] */
+    char *smtp_host; /* "" : e-mail channels cannot send */
+    int smtp_port;
+    bool smtp_starttls;
+    char *smtp_user;
+    char *smtp_password;
+    char *smtp_password_file;
+    char *smtp_from;
+    /* [console] */
+    char *console_public_url; /* "" for no links in messages */
 };
 
 /* Fills cfg with the defaults of every key. */
