@@ -56,7 +56,7 @@ static bool known_method(struct line m)
 }
 
 /* "METHOD SP target SP HTTP/1.x": 0 when good, else the status to refuse with. */
-static int check_request_line(struct line l, const char **detail, bool *bodyless)
+static int check_request_line(struct line l, const char **detail, bool *bodyless, bool *head)
 {
     const char *sp1 = memchr(l.s, ' ', l.n);
     const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', l.n - (size_t)(sp1 + 1 - l.s)) : NULL;
@@ -91,6 +91,7 @@ static int check_request_line(struct line l, const char **detail, bool *bodyless
     }
     /* evhttp reads no body for these, whatever the headers say. */
     *bodyless = line_is(method, "HEAD") || line_is(method, "TRACE");
+    *head = line_is(method, "HEAD");
     return 0;
 }
 
@@ -138,6 +139,8 @@ static int check_head(struct http_framing *f, const char *head, size_t len, cons
     const char *p = head, *end = head + len;
     int status = 0;
 
+    f->head_method = false;
+
     while (p < end) {
         const char *lf = memchr(p, '\n', (size_t)(end - p));
         struct line l = {p, (size_t)(lf - p)};
@@ -151,7 +154,7 @@ static int check_head(struct http_framing *f, const char *head, size_t len, cons
             return 400;
         }
         if (lines++ == 0) {
-            if ((status = check_request_line(l, detail, &bodyless)) != 0)
+            if ((status = check_request_line(l, detail, &bodyless, &f->head_method)) != 0)
                 return status;
             continue;
         }
