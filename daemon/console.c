@@ -72,11 +72,7 @@ static const char *media_type(const char *path)
     return "application/octet-stream";
 }
 
-/*
- * Whether an If-None-Match header names etag: a list of entity tags
- * (weak ones compare by their opaque part, RFC 9110 13.1.2) or "*".
- */
-static bool etag_matches(const char *header, const char *etag)
+bool console_etag_matches(const char *header, const char *etag)
 {
     size_t elen = strlen(etag);
     const char *p = header;
@@ -136,9 +132,8 @@ void console_serve(struct req *r)
         return;
     }
     http_add_header(r, "ETag", f->etag);
-    const char *inm =
-        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "If-None-Match");
-    if (inm != NULL && etag_matches(inm, f->etag)) {
+    const char *inm = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "If-None-Match");
+    if (inm != NULL && console_etag_matches(inm, f->etag)) {
         http_reply_raw(r, 304, NULL, NULL, 0);
         return;
     }
