@@ -87,11 +87,14 @@ def test_promoted_standby_takes_over_writes_and_keeps_every_answered_one(cluster
     clusters.append(standby)
     wait_streaming(primary, sync=True)
 
-    conninfo = (f"host={primary.host},{standby.host} port={primary.port},{standby.port} "
-                f"user=postgres dbname={DBNAME} target_session_attrs=read-write "
-                "connect_timeout=2")
-    d = Daemon(workdir, conninfo, extra_config="[server]\nrequest_timeout_ms = 3000\n")
-    token = run_cli(d.config_path, "token", "create", "--admin", "a").stdout.strip()
+    # The multi-host conninfo through libpq's environment (an empty conninfo),
+    # since the temporary directories' names make it longer than a line of
+    # the configuration file may be.
+    env = dict(os.environ, PGHOST=f"{primary.host},{standby.host}",
+               PGPORT=f"{primary.port},{standby.port}", PGUSER="postgres", PGDATABASE=DBNAME,
+               PGTARGETSESSIONATTRS="read-write", PGCONNECT_TIMEOUT="2")
+    d = Daemon(workdir, "", extra_config="[server]\nrequest_timeout_ms = 3000\n", env=env)
+    token = run_cli(d.config_path, "token", "create", "--admin", "a", env=env).stdout.strip()
     d.start()
     pid = d.proc.pid
 
