@@ -83,6 +83,15 @@ void api_policy_create_check(struct req *r, struct vctx *v, json_t *args)
         v_error(v, "plan.to", "must not be before plan.from (%s)", from);
 }
 
+static const char *const details[] = {"graduates", NULL};
+
+/* The CSV of a run: lang=zh, and detail=graduates for one row per graduate. */
+const struct query_param api_payout_run_query[] = {
+    {"lang", Q_ENUM, false, api_csv_langs},
+    {"detail", Q_ENUM, false, details},
+    {NULL, 0, false, NULL},
+};
+
 const struct field api_payout_run_create_body[] = {
     {"period", FT_PERIOD, F_REQUIRED},
     {NULL},

@@ -402,6 +402,76 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 /*
+ * The language of a CSV export: "zh" when the query says lang=zh or the
+ * daemon found Accept-Language: zh... (ctx.lang), else "en". Only the
+ * header, yes/no and the words for codes change; the columns stay the same.
+ */
+CREATE FUNCTION api.csv_lang(ctx jsonb, args jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(args->>'lang', ctx->>'lang') = 'zh' THEN 'zh' ELSE 'en' END
+$$;
+
+-- The header record: the English column names, or their Chinese ones.
+CREATE FUNCTION api.csv_header(lang text, en text[], zh text[]) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT api.csv_record(CASE WHEN lang = 'zh' THEN zh ELSE en END)
+$$;
+
+-- yes / no, or 是 / 否; empty for null.
+CREATE FUNCTION api.csv_bool(lang text, b boolean) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN b IS NULL THEN NULL
+                WHEN lang = 'zh' THEN CASE WHEN b THEN '是' ELSE '否' END
+                WHEN b THEN 'yes' ELSE 'no' END
+$$;
+
+-- A code (a reason, a kind, a status) as the export shows it: itself, or in Chinese.
+CREATE FUNCTION api.csv_word(lang text, code text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN lang <> 'zh' OR code IS NULL THEN code
+                ELSE coalesce(CASE code
+                    WHEN 'no_data' THEN '无数据'
+                    WHEN 'veto' THEN '一票否决'
+                    WHEN 'cap' THEN '年度上限'
+                    WHEN 'not_tech' THEN '非科技型企业'
+                    WHEN 'entry_age' THEN '入孵时成立超期'
+                    WHEN 'already_rewarded' THEN '已奖励过'
+                    WHEN 'graduate' THEN '本期毕业'
+                    WHEN 'late_graduation' THEN '补报毕业'
+                    WHEN 'clawback' THEN '追回'
+                    WHEN 'total' THEN '合计'
+                    WHEN 'draft' THEN '草稿'
+                    WHEN 'approved' THEN '已审批'
+                    WHEN 'firing' THEN '告警中'
+                    WHEN 'resolved' THEN '已解除'
+                    WHEN 'critical' THEN '严重'
+                    WHEN 'warning' THEN '警告'
+                    WHEN 'info' THEN '提示'
+                    WHEN 'incubating' THEN '在孵'
+                    WHEN 'graduated' THEN '已毕业'
+                    WHEN 'exited' THEN '已退出'
+                    WHEN 'incubator' THEN '孵化器'
+                    WHEN 'district' THEN '区县'
+                    WHEN 'city' THEN '全市' END, code) END
+$$;
+
+-- A ratio in a CSV: exactly 4 decimals, rounded half-up (0.6 -> 0.6000).
+CREATE FUNCTION api.csv_ratio(x numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT round(x, 4)::text
+$$;
+
+-- A time in a CSV: the bureau's local time with its offset, 2026-11-26T16:00:00+08:00.
+CREATE FUNCTION api.csv_time(ctx jsonb, t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
+           || CASE WHEN off = interval '0' THEN '+00:00'
+                   ELSE to_char(off, 'SGHH24:MI') END
+      FROM (SELECT coalesce(ctx->>'timezone', 'UTC') AS tz) z,
+           LATERAL (SELECT (t AT TIME ZONE z.tz) - (t AT TIME ZONE 'UTC') AS off) o
+$$;
+
+/*
  * GET /v1/reports/monthly?period=YYYY-MM: the metrics of every incubator
  * opened by the period's last day, as {"period", "through", "items"} or, when
  * ctx.format is "csv", as one JSON string holding the CSV text (the daemon
@@ -412,22 +482,33 @@ LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     b record := api.period_bounds(args->>'period', api.today(ctx));
     period text := args->>'period';
+    lang text;
 BEGIN
     IF ctx->>'format' = 'csv' THEN
+        lang := api.csv_lang(ctx, args);
         RETURN api.ok(200, to_json(
-            api.csv_record(ARRAY['incubator', 'name', 'period', 'through', 'days',
-                                 'days_with_data', 'share_average', 'share_min', 'share_max',
-                                 'days_below_threshold', 'threshold', 'incubating_at_start',
-                                 'admitted', 'graduated', 'exited', 'incubating_at_end',
-                                 'overdue', 'graduation_rate', 'trailing_12m_graduation_rate'])
+            api.csv_header(lang,
+                ARRAY['incubator', 'name', 'period', 'through', 'days',
+                      'days_with_data', 'share_average', 'share_min', 'share_max',
+                      'days_below_threshold', 'threshold', 'vetoed', 'incubating_at_start',
+                      'admitted', 'graduated', 'exited', 'incubating_at_end',
+                      'overdue', 'graduation_rate', 'trailing_12m_graduation_rate'],
+                ARRAY['孵化器代码', '孵化器名称', '期间', '截至', '天数',
+                      '有数据天数', '科技企业场地占比均值', '占比最低', '占比最高',
+                      '低于否决线天数', '否决线', '一票否决', '期初在孵',
+                      '新入孵', '毕业', '退出', '期末在孵',
+                      '超期在孵', '毕业率', '近12个月毕业率'])
             || coalesce((
                 SELECT string_agg(api.csv_record(ARRAY[
                            m.code, m.name, period, b.last_day::text, m.days::text,
-                           m.days_with_data::text, m.average::text, m.min::text, m.max::text,
-                           m.days_below_threshold::text, api.num(m.threshold)::text,
+                           m.days_with_data::text, api.csv_ratio(m.average),
+                           api.csv_ratio(m.min), api.csv_ratio(m.max),
+                           m.days_below_threshold::text, api.csv_ratio(m.threshold),
+                           api.csv_bool(lang, m.days_with_data = 0 OR m.average_below_threshold),
                            m.incubating_at_start::text, m.admitted::text, m.graduated::text,
                            m.exited::text, m.incubating_at_end::text, m.overdue::text,
-                           m.graduation_rate::text, m.trailing_12m_graduation_rate::text]),
+                           api.csv_ratio(m.graduation_rate),
+                           api.csv_ratio(m.trailing_12m_graduation_rate)]),
                            '' ORDER BY m.code)
                   FROM api.metrics_rows(b.first_day, b.last_day) m), '')));
     END IF;

@@ -265,21 +265,36 @@ def test_monthly_report_csv(town):
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == ["incubator", "name", "period", "through", "days", "days_with_data",
                        "share_average", "share_min", "share_max", "days_below_threshold",
-                       "threshold", "incubating_at_start", "admitted", "graduated", "exited",
-                       "incubating_at_end", "overdue", "graduation_rate",
+                       "threshold", "vetoed", "incubating_at_start", "admitted", "graduated",
+                       "exited", "incubating_at_end", "overdue", "graduation_rate",
                        "trailing_12m_graduation_rate"]
     assert len(rows) == 3
     one = dict(zip(rows[0], rows[1]))
     assert one["incubator"] == "HRB-001" and one["name"] == "哈尔滨HRB-001孵化器"
-    assert one["share_average"] == "0.5242" and one["share_min"] == "0.45"
+    # Ratios with exactly 4 decimals, as the API rounds them.
+    assert one["share_average"] == "0.5242" and one["share_min"] == "0.4500"
+    assert one["threshold"] == "0.5000" and one["vetoed"] == "no"
     assert one["days_below_threshold"] == "10" and one["overdue"] == "1"
-    assert one["graduation_rate"] == "0.5" and one["trailing_12m_graduation_rate"] == "0.3333"
+    assert one["graduation_rate"] == "0.5000"
+    assert one["trailing_12m_graduation_rate"] == "0.3333"
     two = dict(zip(rows[0], rows[2]))
+    assert two["vetoed"] == "yes"  # no data in the month
     # The name with a quote and a comma survives RFC 4180 quoting intact...
     assert two["name"] == '松北区"智谷",创新中心'
     assert '"松北区""智谷"",创新中心"' in text
     # ...and a missing figure is an empty field.
     assert two["share_average"] == "" and two["days_with_data"] == "0"
+    # In Chinese: the same columns in the same order, headed in Chinese.
+    zh = ok(town.get("/v1/reports/monthly?period=2024-03&lang=zh",
+                     headers={"Accept": "text/csv"}))
+    zh_rows = list(csv.reader(io.StringIO(zh.body[3:].decode("utf-8"), newline="")))
+    assert zh_rows[0][:3] == ["孵化器代码", "孵化器名称", "期间"]
+    assert zh_rows[0][rows[0].index("vetoed")] == "一票否决"
+    assert len(zh_rows[0]) == len(rows[0]) and len(zh_rows) == len(rows)
+    for en_row, zh_row in zip(rows[1:], zh_rows[1:]):
+        for name, en_cell, zh_cell in zip(rows[0], en_row, zh_row):
+            assert zh_cell == {"yes": "是", "no": "否"}.get(en_cell, en_cell) \
+                if name == "vetoed" else zh_cell == en_cell
     # Without Accept: text/csv, the same report is JSON.
     r = town.get("/v1/reports/monthly?period=2024-03")
     assert r.header("Content-Type") == "application/json"
