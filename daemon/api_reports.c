@@ -35,8 +35,11 @@ const struct query_param api_cohorts_query[] = {
     {NULL, 0, false, NULL},
 };
 
+/* plan: a plan's id, which has the form of an incubator code. */
 const struct query_param api_plan_progress_query[] = {
     {"as_of", Q_DATE, false, NULL},
+    {"plan", Q_CODE, false, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
     {NULL, 0, false, NULL},
 };
 

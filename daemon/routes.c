@@ -67,7 +67,10 @@ const struct route routes[] = {
     {GET,    "/v1/reports/annual",                ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_annual",   .query = api_annual_query},
     {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
     {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     ROUTE_READ,              "reports_overview", .query = api_on_query},
-    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_READ,              "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/plans",                         ACCESS_ADMIN,     0,                       "plan_list",        .query = api_page_query},
+    {GET,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     0,                       "plan_get"},
+    {PUT,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     ROUTE_BODY,              "plan_put",         .body = api_plan_put_body, .check = api_plan_put_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 };
@@ -117,7 +120,7 @@ static bool identifier(const char *s, size_t len, size_t max, const char *extra)
 
 bool route_param_valid(const char *name, const char *value, size_t len)
 {
-    if (strcmp(name, "code") == 0)
+    if (strcmp(name, "code") == 0 || strcmp(name, "plan") == 0)
         return identifier(value, len, 32, "._-");
     if (strcmp(name, "external_id") == 0)
         return identifier(value, len, 64, "._:-");
@@ -141,8 +144,11 @@ bool route_param_valid(const char *name, const char *value, size_t len)
     return false;
 }
 
-/* The parameter names patterns may use; each has its format in route_param_valid(). */
-static const char *const param_names[] = {"code", "external_id", "id", "period"};
+/*
+ * The parameter names patterns may use; each has its format in
+ * route_param_valid() (a plan's id has the form of an incubator code).
+ */
+static const char *const param_names[] = {"code", "external_id", "id", "period", "plan"};
 
 static const char *param_name(const char *s, size_t len)
 {

@@ -57,6 +57,8 @@ extern const struct field api_payout_run_review_body[];
 extern const struct field api_payout_run_approve_body[];
 void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_graduation_revoke_body[];
+extern const struct field api_plan_put_body[];
+void api_plan_put_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_prior_payout_create_body[];
 void api_prior_payout_create_check(struct req *r, struct vctx *v, json_t *args);
 

@@ -573,53 +573,134 @@ BEGIN
 END;
 $$;
 
-/*
- * GET /v1/reports/plan-progress?as_of=DATE: the plan's targets (科技创业三年行动计划
- * 工作目标) of the policy in force on as_of, against the data up to as_of in
- * the plan's window [from, to]. Enterprises are counted once each (by credit
- * code), wherever they are incubated.
- */
-CREATE FUNCTION api.reports_plan_progress(ctx jsonb, args jsonb) RETURNS api.reply
-LANGUAGE plpgsql STABLE SET jit = off AS $$
-DECLARE
-    today date := api.today(ctx);
-    as_of date := coalesce((args->>'as_of')::date, today);
-    p policies;
-    window_from date;
-    window_to date;
-    upto date;
-    items json;
-BEGIN
-    IF as_of > today THEN
-        PERFORM api.fail_field('as_of', format('must not be after today (%s)', today));
-    END IF;
-    p := api.policy_on(as_of);
-    window_from := (p.plan->>'from')::date;
-    window_to := (p.plan->>'to')::date;
-    upto := least(window_to, as_of);
+CREATE FUNCTION api.plan_json(p plans) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'id', p.id,
+        'from', p.window_from,
+        'to', p.window_to,
+        'targets', p.targets,
+        'created_at', api.ts(p.created_at),
+        'created_by', p.created_by,
+        'updated_at', api.ts(p.updated_at),
+        'updated_by', p.updated_by)
+$$;
 
+-- The plan of an id, or 404.
+CREATE FUNCTION api.plan_named(plan_id text) RETURNS plans
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p plans;
+BEGIN
+    SELECT * INTO p FROM plans WHERE id = plan_id;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no plan %s', plan_id));
+    END IF;
+    RETURN p;
+END;
+$$;
+
+-- GET /v1/plans/{plan}
+CREATE FUNCTION api.plan_get(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.plan_json(api.plan_named(args->>'plan')))
+$$;
+
+-- GET /v1/plans: ordered by id.
+CREATE FUNCTION api.plan_list(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.page(array_agg(api.plan_json(p) ORDER BY p.id),
+                                array_agg(p.id ORDER BY p.id), (args->>'limit')::int))
+      FROM (SELECT * FROM plans
+             WHERE args->>'cursor' IS NULL
+                OR id > api.cursor_matching(args->>'cursor', '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$')
+             ORDER BY id LIMIT (args->>'limit')::int + 1) p
+$$;
+
+/*
+ * PUT /v1/plans/{plan} {"from", "to", "targets"}: 201 created, 200 replaced
+ * (or the same again: nothing is written). The reward policy is untouched.
+ */
+CREATE FUNCTION api.plan_put(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    old plans;
+    p plans;
+BEGIN
+    SELECT * INTO old FROM plans WHERE id = args->>'plan' FOR UPDATE;
+    IF FOUND AND old.window_from = (args->>'from')::date AND old.window_to = (args->>'to')::date
+       AND old.targets = args->'targets' THEN
+        RETURN api.ok(200, api.plan_json(old));
+    END IF;
+    INSERT INTO plans AS x (id, window_from, window_to, targets, created_at, created_by,
+                            updated_at, updated_by)
+    VALUES (args->>'plan', (args->>'from')::date, (args->>'to')::date, args->'targets',
+            api.now(ctx), ctx->>'token_name', api.now(ctx), ctx->>'token_name')
+    ON CONFLICT (id) DO UPDATE
+       SET window_from = excluded.window_from, window_to = excluded.window_to,
+           targets = excluded.targets, updated_at = excluded.updated_at,
+           updated_by = excluded.updated_by
+    RETURNING * INTO p;
+    PERFORM api.audit(ctx, NULL, format('%s plan %s (%s to %s)',
+                                        CASE WHEN old.id IS NULL THEN 'created' ELSE 'replaced' END,
+                                        p.id, p.window_from, p.window_to), args);
+    RETURN api.ok(CASE WHEN old.id IS NULL THEN 201 ELSE 200 END, api.plan_json(p),
+                  '/v1/plans/' || p.id);
+END;
+$$;
+
+/*
+ * GET /v1/reports/plan-progress?as_of=DATE&plan=ID: a plan's targets (科技创业
+ * 三年行动计划 工作目标) against the data up to as_of in the plan's window
+ * [from, to]. Without plan: the plan whose window holds as_of (the latest
+ * starting one if several do), else the latest. Enterprises are counted once
+ * each (by credit code), wherever they are incubated.
+ */
+CREATE FUNCTION api.plan_progress_rows(plan_id text, as_of date)
+RETURNS TABLE (plan text, window_from date, window_to date, key text, description text,
+               target bigint, actual bigint, met boolean, ord integer)
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    p plans;
+    upto date;
+BEGIN
+    IF plan_id IS NOT NULL THEN
+        p := api.plan_named(plan_id);
+    ELSE
+        SELECT * INTO p FROM plans x
+         ORDER BY as_of BETWEEN x.window_from AND x.window_to DESC, x.window_from DESC,
+                  x.window_to DESC, x.id
+         LIMIT 1;
+        IF NOT FOUND THEN
+            PERFORM api.fail(404, 'no plan: create one with PUT /v1/plans/{id}');
+        END IF;
+    END IF;
+    upto := least(p.window_to, as_of);
+
+    RETURN QUERY
     WITH actual AS (
         SELECT 'incubators' AS key,
                (SELECT count(*) FROM incubators WHERE opened_on <= as_of) AS n
         UNION ALL
         SELECT 'new_tech_enterprises', count(DISTINCT credit_code) FROM tenants
-         WHERE least(tech_certified_on, high_tech_certified_on) BETWEEN window_from AND upto
+         WHERE least(tech_certified_on, high_tech_certified_on) BETWEEN p.window_from AND upto
         UNION ALL
         SELECT 'revenue_over_5m', count(DISTINCT t.credit_code)
           FROM tenants t JOIN tenant_revenues r ON r.tenant_id = t.id
          WHERE r.revenue_fen >= 500000000
-           AND r.year BETWEEN extract(year FROM window_from) AND extract(year FROM upto)
+           AND r.year BETWEEN extract(year FROM p.window_from) AND extract(year FROM upto)
         UNION ALL
         SELECT 'revenue_over_20m', count(DISTINCT t.credit_code)
           FROM tenants t JOIN tenant_revenues r ON r.tenant_id = t.id
          WHERE r.revenue_fen >= 2000000000
-           AND r.year BETWEEN extract(year FROM window_from) AND extract(year FROM upto)
+           AND r.year BETWEEN extract(year FROM p.window_from) AND extract(year FROM upto)
         UNION ALL
         SELECT 'listed', count(DISTINCT credit_code) FROM tenants
-         WHERE listed_on BETWEEN window_from AND upto
+         WHERE listed_on BETWEEN p.window_from AND upto
         UNION ALL
         SELECT 'new_high_tech', count(DISTINCT credit_code) FROM tenants
-         WHERE high_tech_certified_on BETWEEN window_from AND upto
+         WHERE high_tech_certified_on BETWEEN p.window_from AND upto
     ),
     described(key, position, description) AS (
         VALUES ('incubators', 1, '孵化器数量 / incubators opened'),
@@ -634,21 +715,50 @@ BEGIN
                ('listed', 5, '上市企业 / listed enterprises'),
                ('new_high_tech', 6, '新增高新技术企业 / new national high-tech enterprises')
     )
-    SELECT json_agg(json_build_object(
-               'key', d.key,
-               'description', d.description,
-               'target', (p.plan->'targets'->>d.key)::bigint,
-               'actual', a.n,
-               'met', a.n >= (p.plan->'targets'->>d.key)::bigint) ORDER BY d.position)
-      INTO items
+    SELECT p.id, p.window_from, p.window_to, d.key, d.description,
+           (p.targets->>d.key)::bigint, a.n::bigint, a.n >= (p.targets->>d.key)::bigint,
+           d.position
       FROM described d JOIN actual a ON a.key = d.key
-     WHERE p.plan->'targets' ? d.key;
+     WHERE p.targets ? d.key;
+END;
+$$;
 
-    RETURN api.ok(200, json_build_object(
-        'as_of', as_of,
-        'from', window_from,
-        'to', window_to,
-        'policy_version', p.version,
-        'items', coalesce(items, '[]'::json)));
+-- GET /v1/reports/plan-progress (JSON, or CSV with Accept: text/csv)
+CREATE FUNCTION api.reports_plan_progress(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+DECLARE
+    today date := api.today(ctx);
+    as_of date := coalesce((args->>'as_of')::date, today);
+    lang text := api.csv_lang(ctx, args);
+    csv text;
+    result json;
+BEGIN
+    IF as_of > today THEN
+        PERFORM api.fail_field('as_of', format('must not be after today (%s)', today));
+    END IF;
+    IF ctx->>'format' = 'csv' THEN
+        SELECT api.csv_header(lang, ARRAY['plan', 'from', 'to', 'as_of', 'key', 'description',
+                                          'target', 'actual', 'met'],
+                              ARRAY['计划', '起始日期', '截止日期', '统计日期', '指标',
+                                    '说明', '目标', '实际', '是否达成'])
+               || coalesce(string_agg(api.csv_record(ARRAY[
+                      r.plan, r.window_from::text, r.window_to::text, as_of::text, r.key,
+                      r.description, r.target::text, r.actual::text, api.csv_bool(lang, r.met)]),
+                      '' ORDER BY r.ord), '')
+          INTO csv
+          FROM api.plan_progress_rows(args->>'plan', as_of) r;
+        RETURN api.ok(200, to_json(csv));
+    END IF;
+    SELECT json_build_object(
+               'plan', min(r.plan),
+               'as_of', as_of,
+               'from', min(r.window_from),
+               'to', min(r.window_to),
+               'items', coalesce(json_agg(json_build_object(
+                   'key', r.key, 'description', r.description, 'target', r.target,
+                   'actual', r.actual, 'met', r.met) ORDER BY r.ord), '[]'))
+      INTO result
+      FROM api.plan_progress_rows(args->>'plan', as_of) r;
+    RETURN api.ok(200, result);
 END;
 $$;

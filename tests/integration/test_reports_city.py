@@ -245,15 +245,11 @@ def test_cohorts_match_an_independent_computation(town, admin):
 def test_plan_progress_matches_an_independent_computation(town, admin, sql):
     start = min(i.opened_on for i in town.incubators)
     window = (start.replace(month=1, day=1), dt.date(town.today.year + 1, 12, 31))
-    sql.execute("""INSERT INTO policies SELECT 2, '2000-01-01', veto_threshold, warning_margin,
-                   reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
-                   incubation_limit_months, extended_limit_months, extended_fields,
-                   entry_max_age_months, graduation_investment_min_fen,
-                   graduation_revenue_2y_min_fen, stale_after_days, repeat_hours,
-                   jsonb_build_object('from', %s::date, 'to', %s::date, 'targets',
-                       '{"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
-                         "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}'::jsonb),
-                   now(), 'test' FROM policies WHERE version = 1""", window)
+    r = admin.put("/v1/plans/city-window", {
+        "from": window[0].isoformat(), "to": window[1].isoformat(),
+        "targets": {"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
+                    "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}})
+    assert r.status == 201, r
     ts = [t for i in town.incubators for t in i.tenants]
     for as_of in (town.today, town.today - dt.timedelta(days=400)):
         upto = min(window[1], as_of)
@@ -272,7 +268,7 @@ def test_plan_progress_matches_an_independent_computation(town, admin, sql):
             "listed": len({t.credit_code for t in ts if inside(t.listed_on)}),
             "new_high_tech": len({t.credit_code for t in ts if inside(t.high_tech_certified_on)}),
         }
-        got = dec(admin.get(f"/v1/reports/plan-progress?as_of={as_of}"))
+        got = dec(admin.get(f"/v1/reports/plan-progress?as_of={as_of}&plan=city-window"))
         assert {i["key"]: i["actual"] for i in got["items"]} == want
         targets = {"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
                    "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}
@@ -405,3 +401,15 @@ def test_annual_report_bad_input(admin, daemon, sql):
     assert_problem(admin.call("POST", "/v1/reports/annual?year=2025", {}), 405)
     # Reads write nothing: only the two setup writes above were audited.
     assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before + 2
+
+
+def test_the_demo_city_has_a_current_plan(town, admin):
+    y = town.today.year
+    r = dec(admin.get("/v1/reports/plan-progress"))
+    assert (r["plan"], r["from"], r["to"]) == (f"{y - 1}-{y + 1}", f"{y - 1}-01-01",
+                                               f"{y + 1}-12-31")
+    actual = {i["key"]: i["actual"] for i in r["items"]}
+    assert actual["incubators"] == len(town.incubators)
+    assert actual["new_tech_enterprises"] > 0 and not all(i["met"] for i in r["items"])
+    # The seed's plan is there too.
+    assert dec(admin.get("/v1/reports/plan-progress?plan=2015-2017"))["to"] == "2017-12-31"
