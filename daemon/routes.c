@@ -21,7 +21,7 @@ const struct query_param api_page_query[] = {
 
 /* clang-format off */
 const struct route routes[] = {
-    /* method  pattern                            access            flags                    api.run fn          body / query / check / handler */
+    /* method  pattern                            access            flags                    api fn              body / query / check / handler / hooks */
     {GET,    "/healthz",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_healthz},
     {GET,    "/readyz",                           ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_readyz},
     {GET,    "/metrics",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_metrics},
@@ -31,9 +31,9 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}",             ACCESS_INCUBATOR, 0,                       "incubator_get"},
     {PATCH,  "/v1/incubators/{code}",             ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "incubator_patch", .body = api_incubator_patch_body, .check = api_incubator_patch_check},
 
-    {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .handler = api_token_create},
+    {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .prepare = api_token_create_prepare, .after = api_token_create_after},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
-    {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .handler = api_token_revoke},
+    {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .after = api_token_revoke_after},
 
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
@@ -65,7 +65,7 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, ROUTE_READ,              "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
     {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_monthly",  .query = api_monthly_query, .check = api_period_started_check},
     {GET,    "/v1/reports/annual",                ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_annual",   .query = api_annual_query},
-    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
+    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .authorize = api_reports_cohorts_authorize},
     {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     ROUTE_READ,              "reports_overview", .query = api_on_query},
     {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
     {GET,    "/v1/plans",                         ACCESS_ADMIN,     0,                       "plan_list",        .query = api_page_query},
@@ -73,6 +73,14 @@ const struct route routes[] = {
     {PUT,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     ROUTE_BODY,              "plan_put",         .body = api_plan_put_body, .check = api_plan_put_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
+
+    {POST,   "/v1/channels",                      ACCESS_ADMIN,     ROUTE_BODY,              "channel_create",   .body = api_channel_create_body},
+    {GET,    "/v1/channels",                      ACCESS_ADMIN,     0,                       "channel_list",     .query = api_page_query},
+    {GET,    "/v1/channels/{id}",                 ACCESS_ADMIN,     0,                       "channel_get"},
+    {PATCH,  "/v1/channels/{id}",                 ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "channel_patch",  .body = api_channel_patch_body},
+    {DELETE, "/v1/channels/{id}",                 ACCESS_ADMIN,     0,                       "channel_delete"},
+    {POST,   "/v1/channels/{id}/test",            ACCESS_ADMIN,     0,                       NULL,               .handler = api_channel_test},
+    {GET,    "/v1/channels/{id}/deliveries",      ACCESS_ADMIN,     0,                       "channel_deliveries", .query = api_page_query},
 };
 /* clang-format on */
 const size_t routes_count = ARRAY_LEN(routes);
@@ -142,6 +150,14 @@ bool route_param_valid(const char *name, const char *value, size_t len)
         return period_parse(buf, &y, &m);
     }
     return false;
+}
+
+bool route_own_incubator(const json_t *ctx, const char *code)
+{
+    const char *own = json_string_value(json_object_get(ctx, "incubator"));
+    if (json_is_true(json_object_get(ctx, "admin")))
+        return true;
+    return code != NULL && own != NULL && strcmp(code, own) == 0;
 }
 
 /*

@@ -17,12 +17,14 @@
 #endif
 
 #include "incubatord/auth.h"
+#include "incubatord/busy.h"
 #include "incubatord/db.h"
 #include "incubatord/http.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
-#include "incubatord/notify.h"
+#include "incubatord/gauges.h"
+#include "incubatord/outbox.h"
 #include "incubatord/routes.h"
 #include "incubatord/sched.h"
 #include "incubatord/server.h"
@@ -48,20 +50,23 @@ static void notify_systemd(const char *state)
 #endif
 }
 
-day_t server_today(const struct server *srv)
-{
-    (void)srv;
-    return date_today();
-}
-
-bool server_schema_ready(const struct server *srv)
-{
-    return srv->schema == SCHEMA_CURRENT;
-}
-
 /* ---- schema ---- */
 
 static void schedule_migrate(struct server *srv, int delay_ms);
+
+static void webhook_recorded(void *arg, const struct db_result *r)
+{
+    struct server *srv = arg;
+    if (r->status != DB_OK) {
+        log_msg(LOG_WARNING, "schema: cannot record the [webhook] channel: %s (retrying)",
+                r->message);
+        schedule_migrate(srv, MIGRATE_RETRY_DOWN_MS);
+        return;
+    }
+    srv->schema = SCHEMA_CURRENT;
+    notify_systemd("STATUS=serving");
+    outbox_wake(srv);
+}
 
 static void migrated(void *arg, enum migrate_outcome outcome, const char *message)
 {
@@ -69,10 +74,9 @@ static void migrated(void *arg, enum migrate_outcome outcome, const char *messag
     srv->migrating = false;
     switch (outcome) {
     case MIGRATE_CURRENT:
-        srv->schema = SCHEMA_CURRENT;
         log_msg(LOG_NOTICE, "schema: %s", message);
-        notify_systemd("STATUS=serving");
-        notify_wake(srv);
+        /* Serving starts once the configuration's [webhook] is its channel. */
+        outbox_schema_ready(srv, webhook_recorded, srv);
         return;
     case MIGRATE_BEHIND:
         srv->schema = SCHEMA_BEHIND;
@@ -117,21 +121,6 @@ static void schedule_migrate(struct server *srv, int delay_ms)
     evtimer_add(srv->migrate_timer, &tv);
 }
 
-/* ---- the read pool ---- */
-
-struct db_pool *server_read_pool(struct server *srv)
-{
-    if (srv->read_pool != NULL && db_pool_is_up(srv->read_pool)) {
-        int64_t lag_ms = db_pool_lag_ms(srv->read_pool);
-        if (lag_ms >= 0 && lag_ms <= (int64_t)srv->cfg.read_max_lag_s * 1000) {
-            srv->reads_routed[0]++;
-            return srv->read_pool;
-        }
-    }
-    srv->reads_routed[1]++;
-    return srv->pool;
-}
-
 /* ---- notifications from other daemons ---- */
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -140,7 +129,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     if (strcmp(channel, "incubatord_tokens") == 0)
         auth_cache_forget(srv->auth, strtoll(payload, NULL, 10));
     else if (strcmp(channel, "incubatord_outbox") == 0)
-        notify_wake(srv);
+        outbox_wake(srv);
 }
 
 static void on_listen_reset(void *arg, bool connected)
@@ -150,7 +139,7 @@ static void on_listen_reset(void *arg, bool connected)
     auth_cache_set_trusted(srv->auth, connected);
     /* So are events written meanwhile. */
     if (connected)
-        notify_wake(srv);
+        outbox_wake(srv);
 }
 
 /* ---- signals ---- */
@@ -163,12 +152,18 @@ static void stop_now(struct server *srv)
 /* Requests, jobs and deliveries still running: a draining server waits for them. */
 static int busy(const struct server *srv)
 {
-    return http_inflight(srv) + sched_running(srv) + notify_busy(srv);
+    return busy_total() + outbox_busy(srv) + gauges_busy(srv);
 }
 
-void server_request_done(struct server *srv)
+/* How often a draining server looks whether the work is done. */
+#define DRAIN_POLL_MS 5
+
+static void drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (srv->draining && busy(srv) == 0)
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    if (busy(srv) == 0)
         stop_now(srv);
 }
 
@@ -180,7 +175,9 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     log_msg(LOG_WARNING,
             "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
             "running after %d ms; exiting",
-            http_inflight(srv), sched_running(srv), notify_busy(srv), srv->cfg.shutdown_timeout_ms);
+            busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
+            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY),
+            srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -200,8 +197,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     log_msg(LOG_NOTICE,
             "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
             "delivery step(s)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv),
-            notify_busy(srv));
+            sig == SIGINT ? "SIGINT" : "SIGTERM", busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
+            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY));
     if (busy(srv) == 0) {
         stop_now(srv);
         return;
@@ -210,6 +207,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
                          (srv->cfg.shutdown_timeout_ms % 1000) * 1000};
     srv->drain_timer = evtimer_new(srv->base, drain_timeout_cb, srv);
     evtimer_add(srv->drain_timer, &tv);
+    struct timeval poll = {0, DRAIN_POLL_MS * 1000};
+    srv->drain_poll = event_new(srv->base, -1, EV_PERSIST, drain_poll_cb, srv);
+    evtimer_add(srv->drain_poll, &poll);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -238,7 +238,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     if (srv->read_pool)
         db_pool_set_max_queue(srv->read_pool, srv->cfg.max_queue);
     sched_apply_config(srv);
-    notify_apply_config(srv);
+    outbox_apply_config(srv);
     log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
     notify_systemd("READY=1");
 }
@@ -309,6 +309,12 @@ int server_run(const char *config_path, bool foreground)
     db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
                    on_listen_reset, &srv);
     metrics_init(routes_count);
+    for (size_t i = 0; i < routes_count; i++) {
+        char label[160];
+        snprintf(label, sizeof(label), "%s %s", route_method_name(routes[i].method),
+                 routes[i].pattern);
+        metrics_route_label(i, label);
+    }
 
     if (!http_start(&srv)) {
         code = 1;
@@ -323,7 +329,8 @@ int server_run(const char *config_path, bool foreground)
     srv.migrate_timer = evtimer_new(srv.base, migrate_timer_cb, &srv);
     schedule_migrate(&srv, 0);
     sched_start(&srv);
-    notify_start(&srv);
+    outbox_start(&srv);
+    gauges_start(&srv);
 
     log_msg(LOG_NOTICE, "incubatord %s started (pid %d, schema %d, time zone %s)",
             INCUBATORD_VERSION, (int)getpid(), migrate_latest_version(), srv.cfg.timezone);
@@ -345,7 +352,8 @@ out:
     db_pool_free(srv.pool);
     http_free(&srv);
     sched_free(&srv);
-    notify_free(&srv);
+    outbox_free(&srv);
+    gauges_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
     if (srv.sig_term)
@@ -358,6 +366,8 @@ out:
         event_free(srv.migrate_timer);
     if (srv.drain_timer)
         event_free(srv.drain_timer);
+    if (srv.drain_poll)
+        event_free(srv.drain_poll);
     event_base_free(srv.base);
     config_free(&srv.cfg);
     log_close();

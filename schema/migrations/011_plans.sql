@@ -1,4 +1,4 @@
--- 010: the city's plan targets (科技创业三年行动计划 工作目标) as a resource of
+-- 011: the city's plan targets (科技创业三年行动计划 工作目标) as a resource of
 -- their own, so that changing a target does not issue a new reward policy.
 -- The plans the policy versions carried become plans, named after their
 -- window's years (the seed's 2015-2017 plan from version 1).
