@@ -63,6 +63,7 @@
 #define FRESH_SHARE_PERCENT 75
 #define IP_BUCKETS          1024
 #define LISTEN_BACKLOG      4096
+#define LINGER_S            5
 #define REPORT_INTERVAL_S   10
 
 /* Why a connection was cut; the metric's reason label. */
@@ -388,8 +389,21 @@ static void cut(struct conn_track *t, enum cut_reason reason, int status, const 
     if (status != 0)
         write_problem(t, status, detail);
     evutil_socket_t fd = bufferevent_getfd(t->bev);
-    if (fd >= 0)
-        shutdown(fd, SHUT_RDWR);
+    if (fd < 0)
+        return;
+    if (reason == CUT_MALFORMED) {
+        /*
+         * A client refused at its head may still be sending its body: closing
+         * now would reset the connection and lose the answer. What it sends
+         * is read and dropped for a while (as evhttp's lingering close does).
+         */
+        shutdown(fd, SHUT_WR);
+        t->deadline_reason = CUT_REASONS;
+        struct timeval tv = {LINGER_S, 0};
+        event_add(t->deadline, &tv);
+        return;
+    }
+    shutdown(fd, SHUT_RDWR);
 }
 
 static void arm(struct conn_track *t, int seconds, enum cut_reason reason)
@@ -399,11 +413,18 @@ static void arm(struct conn_track *t, int seconds, enum cut_reason reason)
     event_add(t->deadline, &tv);
 }
 
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+static void deadline_cb(evutil_socket_t fd_unused, short what, void *arg)
 {
     struct conn_track *t = arg;
-    (void)fd;
+    (void)fd_unused;
     (void)what;
+    if (t->closing) {
+        /* The end of a lingering close. */
+        evutil_socket_t fd = bufferevent_getfd(t->bev);
+        if (fd >= 0 && alive(t))
+            shutdown(fd, SHUT_RDWR);
+        return;
+    }
     if (t->deadline_reason == CUT_WRITE_TIMEOUT)
         cut(t, CUT_WRITE_TIMEOUT, 0, NULL); /* its answer is half-written: no other */
     else
@@ -415,9 +436,10 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * Makes room for a newcomer: connections still sending their first head keep
- * to their share, and beyond max_connections the longest idle kept-alive
- * connection goes, else the oldest first head, else the newcomer.
+ * Makes room for a newcomer beyond max_connections: the oldest connection
+ * still sending its first head goes while those hold more than their share,
+ * else the longest idle kept-alive connection, else the oldest first head,
+ * else the newcomer.
  */
 static void make_room(struct http_conn *c, struct conn_track *newcomer)
 {
@@ -425,10 +447,10 @@ static void make_room(struct http_conn *c, struct conn_track *newcomer)
     struct conn_track *v;
     if (fresh_cap < 1)
         fresh_cap = 1;
-    while (c->fresh_count > fresh_cap && (v = TAILQ_FIRST(&c->fresh)) != NULL)
-        cut(v, CUT_EVICTED_FRESH, 503, "the server is busy; retry");
     while (c->open_connections - c->closing > c->max_connections && !newcomer->closing) {
-        if ((v = TAILQ_FIRST(&c->idle)) != NULL)
+        if (c->fresh_count > fresh_cap && (v = TAILQ_FIRST(&c->fresh)) != NULL)
+            cut(v, CUT_EVICTED_FRESH, 503, "the server is busy; retry");
+        else if ((v = TAILQ_FIRST(&c->idle)) != NULL)
             cut(v, CUT_EVICTED_IDLE, 0, NULL);
         else if ((v = TAILQ_FIRST(&c->fresh)) != NULL && v != newcomer)
             cut(v, CUT_EVICTED_FRESH, 503, "the server is busy; retry");
