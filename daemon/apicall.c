@@ -71,14 +71,14 @@ void apicall_failure(const struct db_result *res, const char *request_id, struct
     switch (res->status) {
     case DB_UNAVAILABLE:
     case DB_TIMEOUT:
-        log_req(LOG_WARNING, request_id, "503: %s", res->message);
         out->status = 503;
         out->detail = res->message;
         out->retry_after_s = res->retry_after_s > 0 ? res->retry_after_s : 1;
         return;
     case DB_SQL_ERROR:
         if (db_sqlstate_is_transient(res->sqlstate)) {
-            log_req(LOG_WARNING, request_id, "503: database: %s (%s)", res->message, res->sqlstate);
+            snprintf(out->reason, sizeof(out->reason), "database: %s (%s)", res->message,
+                     res->sqlstate);
             out->status = 503;
             out->detail = "the database could not complete the request now; retry";
             out->retry_after_s = 1;
@@ -86,7 +86,6 @@ void apicall_failure(const struct db_result *res, const char *request_id, struct
         }
         if (strcmp(res->sqlstate, "23505") == 0 || strcmp(res->sqlstate, "23P01") == 0) {
             /* A constraint caught a conflict a concurrent request created. */
-            log_req(LOG_NOTICE, request_id, "409: %s", res->message);
             out->status = 409;
             out->detail = res->message;
             return;

@@ -226,7 +226,6 @@ static void deliver_result(struct db_query *q, PGresult *res)
             msg ? msg
                 : (res ? first_line(PQresultErrorMessage(res), line, sizeof(line)) : "no result");
         r.detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-        r.hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
         if (r.sqlstate == NULL)
             r.sqlstate = "XX000";
         q->pool->stats.failed++;

@@ -17,6 +17,7 @@
 
 #include "incubatord/apicall.h"
 #include "incubatord/busy.h"
+#include "incubatord/dates.h"
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -111,13 +112,6 @@ static void tz_leave(struct tz_guard g)
     free(g.saved);
 }
 
-static int days_in_month(int year, int month0)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return month0 == 1 && leap ? 29 : days[month0];
-}
-
 /* The due moment in a month (year, month0 0-11) in the current time zone. */
 static time_t due_in_month(int year, int month0, int day, int hour)
 {
@@ -125,7 +119,8 @@ static time_t due_in_month(int year, int month0, int day, int hour)
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = year - 1900;
     tm.tm_mon = month0;
-    tm.tm_mday = day < days_in_month(year, month0) ? day : days_in_month(year, month0);
+    int last = date_days_in_month(year, month0 + 1);
+    tm.tm_mday = day < last ? day : last;
     tm.tm_hour = hour;
     tm.tm_isdst = -1;
     return mktime(&tm);
@@ -243,7 +238,7 @@ static void log_result(struct job *j, json_t *result)
     }
     json_object_del(result, "log");
     char *text = json_dumps(result, JSON_COMPACT);
-    log_msg(LOG_INFO, "job %s: done %s", j->def->name, text);
+    log_msg(LOG_INFO, "job %s: done %s", j->def->name, text ? text : "(unprintable result)");
     free(text);
 }
 

@@ -28,7 +28,7 @@
 
 enum db_status {
     DB_OK,          /* the statement ran; res is its result (the last, for a script) */
-    DB_SQL_ERROR,   /* the server refused it: sqlstate, message (and detail, hint) are set */
+    DB_SQL_ERROR,   /* the server refused it: sqlstate, message (and detail) are set */
     DB_UNAVAILABLE, /* no connection could run it: database down, queue full, shutting down */
     DB_TIMEOUT,     /* its deadline passed before it finished */
 };
@@ -39,7 +39,6 @@ struct db_result {
     const char *sqlstate; /* DB_SQL_ERROR: the five-character SQLSTATE */
     const char *message;  /* every status but DB_OK: one line saying why */
     const char *detail;   /* DB_SQL_ERROR: the server's DETAIL, or NULL */
-    const char *hint;     /* DB_SQL_ERROR: the server's HINT, or NULL */
     int retry_after_s;    /* DB_UNAVAILABLE, DB_TIMEOUT: a sensible Retry-After */
 };
 
