@@ -16,6 +16,13 @@
 
 #include "incubatord/db.h"
 
+/*
+ * Makes room for the prepared statements of nfunctions API functions (the
+ * route table's); a function beyond them goes through api.run.
+ */
+void apicall_init(size_t nfunctions);
+void apicall_free(void);
+
 /* Who calls, and on what occasion. */
 struct api_caller {
     const char *request_id;

@@ -105,6 +105,22 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *values, int timeout_ms, db_cb cb, void *arg);
 
 /*
+ * A statement the pool prepares once per connection (PQsendPrepare) and then
+ * only executes (PQsendQueryPrepared): the server parses and plans it once.
+ * The struct must outlive the pool (a static or a table built at start-up);
+ * name is unique among them.
+ */
+struct db_statement {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* Runs a prepared statement, like db_query. */
+struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
+                                   const char *const *values, int timeout_ms, db_cb cb, void *arg);
+
+/*
  * The same for the daemon's own work (deliveries, bookkeeping): it waits in
  * the same queue but is never refused for a full one, so background work
  * cannot crowd requests out of database.max_queue, nor the other way round.

@@ -42,9 +42,10 @@ RETURNS void LANGUAGE sql AS $$
                     json_build_array(json_build_object('field', field, 'message', message)))
 $$;
 
--- RFC 3339 UTC, e.g. 2026-11-26T08:00:00Z.
+-- RFC 3339 UTC, e.g. 2026-11-26T08:00:00Z. (STABLE as to_char is: an IMMUTABLE
+-- function whose body is not would not be inlined.)
 CREATE FUNCTION api.ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
