@@ -116,10 +116,10 @@ class FastRobot:
 
 
 def add_channels(conn, robot, n):
-    """n WeCom channels on the robot, without a rate limit that matters here."""
+    """n WeCom channels on the robot, at the API's highest rate (1000 a minute)."""
     conn.execute("DELETE FROM channels WHERE NOT from_config")
     conn.execute("INSERT INTO channels (name, kind, url, min_severity, max_per_minute) "
-                 "SELECT 'bench-' || g, 'wecom', %s, 'info', 10000 FROM generate_series(1, %s) g",
+                 "SELECT 'bench-' || g, 'wecom', %s, 'info', 1000 FROM generate_series(1, %s) g",
                  (robot.url, n))
 
 
