@@ -52,6 +52,12 @@ day_t server_today(const struct server *srv)
     return date_today();
 }
 
+int64_t server_now(const struct server *srv)
+{
+    (void)srv;
+    return (int64_t)time(NULL);
+}
+
 bool server_schema_ready(const struct server *srv)
 {
     return srv->schema == SCHEMA_CURRENT;

@@ -27,6 +27,7 @@ void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
+extern const struct field api_token_rotate_body[];
 void api_token_create(struct req *r);
 void api_token_revoke(struct req *r);
 

@@ -57,6 +57,13 @@ int server_run(const char *config_path, bool foreground);
 /* Today in the bureau's time zone. */
 day_t server_today(const struct server *srv);
 
+/*
+ * The daemon's clock (Unix time): a request's "now", which token expiry is
+ * judged by. Passed to whatever needs it, so that tests may run the daemon
+ * under another clock (libfaketime) and call the functions with any time.
+ */
+int64_t server_now(const struct server *srv);
+
 /* Whether requests that need the database may be served (schema current). */
 bool server_schema_ready(const struct server *srv);
 
