@@ -87,3 +87,40 @@ void api_reports_cohorts(struct req *r)
         return;
     req_call_api(r, "reports_cohorts", args);
 }
+
+const struct query_param api_share_daily_query[] = {
+    {"from", Q_DATE, false, NULL},
+    {"to", Q_DATE, false, NULL},
+    {NULL, 0, false, NULL},
+};
+
+/*
+ * The range of a daily share series: to defaults to today, from to the 365
+ * days that end with to; from after to, or more than API_SHARE_DAILY_MAX_DAYS
+ * days, is a 422. The defaults are written into args, so SQL gets a range.
+ */
+void api_share_daily_check(struct req *r, struct vctx *v, json_t *args)
+{
+    const char *from = json_string_value(json_object_get(args, "from"));
+    const char *to = json_string_value(json_object_get(args, "to"));
+    day_t first, last;
+    char text[11];
+    (void)r;
+    if (to == NULL || !date_parse(to, &last))
+        last = v->today;
+    if (from == NULL || !date_parse(from, &first))
+        first = last - 364;
+    if (first > last) {
+        v_error(v, "from", "must not be after to");
+        return;
+    }
+    if (last - first + 1 > API_SHARE_DAILY_MAX_DAYS) {
+        v_error(v, "to", "the range may cover at most %d days (it covers %d)",
+                API_SHARE_DAILY_MAX_DAYS, (int)(last - first + 1));
+        return;
+    }
+    date_format(first, text);
+    json_object_set_new(args, "from", json_string(text));
+    date_format(last, text);
+    json_object_set_new(args, "to", json_string(text));
+}

@@ -18,8 +18,12 @@
 #include "incubatord/log.h"
 #include "incubatord/migrate.h"
 
-/* The advisory lock key of schema changes: "incubatord migrate". */
-#define MIGRATE_LOCK_KEY "7243100001"
+/*
+ * The advisory lock of schema changes: the key api.lock_key('migrate') gives
+ * (the list of every lock is in schema/functions/00_base.sql), written out
+ * because this lock is taken before the api schema exists.
+ */
+#define MIGRATE_LOCK_KEY "hashtextextended('incubatord migrate', 0)"
 
 static const char LOCK_SQL[] =
     "BEGIN;"
@@ -42,8 +46,11 @@ static const char VERSION_SQL[] = "SELECT coalesce(max(version), 0) FROM schema_
 
 static const char RECORD_SQL[] = "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)";
 
-static const char API_RESET_SQL[] = "SET LOCAL check_function_bodies = off;"
-                                    "DROP SCHEMA IF EXISTS api CASCADE;"
+/*
+ * check_function_bodies stays on: a SQL function that calls one not yet
+ * defined (in a later file, or not at all) fails the migration.
+ */
+static const char API_RESET_SQL[] = "DROP SCHEMA IF EXISTS api CASCADE;"
                                     "CREATE SCHEMA api;";
 
 static const char FUNCTIONS_HASH_SQL[] =

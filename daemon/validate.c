@@ -381,9 +381,9 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return check_area(v, path, value, f->type == FT_AREA0);
     case FT_FEN: {
         json_int_t n = json_integer_value(value);
-        if (n < 0 || (f->max && n > f->max)) {
-            v_error(v, path, "must be a whole number of fen from 0 to %lld",
-                    (long long)(f->max ? f->max : INT64_MAX));
+        int64_t max = f->max ? f->max : FEN_MAX;
+        if (n < 0 || n > max) {
+            v_error(v, path, "must be a whole number of fen from 0 to %lld", (long long)max);
             return NULL;
         }
         return json_incref(value);

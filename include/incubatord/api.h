@@ -66,6 +66,10 @@ void api_period_started_check(struct req *r, struct vctx *v, json_t *args);
 void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);
 void api_plan_progress_check(struct req *r, struct vctx *v, json_t *args);
 void api_reports_cohorts(struct req *r);
+/* The longest daily share series one request may ask for. */
+#define API_SHARE_DAILY_MAX_DAYS 1100
+extern const struct query_param api_share_daily_query[]; /* from, to */
+void api_share_daily_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_alerts.c */
 extern const struct query_param api_alert_list_query[];

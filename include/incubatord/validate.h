@@ -21,6 +21,12 @@
 #include "incubatord/dates.h"
 
 #define AREA_MAX_M2 10000000
+/*
+ * The largest amount of money a request may carry, 10^15 fen (10 trillion
+ * CNY): far beyond any real figure, and small enough that SQL may add a few
+ * thousand of them in bigint without overflowing.
+ */
+#define FEN_MAX 1000000000000000LL
 
 enum field_type {
     FT_TEXT,        /* a string of 1..max characters, no control characters, not blank */
@@ -29,7 +35,7 @@ enum field_type {
     FT_PERIOD,      /* "YYYY-MM" */
     FT_AREA,        /* a number of square metres, at most 2 decimals, 0 < a <= AREA_MAX_M2 */
     FT_AREA0,       /* the same, 0 allowed */
-    FT_FEN,         /* an integer amount of money in fen, >= 0 (max: max if set) */
+    FT_FEN,         /* an integer amount of money in fen, 0..FEN_MAX (or 0..max if set) */
     FT_INT,         /* an integer within [min, max] */
     FT_RATIO,       /* a number within [min, max] / 10000, at most 4 decimals */
     FT_USCC,        /* an 18-character Unified Social Credit Code with a valid check character */

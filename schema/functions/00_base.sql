@@ -66,6 +66,31 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT (ctx->>'today')::date
 $$;
 
+-- The daemon's "now" (a request's or a job's), for the alerts' timestamps and
+-- the repeat schedule; the transaction's start when a caller gave none.
+CREATE FUNCTION api.now(ctx jsonb) RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((ctx->>'now')::timestamptz, now())
+$$;
+
+-- The last day of the latest approved period: history up to it is frozen.
+CREATE FUNCTION api.frozen_until() RETURNS date
+LANGUAGE sql STABLE AS $$
+    SELECT (max(period) + interval '1 month' - interval '1 day')::date
+      FROM payout_runs WHERE status = 'approved'
+$$;
+
+-- A month (its first day) as YYYY-MM, and its last day.
+CREATE FUNCTION api.period_text(period date) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_char(period, 'YYYY-MM')
+$$;
+
+CREATE FUNCTION api.period_end(period date) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (period + interval '1 month' - interval '1 day')::date
+$$;
+
 -- Opaque page cursors: base64url of the last key of a page.
 CREATE FUNCTION api.cursor_encode(k text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -112,6 +137,12 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT api.cursor_matching(c, '^[0-9]{1,18}$')::bigint
 $$;
 
+-- A cursor over periods: the first day of the month it names.
+CREATE FUNCTION api.cursor_period(c text) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (api.cursor_matching(c, '^[0-9]{4}-(0[1-9]|1[0-2])$') || '-01')::date
+$$;
+
 -- {"items": [...], "next_cursor": ...} from an ordered set of (key, item) rows,
 -- limit + 1 of them: the extra row only says that another page exists.
 CREATE FUNCTION api.page(items json[], keys text[], lim integer) RETURNS json
@@ -146,6 +177,25 @@ BEGIN
     END IF;
     RETURN found_id;
 END;
+$$;
+
+-- Every advisory lock incubatord takes, in one list. The key of a lock is
+-- hashtextextended('incubatord <kind>[ <subject>]', 0); the kinds:
+--   migrate          schema changes: taken by daemon/migrate.c, with this same
+--                    formula written out, before this schema exists
+--   job              a scheduled job (subject: its name), api.run_job
+--   idempotency      a request's Idempotency-Key ('<token id>:<key>'), api.run
+--   tenant           a tenant's first PUT ('<incubator id> <external_id>')
+--   alerts           the alert evaluation: shared by one incubator's, exclusive
+--                    for the sweep over all; with an incubator's id as subject,
+--                    that incubator's evaluations take turns (api.alerts_lock)
+--   payout approval  approvals of payout runs take turns
+CREATE TYPE api.lock_kind AS ENUM ('migrate', 'job', 'idempotency', 'tenant', 'alerts',
+                                   'payout approval');
+
+CREATE FUNCTION api.lock_key(kind api.lock_kind, subject text DEFAULT NULL) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtextextended(concat_ws(' ', 'incubatord', kind::text, subject), 0)
 $$;
 
 /*
@@ -205,7 +255,8 @@ BEGIN
 
     IF idem_key IS NOT NULL THEN
         -- The first request with this key holds the lock until it commits.
-        IF NOT pg_try_advisory_xact_lock(hashtextextended(token::text || ':' || idem_key, 7243)) THEN
+        IF NOT pg_try_advisory_xact_lock(api.lock_key('idempotency',
+                                                       token::text || ':' || idem_key)) THEN
             -- (A bare NULL is of type unknown: RETURN ROW(...) would fail with
             -- "returned record type does not match expected record type".)
             RETURN ROW(409, json_build_object('detail',

@@ -46,3 +46,47 @@ LANGUAGE sql STABLE AS $$
     SELECT api.ok(200, api.policy_json(api.policy_on(
         coalesce((args->>'period' || '-01')::date, api.today(ctx)))))
 $$;
+
+-- POST /v1/policy: a new version, effective from a month after every approved one.
+CREATE FUNCTION api.policy_create(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    effective date := (args->>'effective_from' || '-01')::date;
+    frozen date := api.frozen_until();
+    p policies;
+BEGIN
+    -- Versions take turns, so version numbers are dense.
+    LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE;
+    IF frozen IS NOT NULL AND effective <= frozen THEN
+        PERFORM api.fail(409, format(
+            'effective_from %s is on or before %s, an approved payout period: a policy may '
+            'only change months that have not been paid', args->>'effective_from',
+            api.period_text(date_trunc('month', frozen)::date)));
+    END IF;
+    INSERT INTO policies (version, effective_from, veto_threshold, warning_margin,
+                          reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
+                          incubation_limit_months, extended_limit_months, extended_fields,
+                          entry_max_age_months, graduation_investment_min_fen,
+                          graduation_revenue_2y_min_fen, stale_after_days, repeat_hours, plan,
+                          created_by)
+    SELECT (SELECT max(version) + 1 FROM policies), effective,
+           (args->>'veto_threshold')::numeric, (args->>'warning_margin')::numeric,
+           (args->>'reward_per_graduate_fen')::bigint, (args->>'high_tech_bonus_fen')::bigint,
+           (args->>'annual_cap_fen')::bigint, (args->>'incubation_limit_months')::integer,
+           (args->>'extended_limit_months')::integer,
+           ARRAY(SELECT jsonb_array_elements_text(args->'extended_fields')),
+           (args->>'entry_max_age_months')::integer,
+           (args->>'graduation_investment_min_fen')::bigint,
+           (args->>'graduation_revenue_2y_min_fen')::bigint,
+           (args->>'stale_after_days')::integer, (args->>'repeat_hours')::integer,
+           args->'plan', ctx->>'token_name'
+    RETURNING * INTO p;
+    PERFORM api.audit(ctx, NULL, format('policy version %s, effective from %s', p.version,
+                                        args->>'effective_from'), args);
+    -- Thresholds in force today may have changed: every incubator's alerts.
+    IF effective <= api.today(ctx) THEN
+        PERFORM api.after_change(ctx, NULL); -- NULL: every incubator
+    END IF;
+    RETURN api.ok(201, api.policy_json(p), '/v1/policy?period=' || (args->>'effective_from'));
+END;
+$$;

@@ -138,8 +138,8 @@ DECLARE
     date_field text;
 BEGIN
     -- Two first PUTs of one tenant take turns: the second finds the first's row.
-    PERFORM pg_advisory_xact_lock(hashtextextended(
-        format('incubatord tenant %s %s', incubator, args->>'external_id'), 0));
+    PERFORM pg_advisory_xact_lock(api.lock_key('tenant',
+                                               incubator || ' ' || (args->>'external_id')));
     SELECT * INTO old FROM tenants
      WHERE incubator_id = incubator AND external_id = args->>'external_id'
        FOR UPDATE;
@@ -263,12 +263,13 @@ END;
 $$;
 
 -- Whether revenue (year -> fen) has two consecutive years summing to at least min.
+-- The sum is numeric: the edge bounds each amount, SQL does not rely on it.
 CREATE FUNCTION api.revenue_two_years_reach(revenue jsonb, min bigint) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
     SELECT EXISTS (
         SELECT 1 FROM jsonb_each_text(revenue) a
           JOIN jsonb_each_text(revenue) b ON b.key::integer = a.key::integer + 1
-         WHERE a.value::bigint + b.value::bigint >= min)
+         WHERE a.value::numeric + b.value::numeric >= min)
 $$;
 
 -- POST /v1/incubators/{code}/tenants/{external_id}/graduation

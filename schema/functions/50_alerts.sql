@@ -10,21 +10,13 @@
 -- the caller's transaction: a notification exists exactly when its change
 -- was committed.
 
--- The daemon's "now" (a request's or a job's), for the alerts' timestamps and
--- the repeat schedule; the transaction's start when a caller gave none.
-CREATE FUNCTION api.now(ctx jsonb) RETURNS timestamptz
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((ctx->>'now')::timestamptz, now())
-$$;
-
 -- ---- the rules ----
 
+-- The rules themselves are the table alert_rules (schema/migrations/006_alert_rules.sql).
+
 CREATE FUNCTION api.alert_severity(rule text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE rule WHEN 'space_share_breach' THEN 'critical'
-                     WHEN 'overdue_tenant' THEN 'info'
-                     WHEN 'token_expiring' THEN 'info'
-                     ELSE 'warning' END
+LANGUAGE sql STABLE AS $$
+    SELECT r.severity FROM alert_rules r WHERE r.rule = alert_severity.rule
 $$;
 
 -- The syslog level of a firing or repeat notification: LOG_ALERT for a
@@ -37,15 +29,14 @@ $$;
 
 -- Every rule, the worst first.
 CREATE FUNCTION api.alert_rules() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
-                 'duplicate_enterprise', 'overdue_tenant', 'token_expiring']
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(r.rule ORDER BY r.rank) FROM alert_rules r
 $$;
 
 -- The order in which one change's new alerts are written: the worst first.
 CREATE FUNCTION api.alert_rule_rank(rule text) RETURNS integer
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT array_position(api.alert_rules(), rule)
+LANGUAGE sql STABLE AS $$
+    SELECT r.rank FROM alert_rules r WHERE r.rule = alert_rule_rank.rule
 $$;
 
 -- One rule's outcome for one identity. Incubator-wide rules are observed for
@@ -232,8 +223,8 @@ $$;
 -- ---- alerts as the API shows them ----
 
 CREATE FUNCTION api.alert_is_share(rule text) RETURNS boolean
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT rule IN ('space_share_breach', 'space_share_warning')
+LANGUAGE sql STABLE AS $$
+    SELECT r.is_share FROM alert_rules r WHERE r.rule = alert_is_share.rule
 $$;
 
 -- The alert object of API.md, plus the acknowledgement's note, author and time.
@@ -330,12 +321,12 @@ DECLARE
     incubator bigint;
 BEGIN
     IF scope IS NULL THEN
-        PERFORM pg_advisory_xact_lock(hashtextextended('incubatord alerts', 0));
+        PERFORM pg_advisory_xact_lock(api.lock_key('alerts'));
         RETURN;
     END IF;
-    PERFORM pg_advisory_xact_lock_shared(hashtextextended('incubatord alerts', 0));
+    PERFORM pg_advisory_xact_lock_shared(api.lock_key('alerts'));
     FOREACH incubator IN ARRAY scope LOOP
-        PERFORM pg_advisory_xact_lock(hashtextextended('incubatord alerts ' || incubator, 0));
+        PERFORM pg_advisory_xact_lock(api.lock_key('alerts', incubator::text));
     END LOOP;
 END;
 $$;
@@ -710,9 +701,7 @@ LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'alerts_open', (
             SELECT json_object_agg(r.rule, coalesce(c.n, 0))
-              FROM unnest(ARRAY['space_share_breach', 'space_share_warning', 'stale_data',
-                                'duplicate_enterprise', 'overdue_tenant',
-                                'token_expiring']) r(rule)
+              FROM alert_rules r
               LEFT JOIN (SELECT a.rule, count(*) AS n FROM alerts a
                           WHERE a.state = 'firing' GROUP BY a.rule) c ON c.rule = r.rule),
         'undelivered', json_build_object(

@@ -1,5 +1,5 @@
--- Monthly reward payouts (后补助奖励), the frozen history they create, and
--- new policy versions.
+-- Monthly reward payouts (后补助奖励) and the frozen history they create
+-- (api.frozen_until, schema/functions/00_base.sql).
 --
 -- For each incubator and period P, with the policy version in force for P:
 --   share_average = the mean of share(d) over the days of P with data;
@@ -15,29 +15,6 @@
 -- Money is integer fen throughout; the share average and the veto come from
 -- api.share_stats (schema/functions/40_metrics.sql), which compares exact
 -- fractions, never rounded decimals.
-
--- The last day of the latest approved period: history up to it is frozen.
-CREATE FUNCTION api.frozen_until() RETURNS date
-LANGUAGE sql STABLE AS $$
-    SELECT (max(period) + interval '1 month' - interval '1 day')::date
-      FROM payout_runs WHERE status = 'approved'
-$$;
-
-CREATE FUNCTION api.period_end(period date) RETURNS date
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (period + interval '1 month' - interval '1 day')::date
-$$;
-
--- A cursor over periods: the first day of the month it names.
-CREATE FUNCTION api.cursor_period(c text) RETURNS date
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT (api.cursor_matching(c, '^[0-9]{4}-(0[1-9]|1[0-2])$') || '-01')::date
-$$;
-
-CREATE FUNCTION api.period_text(period date) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT to_char(period, 'YYYY-MM')
-$$;
 
 /*
  * (Re)computes the lines of period's run, which must exist as a draft. The
@@ -365,7 +342,7 @@ DECLARE
 BEGIN
     -- Approvals take turns: the order of approved periods is what the cap and
     -- already_rewarded rest on.
-    PERFORM pg_advisory_xact_lock(hashtextextended('incubatord payout approval', 0));
+    PERFORM pg_advisory_xact_lock(api.lock_key('payout approval'));
     SELECT * INTO r FROM payout_runs WHERE period = run_period FOR UPDATE;
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
@@ -448,49 +425,5 @@ BEGIN
     RETURN json_build_object('period', ctx->>'period', 'computed', true,
                              'total_fen', r.total_fen,
                              'log', api.payout_run_computed(ctx, r));
-END;
-$$;
-
--- POST /v1/policy: a new version, effective from a month after every approved one.
-CREATE FUNCTION api.policy_create(ctx jsonb, args jsonb) RETURNS api.reply
-LANGUAGE plpgsql AS $$
-DECLARE
-    effective date := (args->>'effective_from' || '-01')::date;
-    frozen date := api.frozen_until();
-    p policies;
-BEGIN
-    -- Versions take turns, so version numbers are dense.
-    LOCK TABLE policies IN SHARE ROW EXCLUSIVE MODE;
-    IF frozen IS NOT NULL AND effective <= frozen THEN
-        PERFORM api.fail(409, format(
-            'effective_from %s is on or before %s, an approved payout period: a policy may '
-            'only change months that have not been paid', args->>'effective_from',
-            api.period_text(date_trunc('month', frozen)::date)));
-    END IF;
-    INSERT INTO policies (version, effective_from, veto_threshold, warning_margin,
-                          reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
-                          incubation_limit_months, extended_limit_months, extended_fields,
-                          entry_max_age_months, graduation_investment_min_fen,
-                          graduation_revenue_2y_min_fen, stale_after_days, repeat_hours, plan,
-                          created_by)
-    SELECT (SELECT max(version) + 1 FROM policies), effective,
-           (args->>'veto_threshold')::numeric, (args->>'warning_margin')::numeric,
-           (args->>'reward_per_graduate_fen')::bigint, (args->>'high_tech_bonus_fen')::bigint,
-           (args->>'annual_cap_fen')::bigint, (args->>'incubation_limit_months')::integer,
-           (args->>'extended_limit_months')::integer,
-           ARRAY(SELECT jsonb_array_elements_text(args->'extended_fields')),
-           (args->>'entry_max_age_months')::integer,
-           (args->>'graduation_investment_min_fen')::bigint,
-           (args->>'graduation_revenue_2y_min_fen')::bigint,
-           (args->>'stale_after_days')::integer, (args->>'repeat_hours')::integer,
-           args->'plan', ctx->>'token_name'
-    RETURNING * INTO p;
-    PERFORM api.audit(ctx, NULL, format('policy version %s, effective from %s', p.version,
-                                        args->>'effective_from'), args);
-    -- Thresholds in force today may have changed: every incubator's alerts.
-    IF effective <= api.today(ctx) THEN
-        PERFORM api.after_change(ctx, NULL); -- NULL: every incubator
-    END IF;
-    RETURN api.ok(201, api.policy_json(p), '/v1/policy?period=' || (args->>'effective_from'));
 END;
 $$;

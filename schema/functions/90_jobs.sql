@@ -22,7 +22,7 @@ BEGIN
     IF name !~ '^[a-z][a-z_]*$' OR to_regprocedure('api.job_' || name || '(jsonb)') IS NULL THEN
         RAISE EXCEPTION 'api.run_job: no job %', name;
     END IF;
-    IF NOT pg_try_advisory_xact_lock(hashtextextended('incubatord job ' || name, 0)) THEN
+    IF NOT pg_try_advisory_xact_lock(api.lock_key('job', name)) THEN
         RETURN NULL;
     END IF;
     EXECUTE format('SELECT api.%I($1)', 'job_' || name) INTO result USING ctx;

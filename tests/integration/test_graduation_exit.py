@@ -296,6 +296,15 @@ BAD_GRADUATIONS = [
     ("revenue-year", g(basis="revenue", evidence={"revenue_fen": {"last": 1}}), 422,
      "evidence.revenue_fen.last"),
     ("unknown-field", g(note="x"), 422, "note"),
+    # Beyond 10^15 fen, however the amounts would add up in SQL (this one was a 500).
+    ("revenue-bigint-overflow", g(basis="revenue", evidence={"revenue_fen": {
+        "2024": 9223372036854775807, "2025": 1}}), 422, "evidence.revenue_fen.2024"),
+    ("revenue-over-max", g(basis="revenue", evidence={"revenue_fen": {
+        "2024": 10**15 + 1, "2025": 1}}), 422, "evidence.revenue_fen.2024"),
+    ("investment-over-max", g(evidence={"investment_total_fen": 10**15 + 1}), 422,
+     "evidence.investment_total_fen"),
+    ("investment-beyond-int64", b'{"graduated_on": "2025-10-01", "basis": "investment", '
+     b'"evidence": {"investment_total_fen": 92233720368547758070}}', 400, None),
 ]
 
 BAD_EXITS = [
@@ -313,6 +322,21 @@ BAD_EXITS = [
     ("unknown-field", {"exited_on": "2025-10-01", "reason": "closed", "status": "exited"}, 422,
      "status"),
 ]
+
+
+def test_revenue_at_the_money_bound_graduates(hrb, sql):
+    assert put_tenant(hrb, "T-1", 1).status == 201
+    r = graduate(hrb, "T-1", "2025-10-01", "revenue",
+                 {"revenue_fen": {"2023": 10**15, "2024": 10**15}})
+    assert r.status == 200, r
+
+
+def test_revenue_sums_in_sql_do_not_overflow(sql):
+    # What the edge refuses, SQL still adds without an error.
+    row = sql.execute("SELECT api.revenue_two_years_reach("
+                      "'{\"2024\": 9223372036854775807, \"2025\": 9223372036854775807}', "
+                      "1000000000)").fetchone()
+    assert row[0] is True
 
 
 def test_bad_graduations_and_exits_change_nothing(hrb, sql):

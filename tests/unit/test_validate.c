@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "incubatord/routes.h"
 #include "incubatord/validate.h"
 
 static const char *const colours[] = {"red", "green", "blue", NULL};
@@ -414,7 +415,9 @@ static void test_integers_and_money(void **state)
     rejects("\"months\": 13", "months", "from 1 to 12");
     rejects("\"months\": -9223372036854775807", "months", "from 1 to 12");
     accepts("\"amount_fen\": 0", "amount_fen", "0");
-    accepts("\"amount_fen\": 9223372036854775807", "amount_fen", "9223372036854775807");
+    accepts("\"amount_fen\": 1000000000000000", "amount_fen", "1000000000000000");
+    rejects("\"amount_fen\": 1000000000000001", "amount_fen", "from 0 to 1000000000000000");
+    rejects("\"amount_fen\": 9223372036854775807", "amount_fen", "from 0 to 1000000000000000");
     rejects("\"amount_fen\": -1", "amount_fen", "from 0");
     accepts("\"capped_fen\": 1000", "capped_fen", "1000");
     rejects("\"capped_fen\": 1001", "capped_fen", "from 0 to 1000");
@@ -505,6 +508,61 @@ static void test_map_of_values(void **state)
     outcome_free(&o);
 }
 
+/*
+ * Every field of every route's body whose name ends in _fen, however deep
+ * (graduation evidence, a tenant's annual revenue), refuses 10^15 + 1 and
+ * takes 10^15: SQL adds such amounts without overflowing bigint.
+ */
+static int fen_fields_checked;
+
+static void check_fen_bound(const char *path, const struct field *f)
+{
+    static const struct field year_item = {"", FT_FEN, 0};
+    const struct field *spec = f->type == FT_YEAR_MAP ? &year_item : f;
+    struct vctx v;
+    json_t *out;
+    for (int over = 0; over <= 1; over++) {
+        json_t *amount = json_integer(FEN_MAX + over);
+        vctx_init(&v, today());
+        out = validate_value(&v, path, amount, spec);
+        if (over ? out != NULL || vctx_ok(&v) : out == NULL || !vctx_ok(&v))
+            fail_msg("%s: %lld %s", path, (long long)(FEN_MAX + over),
+                     over ? "accepted" : "refused");
+        json_decref(out);
+        vctx_free(&v);
+        json_decref(amount);
+    }
+    fen_fields_checked++;
+}
+
+static void walk_fen_fields(const char *path, const struct field *fields)
+{
+    char sub[256];
+    for (const struct field *f = fields; f && f->name; f++) {
+        size_t n = strlen(f->name);
+        snprintf(sub, sizeof(sub), "%s.%s", path, f->name);
+        if (n > 4 && strcmp(f->name + n - 4, "_fen") == 0) {
+            if (f->type != FT_FEN && f->type != FT_YEAR_MAP)
+                fail_msg("%s ends in _fen but is neither FT_FEN nor FT_YEAR_MAP", sub);
+            check_fen_bound(sub, f);
+        }
+        if (f->type == FT_OBJECT)
+            walk_fen_fields(sub, f->fields);
+        if ((f->type == FT_ARRAY || f->type == FT_OBJECT) && f->item && f->item->type == FT_OBJECT)
+            walk_fen_fields(sub, f->item->fields);
+    }
+}
+
+static void test_every_route_bounds_money(void **state)
+{
+    (void)state;
+    fen_fields_checked = 0;
+    for (size_t i = 0; i < routes_count; i++)
+        walk_fen_fields(routes[i].pattern, routes[i].body);
+    /* The policy's amounts, the graduation evidence and a tenant's revenue at least. */
+    assert_true(fen_fields_checked >= 8);
+}
+
 static void test_every_error_at_once(void **state)
 {
     (void)state;
@@ -560,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_array_of_objects_paths),
         cmocka_unit_test(test_map_of_values),
         cmocka_unit_test(test_every_error_at_once),
+        cmocka_unit_test(test_every_route_bounds_money),
         cmocka_unit_test(test_v_error_and_vctx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,4 @@
--- 006: tokens expire and are rotated; an expiring token raises an alert.
+-- 007: tokens expire and are rotated; an expiring token raises an alert.
 --
 -- expires_in_days is the token's expiry rule (NULL: it never expires), which
 -- a rotation hands on to the token that replaces it; expires_at is when this
@@ -18,7 +18,7 @@ ALTER TABLE tokens
 CREATE INDEX tokens_expires_idx ON tokens (expires_at)
     WHERE expires_at IS NOT NULL AND revoked_at IS NULL AND replaced_by IS NULL;
 
-ALTER TABLE alerts DROP CONSTRAINT alerts_rule_check,
-    ADD CONSTRAINT alerts_rule_check CHECK (rule IN (
-        'space_share_breach', 'space_share_warning', 'stale_data', 'duplicate_enterprise',
-        'overdue_tenant', 'token_expiring'));
+-- An incubator's token that expires within 14 days, or has expired, and was
+-- neither revoked nor rotated; its subject is the token's name.
+INSERT INTO alert_rules (rule, rank, severity, per_subject, is_share) VALUES
+    ('token_expiring', 6, 'info', true, false);
