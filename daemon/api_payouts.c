@@ -8,6 +8,7 @@
 
 #include "incubatord/api.h"
 #include "incubatord/http.h"
+#include "incubatord/server.h"
 
 static const struct field extended_field = {"", FT_ENUM, 0, .values = api_tenant_fields};
 
@@ -86,7 +87,24 @@ const struct field api_payout_run_create_body[] = {
     {NULL},
 };
 
+/* A review's note is optional; an empty object or no body at all is a review without one. */
+const struct field api_payout_run_review_body[] = {
+    {"note", FT_TEXT, F_NULLABLE, .max = 1000},
+    {NULL},
+};
+
 /* Approval takes no fields; an empty object or no body at all. */
 const struct field api_payout_run_approve_body[] = {
     {NULL},
 };
+
+/*
+ * Approval's rule depends on the configuration: with [payouts] four_eyes the
+ * run needs a review by another token name. SQL gets the setting as an
+ * argument no client can send (the body has no fields).
+ */
+void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args)
+{
+    (void)v;
+    json_object_set_new(args, "four_eyes", json_boolean(r->srv->cfg.four_eyes));
+}

@@ -93,6 +93,9 @@ static const struct config_key keys[] = {
      "Runs can always be computed through the API."},
     {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400, true,
      false, "How often the alert rules that time alone changes are evaluated."},
+    {"payouts", "four_eyes", CT_BOOL, FIELD(four_eyes), "true", 0, 0, true, false,
+     "A payout run is approved in two steps by two admin token names: a review, then the "
+     "approval. false: one step."},
     {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,
      "Where events are POSTed (http:// or https://); empty disables the webhook."},
     {"webhook", "secret", CT_STRING, FIELD(webhook_secret), "", 0, 0, true, true,

@@ -54,7 +54,8 @@ const struct route routes[] = {
     {POST,   "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_BODY,              "payout_run_create", .body = api_payout_run_create_body},
     {GET,    "/v1/payout-runs",                   ACCESS_ADMIN,     0,                       "payout_run_list",  .query = api_page_query},
     {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get"},
-    {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body},
+    {POST,   "/v1/payout-runs/{period}/review",   ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_review", .body = api_payout_run_review_body},
+    {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body, .check = api_payout_run_approve_check},
     {GET,    "/v1/incubators/{code}/payouts",     ACCESS_INCUBATOR, 0,                       "incubator_payouts", .query = api_page_query},
 
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},

@@ -53,7 +53,9 @@ extern const struct query_param api_policy_query[];
 extern const struct field api_policy_create_body[];
 void api_policy_create_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_payout_run_create_body[];
+extern const struct field api_payout_run_review_body[];
 extern const struct field api_payout_run_approve_body[];
+void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_audit.c */
 extern const struct query_param api_audit_query[];

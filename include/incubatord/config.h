@@ -42,6 +42,8 @@ struct config {
     int payout_hour;         /* hour (0-23) of the payout run */
     bool payout_enabled;     /* compute last month's payout draft on schedule */
     int alert_sweep_seconds; /* period of the alert sweep */
+    /* [payouts] */
+    bool four_eyes; /* approval needs a review by another admin token name */
     /* [webhook] */
     char *webhook_url;            /* "" disables the webhook */
     char *webhook_secret;         /* HMAC-SHA256 key of the signature header */

@@ -190,8 +190,9 @@ $$;
 --                    for the sweep over all; with an incubator's id as subject,
 --                    that incubator's evaluations take turns (api.alerts_lock)
 --   payout approval  approvals of payout runs take turns
+--   token names      token creations take turns (a name is unique among unrevoked tokens)
 CREATE TYPE api.lock_kind AS ENUM ('migrate', 'job', 'idempotency', 'tenant', 'alerts',
-                                   'payout approval');
+                                   'payout approval', 'token names');
 
 CREATE FUNCTION api.lock_key(kind api.lock_kind, subject text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$

@@ -65,6 +65,20 @@ BEGIN
     IF args->>'code' IS NOT NULL THEN
         incubator := api.incubator_id(args->>'code');
     END IF;
+    -- A token name says who approved a payout or made a write: it is unique
+    -- among unrevoked tokens (admin tokens among themselves, an incubator's
+    -- within it), a rotated one's name being its successor's. Creations take
+    -- turns, so two at once cannot both pass.
+    PERFORM pg_advisory_xact_lock(api.lock_key('token names'));
+    SELECT * INTO t FROM tokens
+     WHERE name = args->>'name' AND incubator_id IS NOT DISTINCT FROM incubator
+       AND revoked_at IS NULL AND replaced_by IS NULL;
+    IF FOUND THEN
+        PERFORM api.fail(409, format('%s token %s already has the name "%s"; revoke it or choose '
+                                     'another name',
+                                     CASE WHEN incubator IS NULL THEN 'admin'
+                                          ELSE 'this incubator''s' END, t.id, t.name));
+    END IF;
     INSERT INTO tokens (name, incubator_id, hash, created_by, expires_in_days, expires_at)
     VALUES (args->>'name', incubator, decode(substr(args->>'hash', 3), 'hex'),
             ctx->>'token_name', days, api.token_expiry(api.now(ctx), days))

@@ -171,6 +171,9 @@ LANGUAGE sql STABLE AS $$
         'policy_version', r.policy_version,
         'computed_at', api.ts(r.computed_at),
         'computed_by', r.computed_by,
+        'reviewed_at', api.ts(r.reviewed_at),
+        'reviewed_by', r.reviewed_by,
+        'review_note', r.review_note,
         'approved_at', api.ts(r.approved_at),
         'approved_by', r.approved_by,
         'total_fen', r.total_fen,
@@ -240,21 +243,60 @@ BEGIN
 END;
 $$;
 
--- Computes (or recomputes) the draft of a period; returns the run.
-CREATE FUNCTION api.payout_draft(ctx jsonb, run_period date) RETURNS payout_runs
+/*
+ * Computes (or recomputes) the draft of a period; returns the run. who is the
+ * token name of the action (or "schedule"); a recomputation clears the
+ * review, which was of other figures.
+ */
+CREATE FUNCTION api.payout_draft(ctx jsonb, run_period date, who text) RETURNS payout_runs
 LANGUAGE plpgsql AS $$
 DECLARE
     r payout_runs;
 BEGIN
     INSERT INTO payout_runs (period, status, policy_version, computed_at, computed_by, total_fen)
-    VALUES (run_period, 'draft', (api.policy_on(run_period)).version,
-            api.now(ctx), ctx->>'token_name', 0)
+    VALUES (run_period, 'draft', (api.policy_on(run_period)).version, api.now(ctx), who, 0)
     ON CONFLICT (period) DO UPDATE
-       SET computed_at = excluded.computed_at, computed_by = excluded.computed_by
+       SET computed_at = excluded.computed_at, computed_by = excluded.computed_by,
+           reviewed_at = NULL, reviewed_by = NULL, review_note = NULL
      WHERE payout_runs.status = 'draft';
     PERFORM api.payout_compute(run_period);
     SELECT * INTO r FROM payout_runs WHERE period = run_period;
     RETURN r;
+END;
+$$;
+
+-- No gaps, backwards: a month before an approved run is never computed nor
+-- approved, or the cap and already_rewarded of later runs would be bypassed.
+CREATE FUNCTION api.check_no_later_approval(run_period date) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    later date;
+BEGIN
+    SELECT max(period) INTO later FROM payout_runs WHERE status = 'approved' AND period > run_period;
+    IF later IS NOT NULL THEN
+        PERFORM api.fail(409, format(
+            'payout run %s is approved: no run may be computed or approved for an earlier '
+            'month (%s); money paid outside the history is entered as prior payouts',
+            api.period_text(later), api.period_text(run_period)));
+    END IF;
+END;
+$$;
+
+-- No gaps, forwards: every month from the earliest run up to the one before
+-- run_period has an approved run.
+CREATE FUNCTION api.check_earlier_approved(run_period date) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    missing text;
+BEGIN
+    SELECT string_agg(api.period_text(m::date), ', ' ORDER BY m) INTO missing
+      FROM generate_series((SELECT min(period) FROM payout_runs), run_period - interval '1 month',
+                           interval '1 month') m
+     WHERE NOT EXISTS (SELECT 1 FROM payout_runs r WHERE r.period = m AND r.status = 'approved');
+    IF missing IS NOT NULL THEN
+        PERFORM api.fail(409, format('earlier months must be approved first, without gaps: %s',
+                                     missing));
+    END IF;
 END;
 $$;
 
@@ -284,7 +326,8 @@ BEGIN
         PERFORM api.fail(409, format('payout run %s is approved and final',
                                      api.period_text(run_period)));
     END IF;
-    r := api.payout_draft(ctx, run_period);
+    PERFORM api.check_no_later_approval(run_period);
+    r := api.payout_draft(ctx, run_period, ctx->>'token_name');
     PERFORM api.payout_run_computed(ctx, r);
     PERFORM api.audit(ctx, NULL, format('%s payout run %s: total %s CNY',
                                         CASE WHEN old.period IS NULL THEN 'computed'
@@ -332,33 +375,135 @@ BEGIN
 END;
 $$;
 
--- POST /v1/payout-runs/{period}/approve: recomputes once more, then freezes.
+-- The run of a path's period, locked, or 404.
+CREATE FUNCTION api.payout_run_for_update(period_text text) RETURNS payout_runs
+LANGUAGE plpgsql AS $$
+DECLARE
+    r payout_runs;
+BEGIN
+    SELECT * INTO r FROM payout_runs WHERE period = (period_text || '-01')::date FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no payout run for %s', period_text));
+    END IF;
+    IF r.status = 'approved' THEN
+        PERFORM api.fail(409, format('payout run %s is already approved (%s by %s)',
+                                     period_text, api.ts(r.approved_at), r.approved_by));
+    END IF;
+    RETURN r;
+END;
+$$;
+
+-- POST /v1/payout-runs/{period}/review {"note"}: the first of the four eyes.
+CREATE FUNCTION api.payout_run_review(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    r payout_runs := api.payout_run_for_update(args->>'period');
+BEGIN
+    IF r.reviewed_by IS NOT NULL THEN
+        PERFORM api.fail(409, format('payout run %s was already reviewed (%s by %s); a '
+                                     'recomputation clears the review', args->>'period',
+                                     api.ts(r.reviewed_at), r.reviewed_by));
+    END IF;
+    UPDATE payout_runs SET reviewed_at = api.now(ctx), reviewed_by = ctx->>'token_name',
+                           review_note = args->>'note'
+     WHERE period = r.period
+    RETURNING * INTO r;
+    PERFORM api.audit(ctx, NULL, format('reviewed payout run %s: total %s CNY',
+                                        args->>'period', api.fen_as_cny(r.total_fen)),
+                      jsonb_build_object('period', args->>'period', 'total_fen', r.total_fen,
+                                         'note', args->>'note'));
+    RETURN api.ok(200, api.payout_run_json(r));
+END;
+$$;
+
+-- Each line's amount (and the policy version) of a period: what an approval compares.
+CREATE FUNCTION api.payout_figures(run_period date) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'policy_version', (SELECT policy_version FROM payout_runs WHERE period = run_period),
+        'lines', (SELECT coalesce(jsonb_object_agg(i.code, l.amount_fen), '{}')
+                    FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
+                   WHERE l.period = run_period))
+$$;
+
+-- What differs between two api.payout_figures, as problem errors.
+CREATE FUNCTION api.payout_changes(was jsonb, now_ jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_agg(c ORDER BY c->>'field'), '[]')
+      FROM (SELECT jsonb_build_object('field', 'policy_version', 'message',
+                                      format('was %s, now %s', was->'policy_version',
+                                             now_->'policy_version')) AS c
+             WHERE was->'policy_version' IS DISTINCT FROM now_->'policy_version'
+            UNION ALL
+            SELECT jsonb_build_object('field', format('lines[%s].amount_fen',
+                                                      coalesce(a.key, b.key)),
+                                      'message', format('was %s, now %s',
+                                          coalesce(api.fen_as_cny(a.value::text::bigint) || ' CNY',
+                                                   'no line'),
+                                          coalesce(api.fen_as_cny(b.value::text::bigint) || ' CNY',
+                                                   'no line')))
+              FROM jsonb_each(was->'lines') a FULL JOIN jsonb_each(now_->'lines') b
+                ON a.key = b.key
+             WHERE a.value IS DISTINCT FROM b.value) x
+$$;
+
+/*
+ * POST /v1/payout-runs/{period}/approve: recomputes once more and freezes the
+ * run if nothing changed. With four eyes (args.four_eyes, from [payouts]
+ * four_eyes) it needs a review by another token name. When the recomputation
+ * changes an amount, the approval is refused: the run keeps the new figures
+ * as a draft computed by this action, without a review, and the answer lists
+ * what changed. (That 409 is returned, not raised, so the new draft stays.)
+ */
 CREATE FUNCTION api.payout_run_approve(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
     run_period date := (args->>'period' || '-01')::date;
+    four_eyes boolean := coalesce((args->>'four_eyes')::boolean, true);
     r payout_runs;
-    pending text;
+    was jsonb;
+    changes jsonb;
 BEGIN
     -- Approvals take turns: the order of approved periods is what the cap and
     -- already_rewarded rest on.
     PERFORM pg_advisory_xact_lock(api.lock_key('payout approval'));
-    SELECT * INTO r FROM payout_runs WHERE period = run_period FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
-    END IF;
-    IF r.status = 'approved' THEN
-        PERFORM api.fail(409, format('payout run %s is already approved (%s by %s)',
-                                     args->>'period', api.ts(r.approved_at), r.approved_by));
-    END IF;
-    SELECT string_agg(api.period_text(period), ', ' ORDER BY period) INTO pending
-      FROM payout_runs WHERE period < run_period AND status = 'draft';
-    IF pending IS NOT NULL THEN
-        PERFORM api.fail(409, format('earlier payout runs must be approved first: %s', pending));
-    END IF;
+    r := api.payout_run_for_update(args->>'period');
+    PERFORM api.check_no_later_approval(run_period);
+    PERFORM api.check_earlier_approved(run_period);
     PERFORM api.check_period_ended(ctx, run_period);
+    IF four_eyes AND r.reviewed_by IS NULL THEN
+        PERFORM api.fail(409, format('payout run %s has not been reviewed: four eyes need a '
+                                     'review (POST /v1/payout-runs/%s/review) by another admin '
+                                     'token first', args->>'period', args->>'period'));
+    END IF;
+    IF four_eyes AND r.reviewed_by = ctx->>'token_name' THEN
+        PERFORM api.fail(409, format('payout run %s was reviewed by %s: another admin token '
+                                     'must approve it', args->>'period', r.reviewed_by));
+    END IF;
 
-    r := api.payout_draft(ctx, run_period);
+    was := api.payout_figures(run_period);
+    PERFORM api.payout_compute(run_period);
+    changes := api.payout_changes(was, api.payout_figures(run_period));
+    IF jsonb_array_length(changes) > 0 THEN
+        UPDATE payout_runs SET computed_at = api.now(ctx), computed_by = ctx->>'token_name',
+                               reviewed_at = NULL, reviewed_by = NULL, review_note = NULL
+         WHERE period = run_period
+        RETURNING * INTO r;
+        PERFORM api.payout_run_computed(ctx, r);
+        PERFORM api.audit(ctx, NULL, format('approval of payout run %s refused: %s figures '
+                                            'changed on recomputation; it is a draft again, '
+                                            'total %s CNY', args->>'period',
+                                            jsonb_array_length(changes),
+                                            api.fen_as_cny(r.total_fen)),
+                          jsonb_build_object('period', args->>'period', 'changes', changes));
+        RETURN ROW(409, json_build_object(
+                   'detail', format('approval refused: recomputing payout run %s changed %s '
+                                    'figures (total now %s CNY); it is a draft again and needs a '
+                                    'new review', args->>'period', jsonb_array_length(changes),
+                                    api.fen_as_cny(r.total_fen)),
+                   'errors', changes), NULL::text, false)::api.reply;
+    END IF;
+
     UPDATE payout_runs SET status = 'approved',
                            approved_at = api.now(ctx),
                            approved_by = ctx->>'token_name'
@@ -407,7 +552,9 @@ DECLARE
     run_period date := (ctx->>'period' || '-01')::date;
     r payout_runs;
 BEGIN
-    IF EXISTS (SELECT 1 FROM payout_runs WHERE period = run_period) THEN
+    -- (A month before an approved run is never computed: no gaps.)
+    IF EXISTS (SELECT 1 FROM payout_runs WHERE period >= run_period AND
+                      (period = run_period OR status = 'approved')) THEN
         RETURN json_build_object('period', ctx->>'period', 'computed', false);
     END IF;
     -- A fresh installation has nothing to pay for months before its incubators.
@@ -418,7 +565,7 @@ BEGIN
                                                        'then; nothing to compute',
                                                        ctx->>'period'))));
     END IF;
-    r := api.payout_draft(ctx, run_period);
+    r := api.payout_draft(ctx, run_period, 'schedule');
     PERFORM api.audit(ctx, NULL, format('computed payout run %s on schedule: total %s CNY',
                                         ctx->>'period', api.fen_as_cny(r.total_fen)),
                       jsonb_build_object('period', ctx->>'period', 'total_fen', r.total_fen));

@@ -60,10 +60,17 @@ def workdir(tmp_path):
     return str(tmp_path)
 
 
+_admins_made = {}
+
+
 def start_daemon(pg, db, workdir, extra_config="", **kw):
-    """A ready daemon on the test database, with an admin token."""
+    """A ready daemon on the test database, with an admin token: test-admin
+    for the first daemon on a database, test-admin-2, ... for the next ones
+    (token names are unique)."""
     d = Daemon(workdir, pg.conninfo(db), extra_config=extra_config, **kw)
-    d.admin_token = run_cli(d.config_path, "token", "create", "--admin", "test-admin").stdout.strip()
+    n = _admins_made[d.conninfo] = _admins_made.get(d.conninfo, 0) + 1
+    name = "test-admin" if n == 1 else f"test-admin-{n}"
+    d.admin_token = run_cli(d.config_path, "token", "create", "--admin", name).stdout.strip()
     d.start()
     return d
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import start_daemon
-from harness import Api, assert_problem, preload, wait_for
+from harness import Api, assert_problem, preload, run_cli, wait_for
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -27,11 +27,21 @@ def credit_code(n):
     return body + CHARSET[(31 - total % 31) % 31]
 
 
-class City:
-    """Registers incubators and tenants and pushes snapshots through the API."""
+def admin_token(daemon, name):
+    """Another admin token (the command line makes admin tokens)."""
+    return Api(daemon, run_cli(daemon.config_path, "token", "create", "--admin",
+                               name).stdout.strip())
 
-    def __init__(self, api):
+
+class City:
+    """Registers incubators and tenants and pushes snapshots through the API.
+
+    Approval takes four eyes (the default): reviewer, a second admin token,
+    reviews a run before api approves it."""
+
+    def __init__(self, api, reviewer=None):
         self.api = api
+        self.reviewer = reviewer
         self.codes = 0
 
     def incubator(self, code, area=10000, opened="2024-01-01"):
@@ -71,7 +81,15 @@ class City:
         assert r.status in expect, r
         return r
 
+    def review(self, period, note=None):
+        r = self.reviewer.post(f"/v1/payout-runs/{period}/review",
+                               {} if note is None else {"note": note})
+        assert r.status == 200, r
+        return r.json()
+
     def approve(self, period):
+        if self.reviewer is not None:
+            self.review(period)
         r = self.api.post(f"/v1/payout-runs/{period}/approve")
         assert r.status == 200, r
         return r.json()
@@ -82,8 +100,8 @@ def line(run, code):
 
 
 @pytest.fixture
-def city(admin):
-    return City(admin)
+def city(admin, daemon):
+    return City(admin, admin_token(daemon, "test-reviewer"))
 
 
 def test_veto_no_data_bonus_and_time_weighted_share(city):
@@ -434,7 +452,7 @@ def test_missed_run_is_computed_at_start_by_one_of_two_daemons(pg, db, workdir, 
         time.sleep(1.5)  # both daemons have had their chance
         rows = sql.execute("SELECT to_char(period, 'YYYY-MM'), status, computed_by "
                            "FROM payout_runs").fetchall()
-        assert rows == [(period, "draft", "scheduler")]
+        assert rows == [(period, "draft", "schedule")]
         audits = sql.execute("SELECT count(*) FROM audit_log WHERE summary LIKE "
                              "'computed payout run % on schedule%'").fetchone()[0]
         assert audits == 1
@@ -489,9 +507,10 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         assert len(events) == 1
         data = events[0][1]["data"]
         assert data == {"period": period, "status": "draft", "total_fen": 0, "vetoed": ["QUIET"]}
-        # A manual recomputation and an approval are events too.
-        api.post("/v1/payout-runs", {"period": period})
-        api.post(f"/v1/payout-runs/{period}/approve")
+        # A manual recomputation and an approval are events too (a review is not).
+        assert api.post("/v1/payout-runs", {"period": period}).status == 200
+        assert admin_token(d, "reviewer").post(f"/v1/payout-runs/{period}/review").status == 200
+        assert api.post(f"/v1/payout-runs/{period}/approve").status == 200
         statuses = [r[0] for r in sql.execute(
             "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
             "ORDER BY id").fetchall()]
@@ -528,3 +547,175 @@ def test_schedule_can_be_switched_off(pg, db, workdir, sql):
                  timeout=15, what="a payout run")
     finally:
         assert d.stop() == 0
+
+
+# ---- four eyes, the order of approvals, token names ----
+
+def run_row(sql, period):
+    return sql.execute("SELECT * FROM payout_runs WHERE period = %s", (period + "-01",)).fetchone()
+
+
+def test_four_eyes_each_action_records_its_own_name(city, daemon, sql):
+    computer, reviewer, approver = (admin_token(daemon, n) for n in ("clerk", "checker", "head"))
+    city.incubator("FE")
+    city.tenant("FE", "A")
+    city.snapshot("FE", "2025-10-01", {"A": 6000})
+    city.graduate("FE", "A", "2025-10-10")
+    assert computer.post("/v1/payout-runs", {"period": "2025-10"}).status == 201
+    # No review yet: refused, and nothing moved.
+    before = run_row(sql, "2025-10")
+    p = assert_problem(approver.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "review" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    run = reviewer.post("/v1/payout-runs/2025-10/review", {"note": "核对无误"}).json()
+    assert (run["status"], run["computed_by"], run["reviewed_by"], run["review_note"]) == \
+        ("draft", "clerk", "checker", "核对无误")
+    assert run["reviewed_at"] is not None and run["approved_by"] is None
+    # A second review, by anyone, would overwrite the first: refused.
+    assert_problem(approver.post("/v1/payout-runs/2025-10/review", {"note": "x"}), 409)
+    # The reviewer may not approve what it reviewed.
+    before = run_row(sql, "2025-10")
+    p = assert_problem(reviewer.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "checker" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    done = approver.post("/v1/payout-runs/2025-10/approve").json()
+    assert (done["status"], done["computed_by"], done["computed_at"], done["reviewed_by"],
+            done["reviewed_at"], done["review_note"], done["approved_by"]) == \
+        ("approved", "clerk", run["computed_at"], "checker", run["reviewed_at"], "核对无误",
+         "head")
+    assert done["total_fen"] == REWARD
+    assert_problem(reviewer.post("/v1/payout-runs/2025-10/review"), 409)
+
+
+def test_recomputing_clears_the_review(city):
+    city.incubator("RC")
+    city.run("2025-10")
+    reviewed = city.review("2025-10", note="ok")
+    assert reviewed["reviewed_by"] == "test-reviewer"
+    again = city.run("2025-10", expect=(200,)).json()
+    assert (again["reviewed_by"], again["reviewed_at"], again["review_note"]) == (None, None, None)
+    assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+
+
+def test_approval_refused_when_its_recomputation_changes_an_amount(city, sql):
+    city.incubator("CH")
+    city.incubator("SAME")
+    for ext in ("A", "B"):
+        city.tenant("CH", ext)
+    city.snapshot("CH", "2025-10-01", {"A": 3000, "B": 3000})
+    city.snapshot("SAME", "2025-10-01", {})
+    city.graduate("CH", "A", "2025-10-10")
+    city.run("2025-10")
+    reviewed = city.review("2025-10")
+    assert reviewed["total_fen"] == REWARD
+    # A graduation arrives between review and approval: the reviewed figure is stale.
+    city.graduate("CH", "B", "2025-10-20")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert p["errors"] == [{"field": "lines[CH].amount_fen",
+                            "message": f"was {REWARD // 100}.00 CNY, "
+                                       f"now {2 * REWARD // 100}.00 CNY"}]
+    run = city.api.get("/v1/payout-runs/2025-10").json()
+    assert (run["status"], run["reviewed_by"], run["total_fen"], run["computed_by"]) == \
+        ("draft", None, 2 * REWARD, "test-admin")
+    assert line(run, "CH")["amount_fen"] == 2 * REWARD
+    # Reviewed again, the new figures are approved.
+    assert city.approve("2025-10")["total_fen"] == 2 * REWARD
+
+
+def test_four_eyes_off_keeps_one_step_approval(pg, db, workdir, daemons):
+    d = daemons(pg, db, workdir, "[payouts]\nfour_eyes = false")
+    api = Api(d, d.admin_token)
+    City(api).incubator("ONE")
+    assert api.post("/v1/payout-runs", {"period": "2025-10"}).status == 201
+    run = api.post("/v1/payout-runs/2025-10/approve").json()
+    assert (run["status"], run["computed_by"], run["reviewed_by"], run["approved_by"]) == \
+        ("approved", "test-admin", None, "test-admin")
+
+
+def test_no_gaps_in_either_direction(city, sql):
+    city.incubator("GAP", opened="2025-01-01")
+    city.run("2025-08")
+    city.run("2025-10")
+    city.approve("2025-08")
+    # October has a run, September none: approving October would skip September.
+    city.review("2025-10")
+    before = run_row(sql, "2025-10")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "2025-09" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    city.run("2025-09")
+    city.approve("2025-09")
+    assert city.api.post("/v1/payout-runs/2025-10/approve").status == 200
+    # Backwards: nothing before an approved month, computed or approved.
+    for period in ("2025-07", "2025-01"):
+        p = assert_problem(city.api.post("/v1/payout-runs", {"period": period}), 409)
+        assert "2025-10" in p["detail"]
+    assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 3
+
+
+def test_an_earlier_draft_cannot_be_approved_after_a_later_month(city, sql):
+    # A draft of an earlier month made before the later one was approved (by
+    # the history starting later) stays a draft: no approval out of order.
+    city.incubator("OLDRUN", opened="2025-01-01")
+    city.run("2025-09")
+    city.approve("2025-09")
+    p = assert_problem(city.api.post("/v1/payout-runs", {"period": "2025-08"}), 409)
+    assert "2025-09" in p["detail"]
+    assert [r[0] for r in sql.execute("SELECT to_char(period, 'YYYY-MM') FROM payout_runs")] \
+        == ["2025-09"]
+
+
+def test_review_bad_input(city, daemon, sql, unchanged):
+    city.incubator("RV")
+    tok = city.api.post("/v1/incubators/RV/tokens", {"name": "erp"}).json()["token"]
+    city.run("2025-10")
+    before = run_row(sql, "2025-10")
+    review = "/v1/payout-runs/2025-10/review"
+    admin = daemon.admin_token
+    with unchanged():
+        assert_problem(city.reviewer.post(review, {"note": 5}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": ""}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": "x" * 1001}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": "ok", "by": "me"}), 422, "by")
+        assert_problem(daemon.request("POST", review, token=admin, body='{"note": '), 400)
+        assert_problem(daemon.request("POST", review, token=admin,
+                                      body='{"note": "a", "note": "b"}'), 400)
+        assert_problem(daemon.request("POST", review, token=admin, body="note=x",
+                                      content_type="text/plain"), 415)
+        assert_problem(daemon.request("POST", review, token=admin,
+                                      body=b"x" * (1024 * 1024 + 1)), 413)
+        assert_problem(Api(daemon, tok).post(review, {"note": "ok"}), 403)
+        assert_problem(Api(daemon, "ikd_" + "x" * 43).post(review, {}), 401)
+        assert_problem(city.reviewer.post("/v1/payout-runs/2025-09/review", {}), 404)
+        assert_problem(city.reviewer.post("/v1/payout-runs/2025-13/review", {}), 404)
+        assert_problem(Api(daemon, tok).post("/v1/payout-runs/2025-10/approve"), 403)
+        assert_problem(city.api.post("/v1/payout-runs/2025-10/approve", {"four_eyes": False}),
+                       422, "four_eyes")
+    assert run_row(sql, "2025-10") == before
+
+
+def test_token_names_are_unique_among_unrevoked_tokens(city, daemon, sql, unchanged):
+    city.incubator("TN-1")
+    city.incubator("TN-2")
+    first = city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"})
+    assert first.status == 201
+    with unchanged():
+        p = assert_problem(city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"}), 409)
+        assert "erp" in p["detail"]
+    # Another incubator's tokens, and admin tokens, are other name spaces.
+    assert city.api.post("/v1/incubators/TN-2/tokens", {"name": "erp"}).status == 201
+    assert run_cli(daemon.config_path, "token", "create", "--admin", "erp").returncode == 0
+    # A revoked token's name is free again.
+    assert city.api.delete(f"/v1/tokens/{first.json()['id']}").status == 204
+    assert city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"}).status == 201
+    # The command line: the admin name in use is refused, the incubator's too.
+    with unchanged():
+        p = run_cli(daemon.config_path, "token", "create", "--admin", "test-admin", check=False)
+        assert p.returncode != 0 and "test-admin" in p.stderr and p.stdout == ""
+        p = run_cli(daemon.config_path, "token", "create", "--incubator", "TN-2", "erp",
+                    check=False)
+        assert p.returncode != 0 and "erp" in p.stderr and p.stdout == ""
+    names = sql.execute("SELECT coalesce(i.code, '-'), t.name FROM tokens t LEFT JOIN incubators i "
+                        "ON i.id = t.incubator_id WHERE t.revoked_at IS NULL "
+                        "ORDER BY 1, 2").fetchall()
+    assert len(names) == len(set(names))

@@ -140,13 +140,13 @@ def test_an_expired_token_is_401_token_expired(pg, db, workdir, daemon, admin, s
 
 def test_rotation_without_grace(daemon, admin, sql):
     register(admin)
-    old = make(admin, "erp-sync", 90)
+    old = make(admin, "erp-push", 90)
     assert get(daemon, old["token"]).status == 200  # now in the cache
     r = admin.post(f"/v1/tokens/{old['id']}/rotate", {"grace_hours": 0})
     assert r.status == 201, r
     new = r.json()
     assert re.fullmatch(r"ikd_[A-Za-z0-9_-]{43}", new["token"]) and new["token"] != old["token"]
-    assert (new["name"], new["incubator"], new["expires_in_days"]) == ("erp-sync", "HRB-001", 90)
+    assert (new["name"], new["incubator"], new["expires_in_days"]) == ("erp-push", "HRB-001", 90)
     assert ts(new["expires_at"]) - ts(new["created_at"]) == datetime.timedelta(days=90)
     assert new["id"] != old["id"] and new["replaced_by"] is None
     # The old one fails from the next request on, at this daemon, cache or not.
@@ -161,11 +161,17 @@ def test_rotation_without_grace(daemon, admin, sql):
     assert "token" not in listed[new["id"]]
     summary = sql.execute("SELECT summary FROM audit_log WHERE summary LIKE 'rotated%'") \
         .fetchone()[0]
-    assert f"rotated token {old['id']} \"erp-sync\" into token {new['id']}" in summary
+    assert f"rotated token {old['id']} \"erp-push\" into token {new['id']}" in summary
     # A token is rotated once; the new one can be rotated in turn.
     p = assert_problem(admin.post(f"/v1/tokens/{old['id']}/rotate", {"grace_hours": 0}), 409)
     assert str(new["id"]) in p["detail"]
-    assert admin.post(f"/v1/tokens/{new['id']}/rotate", {"grace_hours": 1}).status == 201
+    # The name is the successor's: another token may not take it ...
+    assert_problem(admin.post("/v1/incubators/HRB-001/tokens", {"name": "erp-push"}), 409)
+    newer = admin.post(f"/v1/tokens/{new['id']}/rotate", {"grace_hours": 1}).json()
+    assert_problem(admin.post("/v1/incubators/HRB-001/tokens", {"name": "erp-push"}), 409)
+    # ... until the successor is revoked (the rotated ones do not hold it).
+    assert admin.delete(f"/v1/tokens/{newer['id']}").status == 204
+    assert make(admin, "erp-push")["name"] == "erp-push"
     # A revoked token cannot be rotated; an unknown one does not exist.
     gone = make(admin, "gone")
     assert admin.delete(f"/v1/tokens/{gone['id']}").status == 204
@@ -197,7 +203,7 @@ def test_admin_tokens_rotate_too(daemon, admin, sql):
 @needs_faketime
 def test_rotation_with_grace(pg, db, workdir, daemon, admin):
     register(admin)
-    old = make(admin, "erp-sync", 30)
+    old = make(admin, "erp-push", 30)
     new = admin.post(f"/v1/tokens/{old['id']}/rotate", {"grace_hours": 24}).json()
     # Both work now ...
     assert get(daemon, old["token"]).status == 200
@@ -222,7 +228,7 @@ def test_rotation_with_grace(pg, db, workdir, daemon, admin):
 
 def test_another_daemon_hears_of_a_rotation(pg, db, workdir, daemons, daemon, admin):
     register(admin)
-    old = make(admin, "erp-sync")
+    old = make(admin, "erp-push")
     b = daemons(pg, db, workdir)
     b.wait_listening()
     assert get(b, old["token"]).status == 200  # cached at b
@@ -260,40 +266,40 @@ def test_token_expiring_alert_at_creation_and_on_rotation(admin, sql):
 @needs_faketime
 def test_token_expiring_alert_14_days_ahead_by_the_sweep(pg, db, workdir, daemon, admin, sql):
     register(admin)
-    t = make(admin, "erp-sync", 20)
-    assert alerts(sql, "erp-sync") == []
+    t = make(admin, "erp-push", 20)
+    assert alerts(sql, "erp-push") == []
     sweep = "[schedule]\nalert_sweep_seconds = 1"
     b = later(pg, db, workdir, "+5d", sweep)  # 15 days left: not yet
     try:
         b.wait_startup_jobs()
-        assert alerts(sql, "erp-sync") == []
+        assert alerts(sql, "erp-push") == []
     finally:
         assert b.stop() == 0
     b = later(pg, db, workdir, "+7d", sweep)  # 13 days left
     try:
-        wait_for(lambda: alerts(sql, "erp-sync"), timeout=10, what="the token_expiring alert")
-        [(state, severity, value, message)] = alerts(sql, "erp-sync")
+        wait_for(lambda: alerts(sql, "erp-push"), timeout=10, what="the token_expiring alert")
+        [(state, severity, value, message)] = alerts(sql, "erp-push")
         assert (state, severity, value) == ("firing", "info", 13)
         assert "in 13 days: rotate it" in message
     finally:
         assert b.stop() == 0
     b = later(pg, db, workdir, "+21d", sweep)  # expired, neither rotated nor revoked
     try:
-        wait_for(lambda: "expired at" in alerts(sql, "erp-sync")[0][3], timeout=10,
+        wait_for(lambda: "expired at" in alerts(sql, "erp-push")[0][3], timeout=10,
                  what="the alert to say the token expired")
-        [(state, _, value, _)] = alerts(sql, "erp-sync")
+        [(state, _, value, _)] = alerts(sql, "erp-push")
         assert (state, value) == ("firing", 0)
         # Rotated (an expired token may be), the alert resolves.
         b_admin = Api(b, b.admin_token)
         assert b_admin.post(f"/v1/tokens/{t['id']}/rotate", {"grace_hours": 0}).status == 201
-        assert [a[0] for a in alerts(sql, "erp-sync")] == ["resolved"]
+        assert [a[0] for a in alerts(sql, "erp-push")] == ["resolved"]
     finally:
         assert b.stop() == 0
 
 
 def test_rotate_bad_input_matrix(daemon, admin, sql):
     hrb = register(admin)
-    t = make(admin, "erp-sync", 30)
+    t = make(admin, "erp-push", 30)
     path = f"/v1/tokens/{t['id']}/rotate"
     before = db_snapshot(sql)
     for body, field in (({}, "grace_hours"), ({"grace_hours": -1}, "grace_hours"),
