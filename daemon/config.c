@@ -26,6 +26,7 @@ enum config_type {
     CT_TIMEZONE, /* an IANA zone present in the tz database */
     CT_LISTEN,   /* "ip:port" */
     CT_URL,      /* "" or an http(s) URL */
+    CT_ADDRLIST, /* "" or IP addresses and prefixes (10.0.0.0/8), comma-separated */
 };
 
 struct config_key {
@@ -54,6 +55,9 @@ static const struct config_key keys[] = {
      "Open client connections at most; further ones wait in the listen backlog."},
     {"server", "idle_timeout_s", CT_INT, FIELD(idle_timeout_s), "60", 1, 3600, true, false,
      "An idle or slow client connection is closed after this many seconds."},
+    {"server", "metrics_allow", CT_ADDRLIST, FIELD(metrics_allow), "", 0, 0, true, false,
+     "Addresses and prefixes that may read /metrics (e.g. 127.0.0.1, 10.0.0.0/8), "
+     "comma-separated; others get 403. Empty: every client may."},
     {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000, true,
      false, "On SIGTERM, how long in-flight requests may take to finish."},
     {"server", "rate_limit_per_minute", CT_INT, FIELD(rate_limit_per_minute), "600", 0, 1000000,
@@ -186,6 +190,72 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
     return true;
 }
 
+/* One "address" or "address/prefix" of an address list, into bytes and a prefix length. */
+static bool parse_prefix(const char *s, size_t n, int *family, unsigned char addr[16], int *bits)
+{
+    char text[64], *slash, *end;
+    if (n == 0 || n >= sizeof(text))
+        return false;
+    memcpy(text, s, n);
+    text[n] = '\0';
+    slash = strchr(text, '/');
+    if (slash)
+        *slash = '\0';
+    if (inet_pton(AF_INET, text, addr) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, text, addr) == 1)
+        *family = AF_INET6;
+    else
+        return false;
+    *bits = *family == AF_INET ? 32 : 128;
+    if (slash) {
+        errno = 0;
+        long b = strtol(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end != '\0' || b < 0 || b > *bits)
+            return false;
+        *bits = (int)b;
+    }
+    return true;
+}
+
+static bool prefix_matches(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)whole) != 0)
+        return false;
+    return rest == 0 || ((a[whole] ^ b[whole]) & (0xff << (8 - rest))) == 0;
+}
+
+bool config_address_listed(const char *list, const char *ip)
+{
+    unsigned char peer[16], addr[16];
+    int peer_family = 0, family, bits;
+    bool listed = false;
+    if (ip != NULL) {
+        if (inet_pton(AF_INET, ip, peer) == 1)
+            peer_family = AF_INET;
+        else if (inet_pton(AF_INET6, ip, peer) == 1)
+            peer_family = AF_INET6;
+        /* An IPv4 client on an IPv6 socket: ::ffff:a.b.c.d is a.b.c.d. */
+        if (peer_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((struct in6_addr *)peer)) {
+            memmove(peer, peer + 12, 4);
+            peer_family = AF_INET;
+        }
+    }
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,");
+        if (n == 0)
+            break;
+        if (!parse_prefix(p, n, &family, addr, &bits))
+            return false;
+        if (family == peer_family && prefix_matches(peer, addr, bits))
+            listed = true;
+        p += n;
+    }
+    return ip == NULL || listed;
+}
+
 /*
  * A time zone must exist in the tz database: glibc silently treats an unknown
  * TZ as UTC, which would move "today" and the payout schedule by hours. So
@@ -219,6 +289,7 @@ static bool set_value(struct config *cfg, const struct config_key *k, const char
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE: {
         if (k->type == CT_LISTEN) {
@@ -233,6 +304,12 @@ static bool set_value(struct config *cfg, const struct config_key *k, const char
         }
         if (k->type == CT_TIMEZONE && !timezone_exists(v)) {
             snprintf(err, errlen, "unknown time zone \"%s\" (is the tzdata package installed?)", v);
+            return false;
+        }
+        if (k->type == CT_ADDRLIST && !config_address_listed(v, NULL)) {
+            snprintf(err, errlen,
+                     "must be IP addresses or prefixes, comma-separated, e.g. "
+                     "127.0.0.1, 10.0.0.0/8, ::1");
             return false;
         }
         if (k->type == CT_URL && v[0] != '\0') {
@@ -330,6 +407,7 @@ void config_free(struct config *cfg)
         switch (keys[i].type) {
         case CT_STRING:
         case CT_URL:
+        case CT_ADDRLIST:
         case CT_LISTEN:
         case CT_TIMEZONE: {
             char **s = field_ptr(cfg, &keys[i]);
@@ -450,6 +528,7 @@ static bool field_equal(const struct config *a, const struct config *b, const st
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE:
         return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
@@ -469,6 +548,7 @@ static void copy_field(struct config *dst, const struct config *src, const struc
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE:
         free(*(char **)pd);
@@ -521,6 +601,8 @@ static const char *type_name(enum config_type t)
         return "address";
     case CT_URL:
         return "URL";
+    case CT_ADDRLIST:
+        return "address list";
     }
     return "?";
 }
@@ -554,6 +636,7 @@ void config_write_effective(FILE *out, const struct config *cfg)
         switch (k->type) {
         case CT_STRING:
         case CT_URL:
+        case CT_ADDRLIST:
         case CT_LISTEN:
         case CT_TIMEZONE: {
             const char *s = *(char *const *)p;

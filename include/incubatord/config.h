@@ -25,6 +25,7 @@ struct config {
     int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
     int rate_limit_per_minute; /* requests a token may make a minute; 0: no limit */
     int rate_limit_burst;      /* requests a token may make at once */
+    char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
     int pool_size;            /* connections in the pool */
@@ -80,6 +81,13 @@ void config_write_reference(FILE *out);
 
 /* Writes the effective configuration, secrets masked, as INI. */
 void config_write_effective(FILE *out, const struct config *cfg);
+
+/*
+ * Whether the address ip (text) is in list, a [server] metrics_allow value
+ * ("10.0.0.0/8, ::1"). With ip NULL: whether list is well-formed. An empty
+ * list holds no address.
+ */
+bool config_address_listed(const char *list, const char *ip) WARN_UNUSED;
 
 /* Splits "127.0.0.1:8080" or "[::1]:8080" into host and port. */
 bool config_split_listen(const char *listen, char *host, size_t hostlen, int *port) WARN_UNUSED;
