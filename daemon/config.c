@@ -70,7 +70,14 @@ static const struct config_key keys[] = {
      "libpq connection string or URI; empty uses the PG* environment. Use hostaddr, an IP "
      "address or a socket directory: a host name is resolved with a blocking lookup."},
     {"database", "pool_size", CT_INT, FIELD(pool_size), "4", 1, 256, false, false,
-     "PostgreSQL connections in the pool."},
+     "PostgreSQL connections in the pool (and in the read pool, when there is one)."},
+    {"database", "read_conninfo", CT_STRING, FIELD(read_conninfo), "", 0, 0, false, true,
+     "A second pool, for the reads that may lag a little (reports, metrics, payout run "
+     "listings), e.g. a streaming standby with target_session_attrs=prefer-standby; empty: "
+     "every read goes to conninfo."},
+    {"database", "read_max_lag_s", CT_INT, FIELD(read_max_lag_s), "30", 0, 86400, true, false,
+     "Above this replay lag, or while the read pool is down, its reads go to the primary "
+     "pool."},
     {"database", "max_queue", CT_INT, FIELD(max_queue), "256", 0, 100000, true, false,
      "Requests that may wait for a free connection; beyond it, 503 with Retry-After."},
     {"database", "statement_timeout_ms", CT_INT, FIELD(statement_timeout_ms), "5000", 100, 3600000,

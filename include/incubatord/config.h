@@ -28,7 +28,9 @@ struct config {
     char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
-    int pool_size;            /* connections in the pool */
+    int pool_size;            /* connections in the pool, and in the read pool */
+    char *read_conninfo;      /* a second pool for reads that may lag; "" for none */
+    int read_max_lag_s;       /* above this replay lag, reads go to the primary pool */
     int max_queue;            /* requests waiting for a connection; beyond, 503 */
     int statement_timeout_ms; /* PostgreSQL statement_timeout on every connection */
     bool migrate_on_start;    /* migrate as soon as the database is reachable */

@@ -31,11 +31,7 @@ TEMPLATE = "incubatord_template"
 def pg():
     cluster = PgCluster()
     cluster.start()
-    cluster.create_database(TEMPLATE)
-    cfg = os.path.join(cluster.dir, "migrate.conf")
-    with open(cfg, "w") as f:
-        f.write(f"[database]\nconninfo = {cluster.conninfo(TEMPLATE)}\n[log]\nsyslog = false\n")
-    run_cli(cfg, "migrate")
+    cluster.create_migrated_database(TEMPLATE)
     yield cluster
     cluster.destroy()
 
@@ -129,12 +125,7 @@ def private_pg():
     try:
         cluster.start()
         cluster.dbname = "incubatord"
-        cluster.create_database(cluster.dbname)
-        cfg = os.path.join(cluster.dir, "migrate.conf")
-        with open(cfg, "w") as f:
-            f.write(f"[database]\nconninfo = {cluster.conninfo(cluster.dbname)}\n"
-                    "[log]\nsyslog = false\n")
-        run_cli(cfg, "migrate")
+        cluster.create_migrated_database(cluster.dbname)
         yield cluster
     finally:
         cluster.destroy()
