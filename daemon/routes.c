@@ -40,6 +40,7 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
     {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, 0,                       "tenant_list",      .query = api_tenant_list_query},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation/revoke", ACCESS_ADMIN, ROUTE_BODY, "tenant_graduation_revoke", .body = api_graduation_revoke_body},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
 
     {PUT,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, ROUTE_BODY,              "occupancy_put",    .body = api_occupancy_put_body, .check = api_occupancy_put_check},
@@ -56,6 +57,8 @@ const struct route routes[] = {
     {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get"},
     {POST,   "/v1/payout-runs/{period}/review",   ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_review", .body = api_payout_run_review_body},
     {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body, .check = api_payout_run_approve_check},
+    {POST,   "/v1/incubators/{code}/prior-payouts", ACCESS_ADMIN,   ROUTE_BODY,              "prior_payout_create", .body = api_prior_payout_create_body, .check = api_prior_payout_create_check},
+    {GET,    "/v1/incubators/{code}/prior-payouts", ACCESS_ADMIN,   0,                       "prior_payout_list", .query = api_page_query},
     {GET,    "/v1/incubators/{code}/payouts",     ACCESS_INCUBATOR, ROUTE_READ,              "incubator_payouts", .query = api_page_query},
 
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},

@@ -1,4 +1,4 @@
--- 008: tokens expire and are rotated; an expiring token raises an alert.
+-- 009: tokens expire and are rotated; an expiring token raises an alert.
 --
 -- expires_in_days is the token's expiry rule (NULL: it never expires), which
 -- a rotation hands on to the token that replaces it; expires_at is when this
