@@ -86,10 +86,11 @@ def test_warning_then_breach_then_recovery_notify_each_transition_once_on_every_
         "incubator": "HRB-001", "subject": None, "state": "firing", "acknowledged": False,
         "started_at": None, "resolved_at": None, "value": 0.49, "threshold": 0.5,
         "message": None, "acknowledgement": None}
-    assert "0.4900" in breach_fired["data"]["message"]
+    # The message is Chinese, the share and the threshold in percent.
+    assert "科技企业场地占比 49.00%，低于一票否决线 50.00%" in breach_fired["data"]["message"]
     assert warning_resolved["data"]["state"] == "resolved"
     assert warning_resolved["data"]["id"] == warning_fired["data"]["id"]
-    assert "superseded by space_share_breach" in warning_resolved["data"]["message"]
+    assert "一票否决告警（space_share_breach）取代" in warning_resolved["data"]["message"]
     assert breach_resolved["data"]["id"] == breach_fired["data"]["id"]
     assert breach_resolved["data"]["value"] == 0.6
     assert breach_resolved["data"]["resolved_at"] is not None
