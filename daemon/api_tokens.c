@@ -9,10 +9,6 @@
 
 #include "incubatord/api.h"
 #include "incubatord/auth.h"
-#include "incubatord/http.h"
-#include "incubatord/log.h"
-#include "incubatord/routes.h"
-#include "incubatord/server.h"
 
 const struct field api_token_create_body[] = {
     {"name", FT_TEXT, F_REQUIRED, .max = 100},
@@ -25,60 +21,49 @@ const struct field api_token_rotate_body[] = {
     {NULL},
 };
 
-static void forget_token(struct req *r)
-{
-    const char *id = req_param(r, "id");
-    /* A dry run changed nothing: the token stays as it is cached. */
-    if (id != NULL && !r->dry_run)
-        auth_cache_forget(r->srv->auth, strtoll(id, NULL, 10));
-}
-
-static void add_secret(struct req *r, int status, json_t *doc)
-{
-    /* A replayed creation (Idempotency-Key) does not show the secret again. */
-    if (status == 201 && doc != NULL && r->secret != NULL && !r->replayed)
-        json_object_set_new(doc, "token", json_string(r->secret));
-    /* A rotation: the old token's expiry moved. */
-    forget_token(r);
-}
-
-/* POST /v1/incubators/{code}/tokens and POST /v1/tokens/{id}/rotate: a new secret. */
-void api_token_create(struct req *r)
+bool api_token_create_prepare(json_t *args, json_t *keep)
 {
     char token[AUTH_TOKEN_LEN + 1];
     unsigned char hash[AUTH_HASH_LEN];
     char bytea[2 + 2 * AUTH_HASH_LEN + 1];
-    json_t *args = req_build_args(r);
 
-    if (args == NULL)
-        return;
-    if (!auth_token_generate(token, hash)) {
-        json_decref(args);
-        log_req(LOG_ERR, r->id, "RAND_bytes failed: no token made");
-        http_reply_problem(r, 500, "could not make a random token", NULL);
-        return;
-    }
+    if (!auth_token_generate(token, hash))
+        return false;
     auth_hash_to_bytea(hash, bytea);
     json_object_set_new(args, "hash", json_string(bytea));
-    r->secret = xstrdup(token);
+    json_object_set_new(keep, "secret", json_string(token));
     explicit_bzero(token, sizeof(token));
-    r->on_success = add_secret;
-    req_call_api(r, r->route->fn, args);
+    return true;
 }
 
-static void forget_revoked(struct req *r, int status, json_t *doc)
+void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *effects)
 {
-    (void)status;
+    json_t *secret = json_object_get(a->keep, "secret");
+    (void)effects;
+    /* A replayed creation (Idempotency-Key) does not show the secret again. */
+    if (a->status == 201 && doc != NULL && json_is_string(secret) && !a->replayed)
+        json_object_set(doc, "token", secret);
+}
+
+/* The token of the path is forgotten here (the pipeline skips this for a dry run). */
+static void forget_token(const struct route_answer *a, json_t *effects)
+{
+    const char *id = json_string_value(json_object_get(a->args, "id"));
+    if (id != NULL)
+        json_object_set_new(effects, ROUTE_EFFECT_FORGET_TOKEN,
+                            json_integer(strtoll(id, NULL, 10)));
+}
+
+void api_token_rotate_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    api_token_create_after(a, doc, effects);
+    /* The old token's expiry moved: with no grace it fails from the next request on. */
+    forget_token(a, effects);
+}
+
+void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
     (void)doc;
     /* Fails from the next request on, here; other daemons hear it by NOTIFY. */
-    forget_token(r);
-}
-
-void api_token_revoke(struct req *r)
-{
-    json_t *args = req_build_args(r);
-    if (args == NULL)
-        return;
-    r->on_success = forget_revoked;
-    req_call_api(r, "token_revoke", args);
+    forget_token(a, effects);
 }

@@ -194,6 +194,14 @@ def examples(world, admin):
     }
 
 
+def handler_routes():
+    """The write routes served by a handler of the daemon's own, not by api.run:
+    what they do is not a database transaction (a channel's test message is
+    sent), so a dry run checks and does nothing, and its answer may differ."""
+    text = read("daemon/routes.c")
+    return set(re.findall(r'\{(POST|PUT|PATCH|DELETE),\s+"([^"]+)",[^\n]*\bNULL,\s+\.handler', text))
+
+
 GENERIC_PARAMS = {"code": "HRB-001", "external_id": "T-1", "id": "1"}
 
 
@@ -209,6 +217,7 @@ def with_query(path, query):
 
 def test_every_write_route_keeps_nothing_on_a_dry_run(pg, db, admin, sql, world):
     routes = [(m, p) for m, p, _ in c_routes() if m in WRITES and p.startswith("/v1/")]
+    own = handler_routes()
     known = examples(world, admin)
     # The examples name routes that exist (a renamed route shows up here).
     assert set(known) <= set(routes), set(known) - set(routes)
@@ -226,8 +235,9 @@ def test_every_write_route_keeps_nothing_on_a_dry_run(pg, db, admin, sql, world)
             assert listener.pump() == [], (method, path)
             real = admin.call(method, path, body)
             assert real.header("Dry-Run") is None
-            assert (dry.status, body_of(dry)) == (real.status, body_of(real)), (method, path)
-            assert masked(dry.header("Location")) == masked(real.header("Location"))
+            if (method, pattern) not in own:
+                assert (dry.status, body_of(dry)) == (real.status, body_of(real)), (method, path)
+                assert masked(dry.header("Location")) == masked(real.header("Location"))
             if must_succeed:
                 assert 200 <= real.status < 300, (method, path, real)
             tried.append((method, pattern, real.status))

@@ -243,7 +243,7 @@ def test_token_expiring_alert_at_creation_and_on_rotation(admin, sql):
     later_one = make(admin, "erp-later", 20)
     [(state, severity, value, message)] = alerts(sql, "erp-soon")
     assert (state, severity, value) == ("firing", "info", 10)
-    assert f"token {t['id']} \"erp-soon\" expires at {t['expires_at']}, in 10 days" in message
+    assert f"HRB-001 的访问令牌 {t['id']}“erp-soon”将于 {t['expires_at']} 到期，还剩 10 天" in message
     assert alerts(sql, "erp-later") == []
     listed = admin.get("/v1/alerts?rule=token_expiring").json()["items"]
     assert [(a["incubator"], a["subject"], a["severity"]) for a in listed] == \
@@ -254,7 +254,7 @@ def test_token_expiring_alert_at_creation_and_on_rotation(admin, sql):
     # Rotated into a token of 10 days again, it is still expiring (one alert, same name).
     new = admin.post(f"/v1/tokens/{t['id']}/rotate", {"grace_hours": 0}).json()
     [(state, _, _, message)] = alerts(sql, "erp-soon")
-    assert state == "firing" and f"token {new['id']}" in message
+    assert state == "firing" and f"访问令牌 {new['id']}“erp-soon”" in message
     # Revoked, it resolves.
     assert admin.delete(f"/v1/tokens/{new['id']}").status == 204
     assert [a[0] for a in alerts(sql, "erp-soon")] == ["resolved"]
@@ -280,12 +280,12 @@ def test_token_expiring_alert_14_days_ahead_by_the_sweep(pg, db, workdir, daemon
         wait_for(lambda: alerts(sql, "erp-push"), timeout=10, what="the token_expiring alert")
         [(state, severity, value, message)] = alerts(sql, "erp-push")
         assert (state, severity, value) == ("firing", "info", 13)
-        assert "in 13 days: rotate it" in message
+        assert "还剩 13 天：请轮换" in message
     finally:
         assert b.stop() == 0
     b = later(pg, db, workdir, "+21d", sweep)  # expired, neither rotated nor revoked
     try:
-        wait_for(lambda: "expired at" in alerts(sql, "erp-push")[0][3], timeout=10,
+        wait_for(lambda: "到期：请轮换" in alerts(sql, "erp-push")[0][3], timeout=10,
                  what="the alert to say the token expired")
         [(state, _, value, _)] = alerts(sql, "erp-push")
         assert (state, value) == ("firing", 0)
