@@ -37,7 +37,7 @@
 #define ERROR_RETRY_S     60
 #define SESSION_WAIT_MS   30000
 /* How long one batch of a batched job should hold its locks, and its sizes. */
-#define BATCH_TARGET_MS 50
+#define BATCH_TARGET_MS 25
 #define BATCH_FIRST     10
 #define BATCH_MAX       1000
 
