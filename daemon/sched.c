@@ -12,8 +12,12 @@
  * A job that works in batches (the alert sweep) returns "next" while there
  * is more to do: its transaction is committed and the job is called again,
  * in a new transaction on the same session, with "after" in its context set
- * to that value. Its integer results are summed over the batches and logged
- * once, at the end, with the time the whole run took.
+ * to that value, and "batch", the number of items the scheduler asks it to
+ * take: a batch's transaction holds its items' locks, so the size adapts to
+ * keep each batch near BATCH_TARGET_MS whatever the machine's load (halved
+ * after a slower batch, doubled after a much faster one). Its integer
+ * results are summed over the batches and logged once, at the end, with the
+ * time the whole run took.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +27,7 @@
 
 #include "incubatord/apicall.h"
 #include "incubatord/busy.h"
+#include "incubatord/dates.h"
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -32,6 +37,10 @@
 #define NOT_READY_RETRY_S 2
 #define ERROR_RETRY_S     60
 #define SESSION_WAIT_MS   30000
+/* How long one batch of a batched job should hold its locks, and its sizes. */
+#define BATCH_TARGET_MS 25
+#define BATCH_FIRST     10
+#define BATCH_MAX       1000
 
 enum job_kind {
     JOB_PERIODIC, /* every period_s seconds */
@@ -82,6 +91,8 @@ struct job {
     json_t *total;      /* the batches' results, integers summed */
     int batches;        /* run so far in this run */
     int64_t started_ms; /* when this run started */
+    int batch;          /* the size asked of the next batch */
+    int64_t batch_ms;   /* when the running batch began */
 };
 
 struct sched_state {
@@ -121,13 +132,6 @@ static void tz_leave(struct tz_guard g)
     free(g.saved);
 }
 
-static int days_in_month(int year, int month0)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return month0 == 1 && leap ? 29 : days[month0];
-}
-
 /* The due moment in a month (year, month0 0-11) in the current time zone. */
 static time_t due_in_month(int year, int month0, int day, int hour)
 {
@@ -135,7 +139,8 @@ static time_t due_in_month(int year, int month0, int day, int hour)
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = year - 1900;
     tm.tm_mon = month0;
-    tm.tm_mday = day < days_in_month(year, month0) ? day : days_in_month(year, month0);
+    int last = date_days_in_month(year, month0 + 1);
+    tm.tm_mday = day < last ? day : last;
     tm.tm_hour = hour;
     tm.tm_isdst = -1;
     return mktime(&tm);
@@ -223,6 +228,7 @@ static void job_finished(struct job *j, bool ok, int retry_s)
     j->running = false;
     j->after[0] = '\0';
     j->batches = 0;
+    j->batch = BATCH_FIRST;
     json_decref(j->total);
     j->total = NULL;
     busy_leave(BUSY_JOB);
@@ -280,7 +286,7 @@ static void log_total(struct job *j)
         json_object_set_new(j->total, "batches", json_integer(j->batches));
     char *text = json_dumps(j->total, JSON_COMPACT);
     log_msg(LOG_INFO, "job %s: done in %lld ms %s", j->def->name,
-            (long long)(mono_ms() - j->started_ms), text);
+            (long long)(mono_ms() - j->started_ms), text ? text : "(unprintable result)");
     free(text);
 }
 
@@ -294,6 +300,11 @@ static void committed(void *arg, const struct db_result *r)
         return;
     /* The next batch, unless the daemon is stopping (the next run sweeps anyway). */
     if (j->after[0] != '\0' && !j->srv->draining) {
+        int64_t took_ms = mono_ms() - j->batch_ms;
+        if (took_ms > BATCH_TARGET_MS && j->batch > 1)
+            j->batch /= 2;
+        else if (took_ms < BATCH_TARGET_MS / 3 && j->batch < BATCH_MAX)
+            j->batch *= 2;
         make_context(j);
         db_session_query(j->session, "BEGIN", 0, NULL, begun, j);
         return;
@@ -336,6 +347,7 @@ static void begun(void *arg, const struct db_result *r)
     struct job *j = arg;
     if (job_failed(j, r, "BEGIN"))
         return;
+    j->batch_ms = mono_ms();
     const char *values[] = {j->timeout};
     db_session_query(j->session, "SELECT set_config('statement_timeout', $1, true)", 1, values,
                      timeout_set, j);
@@ -369,6 +381,7 @@ static void make_context(struct job *j)
     char period[8];
     if (j->after[0] != '\0')
         json_object_set_new(ctx, "after", json_integer(strtoll(j->after, NULL, 10)));
+    json_object_set_new(ctx, "batch", json_integer(j->batch));
     if (j->def->kind == JOB_MONTHLY) {
         time_t due =
             sched_last_monthly(time(NULL), cfg->timezone, cfg->payout_day, cfg->payout_hour);
@@ -420,6 +433,7 @@ void sched_start(struct server *srv)
         j->def = &jobs[i];
         j->srv = srv;
         j->timer = evtimer_new(srv->base, timer_cb, j);
+        j->batch = BATCH_FIRST;
         /* First run soon after start: catches up what is due (a missed payout run). */
         arm(j, 1);
     }

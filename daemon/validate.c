@@ -120,9 +120,8 @@ static bool is_blank(const char *s)
 }
 
 /* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
-static bool identifier_ok(const char *s, size_t max, const char *extra)
+static bool identifier_ok(const char *s, size_t n, size_t max, const char *extra)
 {
-    size_t n = strlen(s);
     if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -132,6 +131,16 @@ static bool identifier_ok(const char *s, size_t max, const char *extra)
             return false;
     }
     return true;
+}
+
+bool validate_code(const char *s, size_t len)
+{
+    return identifier_ok(s, len, 32, "._-");
+}
+
+bool validate_external_id(const char *s, size_t len)
+{
+    return identifier_ok(s, len, 64, "._:-");
 }
 
 /* {"2025": 320000000, ...}: years as keys, whole fen as values. */
@@ -407,9 +416,6 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
     case FT_EMAIL:
         *want = "a string";
         return json_is_string(value);
-    case FT_CUSTOM:
-        *want = "";
-        return true;
     }
     return false;
 }
@@ -476,7 +482,7 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return json_incref(value);
     }
     case FT_CODE:
-        if (!identifier_ok(json_string_value(value), 32, "._-")) {
+        if (!validate_code(json_string_value(value), json_string_length(value))) {
             v_error(v, path,
                     "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or "
                     "digit");
@@ -484,7 +490,7 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         }
         return json_incref(value);
     case FT_EXTERNAL_ID:
-        if (!identifier_ok(json_string_value(value), 64, "._:-")) {
+        if (!validate_external_id(json_string_value(value), json_string_length(value))) {
             v_error(v, path,
                     "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter "
                     "or digit");
@@ -505,8 +511,6 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return check_url(v, path, value, f);
     case FT_EMAIL:
         return check_email(v, path, value);
-    case FT_CUSTOM:
-        return f->check(v, path, value);
     }
     return NULL;
 }
@@ -564,7 +568,6 @@ static json_t *query_value(struct vctx *v, const struct query_param *q, const ch
         [Q_YEAR] = "a year YYYY",
         [Q_ENUM] = "one of the listed values",
         [Q_CODE] = "an incubator code",
-        [Q_TEXT] = "1 to 100 characters of text",
     };
     size_t len = strlen(s);
     day_t d;
@@ -607,18 +610,6 @@ static json_t *query_value(struct vctx *v, const struct query_param *q, const ch
         if (!identifier_ok(s, 32, "._-"))
             break;
         return json_string(s);
-    case Q_TEXT: {
-        /* json_string() refuses what is not UTF-8: that is an error, not a missing value. */
-        json_t *text = json_string(s);
-        bool control = false;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-            control |= *p < 0x20 || *p == 0x7f;
-        if (text == NULL || control || len == 0 || utf8_length(s) > 100 || is_blank(s)) {
-            json_decref(text);
-            break;
-        }
-        return text;
-    }
     }
     if (q->type == Q_ENUM) {
         char list[256] = "";

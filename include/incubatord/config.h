@@ -26,6 +26,8 @@ struct config {
     int body_timeout_s;      /* a body within this of its head; an answer taken within it */
     int max_connections_per_ip; /* open connections from one address at most */
     int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
+    int rate_limit_per_minute; /* requests a token may make a minute; 0: no limit */
+    int rate_limit_burst;      /* requests a token may make at once */
     char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */

@@ -48,11 +48,14 @@ struct req {
     struct auth_token token; /* the caller, once authenticated */
     bool authenticated;
     bool token_presented;      /* an Authorization: Bearer header was sent */
+    bool token_expired;        /* it was a known token past its expires_at */
+    bool dry_run;              /* ?dry_run=true on a write: rolled back, Dry-Run: true */
     char idempotency_key[256]; /* "" when none was sent */
     int64_t started_us;
     int64_t deadline_ms; /* monotonic; the answer is due by then */
     bool client_gone;    /* evhttp closed the connection */
     int status;          /* the answer's status, for the access log */
+    char problem[256];   /* a refusal's reason, for the access log */
     size_t reply_bytes;
     json_t *args; /* the API call's arguments, kept for the after hook */
     json_t *keep; /* what the prepare hook left for the after hook */
