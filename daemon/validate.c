@@ -607,7 +607,7 @@ static json_t *query_value(struct vctx *v, const struct query_param *q, const ch
                 return json_string(s);
         break;
     case Q_CODE:
-        if (!identifier_ok(s, 32, "._-"))
+        if (!validate_code(s, len))
             break;
         return json_string(s);
     }
