@@ -39,10 +39,16 @@ extern const struct field api_tenant_graduate_body[];
 void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_tenant_exit_body[];
 extern const struct query_param api_tenant_list_query[];
+/* PUT .../tenants (bulk sync): at most this many tenants in one call. */
+#define API_SYNC_MAX_TENANTS 5000
+extern const struct field api_tenants_sync_body[];
+void api_tenants_sync_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_occupancy.c */
 extern const struct field api_occupancy_put_body[];
 void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args);
+/* Records an error for each tenants[i].external_id listed a second time. */
+void api_check_listed_once(struct vctx *v, json_t *tenants);
 extern const struct query_param api_on_query[]; /* on=DATE */
 
 /* api_policy.c */
