@@ -105,7 +105,14 @@ static const struct config_key keys[] = {
      "How long an event is retried; an attempt failing after that gives up (LOG_ERR) "
      "and the event is kept as failed."},
     {"webhook", "ca_file", CT_STRING, FIELD(webhook_ca_file), "", 0, 0, true, false,
-     "PEM file of CA certificates trusted for an https receiver, besides the system's."},
+     "PEM file of CA certificates trusted for an https receiver, besides the system's "
+     "(notify.ca_file, when set, takes its place)."},
+    {"notify", "ca_file", CT_STRING, FIELD(notify_ca_file), "", 0, 0, true, false,
+     "PEM file of CA certificates trusted for every https channel and SMTP server, besides "
+     "the system's (/etc/ssl/certs): for a private CA."},
+    {"notify", "proxy", CT_STRING, FIELD(notify_proxy), "", 0, 0, true, false,
+     "Proxy for every outgoing delivery (http://host:port, socks5://...); empty: none. The "
+     "environment's http_proxy and https_proxy are never used."},
 };
 
 static void *field_ptr(struct config *cfg, const struct config_key *k)
@@ -174,17 +181,26 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
 
 /*
  * A time zone must exist in the tz database: glibc silently treats an unknown
- * TZ as UTC, which would move "today" and the payout schedule by hours.
+ * TZ as UTC, which would move "today" and the payout schedule by hours. So
+ * must a name that is there but no zone: a directory ("Asia") or one of the
+ * database's tables ("zone.tab"). A zone's file starts with "TZif".
  */
 static bool timezone_exists(const char *tz)
 {
     const char *dir = getenv("TZDIR");
-    char path[512];
+    char path[512], magic[4];
+    FILE *f;
+    bool zone;
 
     if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") != NULL)
         return false;
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "/usr/share/zoneinfo", tz);
-    return access(path, R_OK) == 0;
+    f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    zone = fread(magic, 1, sizeof(magic), f) == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
+    fclose(f);
+    return zone;
 }
 
 /* Parses one value into its field; on failure writes why into err. */

@@ -27,23 +27,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/util.h>
-#include <jansson.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-#include <openssl/ssl.h>
-#include <openssl/x509_vfy.h>
+#include <time.h>
 
+#include <event2/event.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+
+#include "incubatord/channels.h"
+#include "incubatord/curl.h"
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -57,7 +48,6 @@
 #define LOCAL_BATCH        100   /* events claimed at once for syslog and NOTIFY */
 #define LOCAL_LEASE_MS     30000 /* how long such a claim holds */
 #define LEASE_MARGIN_MS    2000  /* a webhook lease: 2 x the attempt's limit + this */
-#define MAX_RESPONSE_BYTES (64 * 1024)
 
 static const char CLAIM_LOCAL_SQL[] =
     "SELECT id, event_id, syslog_level, message, syslog_pending, notify_pending "
@@ -85,10 +75,8 @@ struct attempt {
     char event_id[40];
     char *body;
     int attempts_before; /* failed attempts before this one */
-    struct evhttp_connection *conn;
-    SSL *ssl; /* owned by the connection's bufferevent */
-    struct event *deadline;
-    struct event *after; /* deferred: leave evhttp's stack, then record */
+    struct curl_transfer *xfer; /* the POST in flight */
+    struct event *after;        /* deferred: record the outcome from the loop */
     bool finished;
     bool ok;
     int status; /* the HTTP status, 0 when none came */
@@ -111,8 +99,7 @@ struct notify_state {
     bool metrics_busy;
     bool metrics_again;
     int64_t metrics_due_ms;
-    struct evdns_base *dns;
-    SSL_CTX *ssl_ctx;
+    struct curl_client *curl;
 };
 
 static void local_run(struct notify_state *n);
@@ -120,33 +107,6 @@ static void webhook_run(struct notify_state *n);
 static void metrics_soon(struct notify_state *n);
 
 /* ---- pure parts ---- */
-
-bool notify_signature(const char *secret, time_t t, const char *body, size_t body_len, char *out,
-                      size_t outlen)
-{
-    char stamp[32];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    int n = snprintf(stamp, sizeof(stamp), "%lld.", (long long)t);
-    size_t total = (size_t)n + body_len;
-    unsigned char *msg;
-
-    if (outlen < (size_t)n + 4 + NOTIFY_SIGNATURE_HEX_LEN + 1)
-        return false;
-    msg = xmalloc(total ? total : 1);
-    memcpy(msg, stamp, (size_t)n);
-    if (body_len)
-        memcpy(msg + n, body, body_len);
-    bool ok = HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, total, md, &mdlen) != NULL &&
-              mdlen == NOTIFY_SIGNATURE_HEX_LEN / 2;
-    free(msg);
-    if (!ok)
-        return false;
-    int w = snprintf(out, outlen, "t=%lld,v1=", (long long)t);
-    for (unsigned int i = 0; i < mdlen; i++)
-        snprintf(out + w + 2 * i, 3, "%02x", md[i]);
-    return true;
-}
 
 int64_t notify_backoff_ms(int attempts, int64_t initial_ms, int64_t max_ms, uint32_t rnd)
 {
@@ -276,170 +236,26 @@ static void local_run(struct notify_state *n)
     db_query_background(n->srv->pool, CLAIM_LOCAL_SQL, 3, values, SQL_TIMEOUT_MS, local_claimed, n);
 }
 
-/* ---- the webhook: TLS and DNS ---- */
-
-/* The TLS client context: peer verification against the system's CAs and webhook.ca_file. */
-static SSL_CTX *ssl_context(struct notify_state *n, char *err, size_t errlen)
-{
-    const char *ca_file = n->srv->cfg.webhook_ca_file;
-    if (n->ssl_ctx != NULL)
-        return n->ssl_ctx;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL) {
-        snprintf(err, errlen, "cannot create a TLS context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (SSL_CTX_set_default_verify_paths(ctx) != 1)
-        log_msg(LOG_WARNING, "webhook: the system's CA certificates could not be loaded");
-    if (ca_file[0] != '\0' && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-        snprintf(err, errlen, "cannot load webhook.ca_file %s: %s", ca_file,
-                 ERR_reason_error_string(ERR_get_error()));
-        ERR_clear_error();
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    n->ssl_ctx = ctx;
-    return ctx;
-}
-
-/*
- * The resolver for the webhook's host: evdns, so that a name lookup never
- * blocks the loop. Made on first use, from /etc/resolv.conf and /etc/hosts.
- */
-static struct evdns_base *resolver(struct notify_state *n)
-{
-    if (n->dns == NULL) {
-        n->dns = evdns_base_new(n->srv->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                                  EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (n->dns == NULL)
-            log_msg(LOG_WARNING, "webhook: no DNS resolver (is /etc/resolv.conf readable?); "
-                                 "only IP addresses will work");
-    }
-    return n->dns;
-}
-
-/* Whether a host (without brackets) is an IP address literal. */
-static bool is_ip_literal(const char *host)
-{
-    unsigned char buf[16];
-    return evutil_inet_pton(AF_INET, host, buf) == 1 || evutil_inet_pton(AF_INET6, host, buf) == 1;
-}
-
-/* ---- the webhook: one attempt ---- */
+/* ---- the webhook: one attempt, through libcurl ---- */
 
 static void attempt_free(struct attempt *a)
 {
-    if (a->conn)
-        evhttp_connection_free(a->conn); /* frees a request still in flight, without callbacks */
-    if (a->deadline)
-        event_free(a->deadline);
+    curl_transfer_cancel(a->xfer);
     if (a->after)
         event_free(a->after);
     free(a->body);
     free(a);
 }
 
-static const char *request_error_name(enum evhttp_request_error e)
-{
-    switch (e) {
-    case EVREQ_HTTP_TIMEOUT:
-        return "timed out";
-    case EVREQ_HTTP_EOF:
-        return "connection closed or refused";
-    case EVREQ_HTTP_INVALID_HEADER:
-        return "invalid answer";
-    case EVREQ_HTTP_BUFFER_ERROR:
-        return "connection error";
-    case EVREQ_HTTP_REQUEST_CANCEL:
-        return "cancelled";
-    case EVREQ_HTTP_DATA_TOO_LONG:
-        return "answer too long";
-    }
-    return "failed";
-}
-
-/* Adds what TLS, DNS and the socket say about a failure to a->error. */
-static void describe_failure(struct attempt *a, const char *what)
-{
-    char detail[256] = "";
-    size_t len = 0;
-    int saved_errno = EVUTIL_SOCKET_ERROR();
-    struct bufferevent *bev = a->conn ? evhttp_connection_get_bufferevent(a->conn) : NULL;
-    unsigned long e;
-
-    if (a->ssl != NULL && SSL_get_verify_result(a->ssl) != X509_V_OK)
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, ": certificate: %s",
-                                X509_verify_cert_error_string(SSL_get_verify_result(a->ssl)));
-    while (bev != NULL && (e = bufferevent_get_openssl_error(bev)) != 0 &&
-           len < sizeof(detail) - 1) {
-        char buf[160];
-        ERR_error_string_n(e, buf, sizeof(buf));
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, ": %s", buf);
-    }
-    if (bev != NULL && bufferevent_socket_get_dns_error(bev) > 0 && len < sizeof(detail) - 1)
-        len += (size_t)snprintf(detail + len, sizeof(detail) - len, ": name lookup: %s",
-                                evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
-    if (len == 0 && saved_errno != 0)
-        snprintf(detail, sizeof(detail), ": %s", evutil_socket_error_to_string(saved_errno));
-    snprintf(a->error, sizeof(a->error), "%s%s", what, detail);
-}
-
-static void attempt_error_cb(enum evhttp_request_error e, void *arg)
+/* libcurl's answer (or failure): judged here, recorded from attempt_after_cb. */
+static void attempt_answered(void *arg, const struct curl_response *res)
 {
     struct attempt *a = arg;
-    if (a->error[0] == '\0')
-        describe_failure(a, request_error_name(e));
-}
-
-/* evhttp's completion callback: it may run inside evhttp_make_request itself. */
-static void attempt_done_cb(struct evhttp_request *req, void *arg)
-{
-    struct attempt *a = arg;
-    if (a->finished)
-        return;
-    a->finished = true;
-    a->status = req ? evhttp_request_get_response_code(req) : 0;
-    a->ok = a->status >= 200 && a->status <= 299;
-    if (a->status == 0) {
-        if (a->error[0] == '\0')
-            describe_failure(a, "no answer");
-    } else if (!a->ok) {
-        struct evbuffer *in = evhttp_request_get_input_buffer(req);
-        size_t n = evbuffer_get_length(in);
-        char snippet[128] = "";
-        if (n > 0) {
-            size_t take = n < sizeof(snippet) - 1 ? n : sizeof(snippet) - 1;
-            evbuffer_copyout(in, snippet, take);
-            snippet[take] = '\0';
-            for (char *p = snippet; *p; p++)
-                if ((unsigned char)*p < 0x20)
-                    *p = ' ';
-        }
-        snprintf(a->error, sizeof(a->error), "HTTP %d%s%s", a->status, snippet[0] ? ": " : "",
-                 snippet);
-    }
-    event_active(a->after, EV_TIMEOUT, 0);
-}
-
-static void attempt_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct attempt *a = arg;
-    (void)fd;
-    (void)what;
-    if (a->finished)
-        return;
-    a->finished = true;
-    a->ok = false;
-    snprintf(a->error, sizeof(a->error), "no answer within %d ms (webhook.timeout_ms)",
-             a->n->srv->cfg.webhook_timeout_ms);
-    /* Outside evhttp's stack: the connection and its request go now. */
-    if (a->conn) {
-        evhttp_connection_free(a->conn);
-        a->conn = NULL;
-        a->ssl = NULL;
-    }
+    a->xfer = NULL;
+    a->status = res->transferred ? res->status : 0;
+    a->ok = channel_answer_ok(CHANNEL_WEBHOOK, res, a->error, sizeof(a->error));
+    if (a->ok)
+        a->error[0] = '\0';
     event_active(a->after, EV_TIMEOUT, 0);
 }
 
@@ -492,12 +308,6 @@ static void attempt_after_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    evtimer_del(a->deadline);
-    if (a->conn) {
-        evhttp_connection_free(a->conn);
-        a->conn = NULL;
-        a->ssl = NULL;
-    }
     snprintf(id, sizeof(id), "%lld", (long long)a->id);
     snprintf(retry_ms, sizeof(retry_ms), "%lld",
              (long long)notify_backoff_ms(a->attempts_before + 1, cfg->webhook_retry_initial_ms,
@@ -512,110 +322,29 @@ static void attempt_after_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Sends the event: a POST of its body with the event id and the signature
- * headers, over http or https (peer and host name verified), the host
- * resolved by evdns. Returns false with a reason when it could not even
- * start; the attempt then counts as failed.
+ * headers (channels.c), over http or https through libcurl (peer and host
+ * name verified). Returns false with a reason when it could not even start;
+ * the attempt then counts as failed.
  */
 static bool attempt_send(struct attempt *a, char *err, size_t errlen)
 {
     struct notify_state *n = a->n;
     const struct config *cfg = &n->srv->cfg;
-    struct evhttp_uri *uri = evhttp_uri_parse(cfg->webhook_url);
-    char host[256], header_host[300], target[2048], signature[128];
-    bool ok = false;
-
-    if (uri == NULL || evhttp_uri_get_host(uri) == NULL || evhttp_uri_get_scheme(uri) == NULL) {
-        snprintf(err, errlen, "webhook.url cannot be parsed");
-        goto out;
-    }
-    bool https = strcmp(evhttp_uri_get_scheme(uri), "https") == 0;
-    const char *h = evhttp_uri_get_host(uri);
-    int port = evhttp_uri_get_port(uri);
-    const char *path = evhttp_uri_get_path(uri);
-    const char *query = evhttp_uri_get_query(uri);
-    size_t hl = strlen(h);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* an IPv6 literal */
-        snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), h + 1);
-    } else {
-        snprintf(host, sizeof(host), "%s", h);
-    }
-    if (port < 0)
-        port = https ? 443 : 80;
-    if (port == (https ? 443 : 80))
-        snprintf(header_host, sizeof(header_host), "%s", h);
-    else
-        snprintf(header_host, sizeof(header_host), "%s:%d", h, port);
-    snprintf(target, sizeof(target), "%s%s%s", path && path[0] ? path : "/", query ? "?" : "",
-             query ? query : "");
-
-    struct bufferevent *bev = NULL;
-    if (https) {
-        SSL_CTX *ctx = ssl_context(n, err, errlen);
-        if (ctx == NULL)
-            goto out;
-        SSL *ssl = SSL_new(ctx);
-        if (ssl == NULL) {
-            snprintf(err, errlen, "cannot create a TLS session");
-            goto out;
-        }
-        /* SNI names hosts, never addresses (RFC 6066); both are verified. */
-        if (!is_ip_literal(host))
-            SSL_set_tlsext_host_name(ssl, host);
-        if (SSL_set1_host(ssl, host) != 1) {
-            SSL_free(ssl);
-            snprintf(err, errlen, "cannot set the host name to verify");
-            goto out;
-        }
-        bev = bufferevent_openssl_socket_new(n->srv->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                             BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (bev == NULL) {
-            SSL_free(ssl);
-            snprintf(err, errlen, "cannot create a TLS connection");
-            goto out;
-        }
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-        a->ssl = ssl;
-    }
-    a->conn = evhttp_connection_base_bufferevent_new(
-        n->srv->base, is_ip_literal(host) ? NULL : resolver(n), bev, host, (unsigned short)port);
-    if (a->conn == NULL) {
-        if (bev)
-            bufferevent_free(bev);
-        a->ssl = NULL;
-        snprintf(err, errlen, "cannot create a connection to %.200s", header_host);
-        goto out;
-    }
-    struct timeval tv = {cfg->webhook_timeout_ms / 1000, (cfg->webhook_timeout_ms % 1000) * 1000};
-    evhttp_connection_set_timeout_tv(a->conn, &tv);
-    evhttp_connection_set_retries(a->conn, 0);
-    evhttp_connection_set_max_body_size(a->conn, MAX_RESPONSE_BYTES);
-
-    if (!notify_signature(cfg->webhook_secret, time(NULL), a->body, strlen(a->body), signature,
-                          sizeof(signature))) {
-        snprintf(err, errlen, "cannot compute the signature");
-        goto out;
-    }
-    struct evhttp_request *req = evhttp_request_new(attempt_done_cb, a);
-    evhttp_request_set_error_cb(req, attempt_error_cb);
-    struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
-    evhttp_add_header(headers, "Host", header_host);
-    evhttp_add_header(headers, "Content-Type", "application/json");
-    evhttp_add_header(headers, "User-Agent", "incubatord/" INCUBATORD_VERSION);
-    evhttp_add_header(headers, "Connection", "close");
-    evhttp_add_header(headers, "X-Incubatord-Event-Id", a->event_id);
-    evhttp_add_header(headers, "X-Incubatord-Signature", signature);
-    evbuffer_add(evhttp_request_get_output_buffer(req), a->body, strlen(a->body));
-
-    arm_ms(a->deadline, cfg->webhook_timeout_ms);
-    if (evhttp_make_request(a->conn, req, EVHTTP_REQ_POST, target) != 0) {
-        snprintf(err, errlen, "cannot start the request to %.200s", header_host);
-        goto out;
-    }
-    ok = true;
-out:
-    if (uri)
-        evhttp_uri_free(uri);
-    return ok;
+    struct channel_target ch = {.kind = CHANNEL_WEBHOOK, .name = "webhook",
+                                .url = cfg->webhook_url, .secret = cfg->webhook_secret};
+    struct channel_message m;
+    const char *payloads[] = {a->body};
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (!channel_build(&ch, NULL, payloads, 1, NULL, NULL,
+                       (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &m, err, errlen))
+        return false;
+    struct curl_request req = {.url = m.url, .body = m.body, .body_len = m.body_len,
+                               .headers = (const char *const *)m.headers,
+                               .timeout_ms = cfg->webhook_timeout_ms};
+    a->xfer = curl_client_start(n->curl, &req, attempt_answered, a, err, errlen);
+    channel_message_free(&m);
+    return a->xfer != NULL;
 }
 
 static void attempt_start(struct notify_state *n, const PGresult *res)
@@ -628,7 +357,6 @@ static void attempt_start(struct notify_state *n, const PGresult *res)
     a->body = xstrdup(PQgetvalue(res, 0, 2));
     a->attempts_before = atoi(PQgetvalue(res, 0, 3));
     a->started_ms = mono_ms();
-    a->deadline = evtimer_new(n->srv->base, attempt_deadline_cb, a);
     a->after = event_new(n->srv->base, -1, 0, attempt_after_cb, a);
     n->attempt = a;
     n->phase = WH_SENDING;
@@ -747,6 +475,17 @@ static void metrics_soon(struct notify_state *n)
 
 /* ---- the module ---- */
 
+/* The CA file and the proxy of the configuration, for the next transfers. */
+static void configure_curl(struct notify_state *n)
+{
+    const struct config *cfg = &n->srv->cfg;
+    struct curl_client_settings s = {
+        .ca_file = cfg->notify_ca_file[0] ? cfg->notify_ca_file : cfg->webhook_ca_file,
+        .proxy = cfg->notify_proxy,
+    };
+    curl_client_configure(n->curl, &s);
+}
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct notify_state *n = arg;
@@ -776,6 +515,13 @@ void notify_start(struct server *srv)
     event_add(n->poll, &poll);
     arm_ms(n->metrics, 1000);
     n->metrics_due_ms = mono_ms() + 1000;
+    char err[256];
+    n->curl = curl_client_new(srv->base, err, sizeof(err));
+    if (n->curl == NULL) {
+        log_msg(LOG_CRIT, "notify: %s", err);
+        abort();
+    }
+    configure_curl(n);
     srv->notify = n;
 }
 
@@ -790,11 +536,7 @@ void notify_apply_config(struct server *srv)
     struct notify_state *n = srv->notify;
     if (n == NULL)
         return;
-    /* The CA file may have changed: the next https attempt builds a new context. */
-    if (n->ssl_ctx != NULL) {
-        SSL_CTX_free(n->ssl_ctx);
-        n->ssl_ctx = NULL;
-    }
+    configure_curl(n);
     notify_wake(srv);
 }
 
@@ -817,10 +559,7 @@ void notify_free(struct server *srv)
     event_free(n->poll);
     event_free(n->retry);
     event_free(n->metrics);
-    if (n->dns)
-        evdns_base_free(n->dns, 0);
-    if (n->ssl_ctx)
-        SSL_CTX_free(n->ssl_ctx);
+    curl_client_free(n->curl);
     free(n);
     srv->notify = NULL;
 }

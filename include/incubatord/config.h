@@ -48,6 +48,9 @@ struct config {
     int webhook_retry_max_ms;     /* the longest delay between two attempts */
     int webhook_retry_for_s;      /* an event is retried this long, then kept as failed */
     char *webhook_ca_file;        /* extra CA certificates (PEM) for an https receiver */
+    /* [notify] */
+    char *notify_ca_file; /* extra CA certificates (PEM) for every channel; "" for none */
+    char *notify_proxy;   /* the only proxy deliveries use; "" for none */
 };
 
 /* Fills cfg with the defaults of every key. */

@@ -23,9 +23,6 @@
 
 struct server;
 
-/* The hex digest of an X-Incubatord-Signature is this long. */
-#define NOTIFY_SIGNATURE_HEX_LEN 64
-
 /* Starts the notifier's timers; it delivers once the schema is ready. */
 void notify_start(struct server *srv);
 /* Something may be waiting in the outbox: look now. */
@@ -36,14 +33,6 @@ void notify_apply_config(struct server *srv);
 int notify_busy(const struct server *srv);
 /* Frees everything; in-flight deliveries are abandoned (their leases run out). */
 void notify_free(struct server *srv);
-
-/*
- * The X-Incubatord-Signature header's value for a body sent at time t:
- * "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, t + "." + body)>". False when
- * out is too small or HMAC fails.
- */
-bool notify_signature(const char *secret, time_t t, const char *body, size_t body_len, char *out,
-                      size_t outlen) WARN_UNUSED;
 
 /*
  * The delay before the next webhook attempt after `attempts` failed ones
