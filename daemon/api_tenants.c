@@ -28,18 +28,19 @@ static const char *const reasons[] = {"relocated", "closed", "expelled", "other"
 static const char *const statuses[] = {"incubating", "graduated", "exited", NULL};
 
 /* A tenant's profile: the body of its PUT, and each item of a bulk sync. */
-#define TENANT_PROFILE_FIELDS                                                                      \
-    {"name", FT_TEXT, F_REQUIRED, .max = 200}, {"credit_code", FT_USCC, F_REQUIRED},               \
-        {"founded_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                                        \
-        {"admitted_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                                       \
-        {"field", FT_ENUM, F_REQUIRED, .values = api_tenant_fields},                               \
-        {"tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},                                 \
-        {"high_tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},                            \
-        {"founder_origin", FT_ENUM, F_NULLABLE, .values = origins},                                \
-        {"annual_revenue_fen", FT_YEAR_MAP, F_NULLABLE},                                           \
-    {                                                                                              \
-        "listed_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE                                            \
-    }
+/* clang-format off */
+#define TENANT_PROFILE_FIELDS                                                \
+    {"name", FT_TEXT, F_REQUIRED, .max = 200},                               \
+    {"credit_code", FT_USCC, F_REQUIRED},                                    \
+    {"founded_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                      \
+    {"admitted_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                     \
+    {"field", FT_ENUM, F_REQUIRED, .values = api_tenant_fields},             \
+    {"tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},               \
+    {"high_tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},          \
+    {"founder_origin", FT_ENUM, F_NULLABLE, .values = origins},              \
+    {"annual_revenue_fen", FT_YEAR_MAP, F_NULLABLE},                         \
+    {"listed_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE}
+/* clang-format on */
 
 const struct field api_tenant_put_body[] = {
     TENANT_PROFILE_FIELDS,
