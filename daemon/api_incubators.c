@@ -49,3 +49,10 @@ void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args)
                 "must change at least one of name, level, kind, district, "
                 "disposable_area_m2");
 }
+
+/* POST /v1/incubators/{code}/close: the day and why (the rest is SQL's, 35_closing.sql). */
+const struct field api_incubator_close_body[] = {
+    {"closed_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
+    {"reason", FT_TEXT, F_REQUIRED, .max = 500},
+    {NULL},
+};

@@ -30,6 +30,7 @@ const struct route routes[] = {
     {GET,    "/v1/incubators",                    ACCESS_ADMIN,     0,                       "incubator_list",   .query = api_page_query},
     {GET,    "/v1/incubators/{code}",             ACCESS_INCUBATOR, 0,                       "incubator_get"},
     {PATCH,  "/v1/incubators/{code}",             ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "incubator_patch", .body = api_incubator_patch_body, .check = api_incubator_patch_check},
+    {POST,   "/v1/incubators/{code}/close",       ACCESS_ADMIN,     ROUTE_BODY,              "incubator_close",  .body = api_incubator_close_body},
 
     {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .handler = api_token_create},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},

@@ -24,6 +24,7 @@ void api_metrics(struct req *r);
 extern const struct field api_incubator_create_body[];
 extern const struct field api_incubator_patch_body[];
 void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_incubator_close_body[];
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];

@@ -21,7 +21,8 @@ END;
 $$;
 
 -- The incubator object of API.md; areas are those in force today (or at the
--- opening, for an incubator that opens later).
+-- opening, for an incubator that opens later; on the closing day, for one
+-- that closed).
 CREATE FUNCTION api.incubator_json(i incubators, today date) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
@@ -31,10 +32,12 @@ LANGUAGE sql STABLE AS $$
         'kind', i.kind,
         'district', i.district,
         'opened_on', i.opened_on,
+        'closed_on', i.closed_on,
         'disposable_area_m2',
-            api.num(api.disposable_area_on(i.id, greatest(today, i.opened_on))),
+            api.num(api.disposable_area_on(i.id, least(greatest(today, i.opened_on), i.closed_on))),
         'public_service_area_m2',
-            api.num(api.public_service_area_on(i.id, greatest(today, i.opened_on))),
+            api.num(api.public_service_area_on(i.id,
+                                               least(greatest(today, i.opened_on), i.closed_on))),
         'created_at', api.ts(i.created_at),
         'updated_at', api.ts(i.updated_at))
 $$;
@@ -69,9 +72,9 @@ BEGIN
         PERFORM api.fail_field('public_service_area_m2',
                                'must not exceed disposable_area_m2');
     END IF;
-    INSERT INTO incubators (code, name, level, kind, district, opened_on)
+    INSERT INTO incubators (code, name, level, kind, district, opened_on, registered_on)
     VALUES (args->>'code', args->>'name', args->>'level', args->>'kind', args->>'district',
-            opened)
+            opened, api.today(ctx))
     RETURNING * INTO inc;
     INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2)
     VALUES (inc.id, daterange(opened, NULL), disposable);
@@ -118,10 +121,8 @@ DECLARE
     frozen date := api.frozen_until();
     changed text[] := '{}';
 BEGIN
-    SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
-    END IF;
+    SELECT * INTO inc FROM incubators WHERE id = api.incubator_writable(args->>'code')
+       FOR UPDATE;
 
     IF args ? 'disposable_area_m2' THEN
         IF effective < inc.opened_on THEN

@@ -25,6 +25,9 @@ RETURNS TABLE (id bigint, name text, admin boolean, incubator text)
 LANGUAGE sql AS $$
     UPDATE tokens t SET last_used_at = now()
      WHERE t.hash = token_hash AND t.revoked_at IS NULL
+       -- A closed incubator's tokens fail (api.incubator_close tells the caches).
+       AND NOT EXISTS (SELECT 1 FROM incubators c
+                        WHERE c.id = t.incubator_id AND c.closed_on IS NOT NULL)
     RETURNING t.id, t.name, t.incubator_id IS NULL,
               (SELECT i.code FROM incubators i WHERE i.id = t.incubator_id)
 $$;
@@ -38,7 +41,7 @@ DECLARE
     incubator bigint;
 BEGIN
     IF args->>'code' IS NOT NULL THEN
-        incubator := api.incubator_id(args->>'code');
+        incubator := api.incubator_writable(args->>'code');
     END IF;
     INSERT INTO tokens (name, incubator_id, hash, created_by)
     VALUES (args->>'name', incubator, decode(substr(args->>'hash', 3), 'hex'),

@@ -130,7 +130,7 @@ $$;
 CREATE FUNCTION api.tenant_put(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     old tenants;
     t tenants;
     today date := api.today(ctx);
@@ -244,7 +244,7 @@ $$;
 CREATE FUNCTION api.tenants_sync(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     today date := api.today(ctx);
     frozen date := api.frozen_until();
     errors json;
@@ -448,7 +448,7 @@ $$;
 CREATE FUNCTION api.tenant_graduate(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     t tenants := api.tenant_for_update(incubator, args->>'external_id');
     graduated date := (args->>'graduated_on')::date;
     basis text := args->>'basis';
@@ -524,7 +524,7 @@ $$;
 CREATE FUNCTION api.tenant_exit(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     t tenants;
     exited date := (args->>'exited_on')::date;
     listed date;

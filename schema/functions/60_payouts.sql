@@ -60,6 +60,8 @@ BEGIN
           LEFT JOIN counts c ON c.incubator_id = i.id
           LEFT JOIN paid ON paid.incubator_id = i.id
          WHERE i.opened_on <= last_day
+           -- An incubator closed before the period has no line in it.
+           AND (i.closed_on IS NULL OR i.closed_on >= run_period)
     ), decided AS (
         SELECT l.*,
                l.days = 0 OR l.average_below_threshold AS vetoed

@@ -18,7 +18,7 @@ from alerting import (Listener, Receiver, add_months, alerts, days, events_of, l
                       make_incubator, outbox, put_tenant, settle, snapshot, sweep, today, uscc,
                       verify_signature, wait_for_startup_sweep, wait_until, webhook_config)
 from conftest import start_daemon
-from harness import Api, assert_problem
+from harness import MAX_BODY_BYTES, Api, assert_problem
 
 
 @pytest.fixture
@@ -462,7 +462,7 @@ def test_ack_rejects_bad_input_and_changes_nothing(sql, daemon, three_incubators
     assert_problem(api.post(path, {"note": "   "}), 422, "note")
     assert_problem(api.post(path, {"note": "x" * 1001}), 422, "note")
     assert_problem(api.post(path, {"note": "x", "by": "me"}), 422, "by")
-    assert_problem(raw(b'{"note": "' + b"x" * (1 << 20) + b'"}'), 413)
+    assert_problem(raw(b'{"note": "' + b"x" * MAX_BODY_BYTES + b'"}'), 413)
     assert_problem(api.post("/v1/alerts/999999/ack", {"note": "x"}), 404)
     assert_problem(api.post("/v1/alerts/0/ack", {"note": "x"}), 404)
     assert_problem(api.post("/v1/alerts/abc/ack", {"note": "x"}), 404)

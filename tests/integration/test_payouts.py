@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import start_daemon
-from harness import Api, assert_problem, preload, wait_for
+from harness import MAX_BODY_BYTES, Api, assert_problem, preload, wait_for
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -301,7 +301,7 @@ def test_bad_input(city, daemon, sql):
     assert_problem(Api(daemon, "ikd_" + "x" * 43).post("/v1/payout-runs",
                                                         {"period": "2025-10"}), 401)
     assert_problem(daemon.request("POST", "/v1/payout-runs", token=daemon.admin_token,
-                                  body=b"x" * (1024 * 1024 + 1)), 413)
+                                  body=b"x" * (MAX_BODY_BYTES + 1)), 413)
     assert_problem(city.api.get("/v1/payout-runs/2025-13"), 404)
     assert_problem(city.api.get("/v1/payout-runs?limit=0"), 400)
     bad = dict(POLICY, effective_from="2026-01", veto_threshold=1.5)

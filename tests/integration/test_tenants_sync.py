@@ -5,7 +5,7 @@ and the bad-input matrix with the database read back unchanged."""
 
 import pytest
 
-from harness import assert_problem
+from harness import MAX_BODY_BYTES, assert_problem
 from ingestlib import (PUBLISHED_CODES, Unchanged, audit_count, dumps, freeze_until, hrb, other,  # noqa: F401
                        put_tenant, raw_put, refuse_all, tenant_body, uscc)
 
@@ -253,7 +253,7 @@ def test_wrong_media_type_is_415(hrb, sql):
 
 
 def test_oversized_body_is_413_one_byte_over_the_default_limit(hrb, sql):
-    limit = 4 * 1048576  # [server] max_body_bytes by default
+    limit = MAX_BODY_BYTES
     head = b'{"tenants": [], "x": "'
     over = head + b"x" * (limit + 1 - len(head) - 2) + b'"}'
     assert len(over) == limit + 1
