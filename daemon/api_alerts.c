@@ -8,7 +8,7 @@
 /* clang-format off */
 static const char *const states[] = {"firing", "resolved", "all", NULL};
 static const char *const rules[] = {"space_share_breach", "space_share_warning", "stale_data",
-                                    "duplicate_enterprise", "overdue_tenant", NULL};
+                                    "duplicate_enterprise", "overdue_tenant", "token_expiring", NULL};
 
 const struct query_param api_alert_list_query[] = {
     {"state", Q_ENUM, false, states},

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 
 #include "incubatord/api.h"
+#include "incubatord/config.h"
 #include "incubatord/http.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
@@ -67,8 +68,27 @@ void api_readyz(struct req *r)
     r->pending = db_query(r->srv->pool, "SELECT 1", 0, NULL, timeout, probe_done, r);
 }
 
+/* /metrics names the build and the load: [server] metrics_allow may keep it to operators. */
+static bool metrics_allowed(struct req *r)
+{
+    const char *list = r->srv->cfg.metrics_allow;
+    struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    if (list == NULL || list[0] == '\0')
+        return true;
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &peer, &port);
+    return peer != NULL && config_address_listed(list, peer);
+}
+
 void api_metrics(struct req *r)
 {
+    if (!metrics_allowed(r)) {
+        http_reply_problem(r, 403, "this address may not read /metrics ([server] metrics_allow)",
+                           NULL);
+        return;
+    }
     struct evbuffer *buf = evbuffer_new();
     metrics_render(buf, r->srv);
     size_t len = evbuffer_get_length(buf);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "incubatord/api.h"
+#include "incubatord/dates.h"
 #include "incubatord/http.h"
+#include "incubatord/server.h"
 
 static const struct field extended_field = {"", FT_ENUM, 0, .values = api_tenant_fields};
 
@@ -86,7 +88,64 @@ const struct field api_payout_run_create_body[] = {
     {NULL},
 };
 
+/* A review's note is optional; an empty object or no body at all is a review without one. */
+const struct field api_payout_run_review_body[] = {
+    {"note", FT_TEXT, F_NULLABLE, .max = 1000},
+    {NULL},
+};
+
 /* Approval takes no fields; an empty object or no body at all. */
 const struct field api_payout_run_approve_body[] = {
     {NULL},
 };
+
+/*
+ * Approval's rule depends on the configuration: with [payouts] four_eyes the
+ * run needs a review by another token name. SQL gets the setting as an
+ * argument no client can send (the body has no fields).
+ */
+void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args)
+{
+    (void)v;
+    json_object_set_new(args, "four_eyes", json_boolean(r->srv->cfg.four_eyes));
+}
+
+const struct field api_graduation_revoke_body[] = {
+    {"reason", FT_TEXT, F_REQUIRED, .max = 1000},
+    {NULL},
+};
+
+static const struct field prior_graduate = {"", FT_USCC, 0};
+
+/* Rewards paid before the history started, for one calendar year. */
+const struct field api_prior_payout_create_body[] = {
+    {"year", FT_INT, F_REQUIRED, .min = DATE_MIN_YEAR, .max = DATE_MAX_YEAR},
+    {"amount_fen", FT_FEN, F_REQUIRED},
+    {"graduates", FT_ARRAY, F_REQUIRED, .max = 10000, .item = &prior_graduate},
+    {"note", FT_TEXT, F_NULLABLE, .max = 1000},
+    {NULL},
+};
+
+/* A year that has not begun has paid nothing; an enterprise is listed once. */
+void api_prior_payout_create_check(struct req *r, struct vctx *v, json_t *args)
+{
+    json_t *graduates = json_object_get(args, "graduates");
+    int year, month, day;
+    size_t i, k;
+    json_t *a, *b;
+    date_to_ymd(server_today(r->srv), &year, &month, &day);
+    if (json_integer_value(json_object_get(args, "year")) > year)
+        v_error(v, "year", "must not be after the current year (%d)", year);
+    json_array_foreach(graduates, i, a)
+    {
+        for (k = 0; k < i; k++) {
+            b = json_array_get(graduates, k);
+            if (json_equal(a, b)) {
+                char path[48];
+                snprintf(path, sizeof(path), "graduates[%zu]", i);
+                v_error(v, path, "%s is listed twice", json_string_value(a));
+                break;
+            }
+        }
+    }
+}

@@ -173,7 +173,7 @@ static char *json_text(json_t *doc)
 
 static void set_json_headers(struct channel_message *out)
 {
-    out->headers[0] = xstrdup("Content-Type: application/json; charset=utf-8");
+    out->headers[0] = xstrdup("Content-Type: application/json");
 }
 
 static bool build_webhook(const struct channel_target *ch, const char *payload, int64_t now_ms,

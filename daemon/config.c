@@ -26,6 +26,7 @@ enum config_type {
     CT_TIMEZONE, /* an IANA zone present in the tz database */
     CT_LISTEN,   /* "ip:port" */
     CT_URL,      /* "" or an http(s) URL */
+    CT_ADDRLIST, /* "" or IP addresses and prefixes (10.0.0.0/8), comma-separated */
 };
 
 struct config_key {
@@ -56,13 +57,23 @@ static const struct config_key keys[] = {
      "Open client connections at most; further ones wait in the listen backlog."},
     {"server", "idle_timeout_s", CT_INT, FIELD(idle_timeout_s), "60", 1, 3600, true, false,
      "An idle or slow client connection is closed after this many seconds."},
+    {"server", "metrics_allow", CT_ADDRLIST, FIELD(metrics_allow), "", 0, 0, true, false,
+     "Addresses and prefixes that may read /metrics (e.g. 127.0.0.1, 10.0.0.0/8), "
+     "comma-separated; others get 403. Empty: every client may."},
     {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000, true,
      false, "On SIGTERM, how long in-flight requests may take to finish."},
     {"database", "conninfo", CT_STRING, FIELD(conninfo), "", 0, 0, false, true,
      "libpq connection string or URI; empty uses the PG* environment. Use hostaddr, an IP "
      "address or a socket directory: a host name is resolved with a blocking lookup."},
     {"database", "pool_size", CT_INT, FIELD(pool_size), "4", 1, 256, false, false,
-     "PostgreSQL connections in the pool."},
+     "PostgreSQL connections in the pool (and in the read pool, when there is one)."},
+    {"database", "read_conninfo", CT_STRING, FIELD(read_conninfo), "", 0, 0, false, true,
+     "A second pool, for the reads that may lag a little (reports, metrics, payout run "
+     "listings), e.g. a streaming standby with target_session_attrs=prefer-standby; empty: "
+     "every read goes to conninfo."},
+    {"database", "read_max_lag_s", CT_INT, FIELD(read_max_lag_s), "30", 0, 86400, true, false,
+     "Above this replay lag, or while the read pool is down, its reads go to the primary "
+     "pool."},
     {"database", "max_queue", CT_INT, FIELD(max_queue), "256", 0, 100000, true, false,
      "Requests that may wait for a free connection; beyond it, 503 with Retry-After."},
     {"database", "statement_timeout_ms", CT_INT, FIELD(statement_timeout_ms), "5000", 100, 3600000,
@@ -89,6 +100,9 @@ static const struct config_key keys[] = {
      "Runs can always be computed through the API."},
     {"schedule", "alert_sweep_seconds", CT_INT, FIELD(alert_sweep_seconds), "300", 1, 86400, true,
      false, "How often the alert rules that time alone changes are evaluated."},
+    {"payouts", "four_eyes", CT_BOOL, FIELD(four_eyes), "true", 0, 0, true, false,
+     "A payout run is approved in two steps by two admin token names: a review, then the "
+     "approval. false: one step."},
     {"webhook", "url", CT_URL, FIELD(webhook_url), "", 0, 0, true, false,
      "Where events are POSTed (http:// or https://); empty disables the webhook."},
     {"webhook", "secret", CT_STRING, FIELD(webhook_secret), "", 0, 0, true, true,
@@ -179,6 +193,72 @@ bool config_split_listen(const char *listen, char *host, size_t hostlen, int *po
     return true;
 }
 
+/* One "address" or "address/prefix" of an address list, into bytes and a prefix length. */
+static bool parse_prefix(const char *s, size_t n, int *family, unsigned char addr[16], int *bits)
+{
+    char text[64], *slash, *end;
+    if (n == 0 || n >= sizeof(text))
+        return false;
+    memcpy(text, s, n);
+    text[n] = '\0';
+    slash = strchr(text, '/');
+    if (slash)
+        *slash = '\0';
+    if (inet_pton(AF_INET, text, addr) == 1)
+        *family = AF_INET;
+    else if (inet_pton(AF_INET6, text, addr) == 1)
+        *family = AF_INET6;
+    else
+        return false;
+    *bits = *family == AF_INET ? 32 : 128;
+    if (slash) {
+        errno = 0;
+        long b = strtol(slash + 1, &end, 10);
+        if (errno || end == slash + 1 || *end != '\0' || b < 0 || b > *bits)
+            return false;
+        *bits = (int)b;
+    }
+    return true;
+}
+
+static bool prefix_matches(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)whole) != 0)
+        return false;
+    return rest == 0 || ((a[whole] ^ b[whole]) & (0xff << (8 - rest))) == 0;
+}
+
+bool config_address_listed(const char *list, const char *ip)
+{
+    unsigned char peer[16], addr[16];
+    int peer_family = 0, family, bits;
+    bool listed = false;
+    if (ip != NULL) {
+        if (inet_pton(AF_INET, ip, peer) == 1)
+            peer_family = AF_INET;
+        else if (inet_pton(AF_INET6, ip, peer) == 1)
+            peer_family = AF_INET6;
+        /* An IPv4 client on an IPv6 socket: ::ffff:a.b.c.d is a.b.c.d. */
+        if (peer_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((struct in6_addr *)peer)) {
+            memmove(peer, peer + 12, 4);
+            peer_family = AF_INET;
+        }
+    }
+    for (const char *p = list; *p;) {
+        p += strspn(p, " \t,");
+        size_t n = strcspn(p, " \t,");
+        if (n == 0)
+            break;
+        if (!parse_prefix(p, n, &family, addr, &bits))
+            return false;
+        if (family == peer_family && prefix_matches(peer, addr, bits))
+            listed = true;
+        p += n;
+    }
+    return ip == NULL || listed;
+}
+
 /*
  * A time zone must exist in the tz database: glibc silently treats an unknown
  * TZ as UTC, which would move "today" and the payout schedule by hours. So
@@ -212,6 +292,7 @@ static bool set_value(struct config *cfg, const struct config_key *k, const char
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE: {
         if (k->type == CT_LISTEN) {
@@ -226,6 +307,12 @@ static bool set_value(struct config *cfg, const struct config_key *k, const char
         }
         if (k->type == CT_TIMEZONE && !timezone_exists(v)) {
             snprintf(err, errlen, "unknown time zone \"%s\" (is the tzdata package installed?)", v);
+            return false;
+        }
+        if (k->type == CT_ADDRLIST && !config_address_listed(v, NULL)) {
+            snprintf(err, errlen,
+                     "must be IP addresses or prefixes, comma-separated, e.g. "
+                     "127.0.0.1, 10.0.0.0/8, ::1");
             return false;
         }
         if (k->type == CT_URL && v[0] != '\0') {
@@ -323,6 +410,7 @@ void config_free(struct config *cfg)
         switch (keys[i].type) {
         case CT_STRING:
         case CT_URL:
+        case CT_ADDRLIST:
         case CT_LISTEN:
         case CT_TIMEZONE: {
             char **s = field_ptr(cfg, &keys[i]);
@@ -443,6 +531,7 @@ static bool field_equal(const struct config *a, const struct config *b, const st
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE:
         return strcmp(*(char *const *)pa, *(char *const *)pb) == 0;
@@ -462,6 +551,7 @@ static void copy_field(struct config *dst, const struct config *src, const struc
     switch (k->type) {
     case CT_STRING:
     case CT_URL:
+    case CT_ADDRLIST:
     case CT_LISTEN:
     case CT_TIMEZONE:
         free(*(char **)pd);
@@ -514,6 +604,8 @@ static const char *type_name(enum config_type t)
         return "address";
     case CT_URL:
         return "URL";
+    case CT_ADDRLIST:
+        return "address list";
     }
     return "?";
 }
@@ -547,6 +639,7 @@ void config_write_effective(FILE *out, const struct config *cfg)
         switch (k->type) {
         case CT_STRING:
         case CT_URL:
+        case CT_ADDRLIST:
         case CT_LISTEN:
         case CT_TIMEZONE: {
             const char *s = *(char *const *)p;

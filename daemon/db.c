@@ -107,6 +107,12 @@ struct db_pool {
     db_notify_cb on_notify;
     db_listen_reset_cb on_reset;
     void *listen_arg;
+    /* A read pool's replay lag (lag_sample_ms > 0). */
+    int lag_sample_ms;
+    struct event *lag_timer;
+    struct db_query *lag_query; /* the sample in flight */
+    int64_t lag_ms;             /* the last sample; -1: failed or none yet */
+    int64_t lag_sampled_at_ms;  /* monotonic time of the last sample */
 };
 
 /*
@@ -120,6 +126,22 @@ struct db_pool {
 static const char SETUP_SQL[] = "SELECT set_config('statement_timeout', $1, false), "
                                 "set_config('TimeZone', 'UTC', false), "
                                 "set_config('client_connection_check_interval', '500', false)";
+
+/*
+ * How far a standby's data is behind its primary. A standby that has
+ * replayed all it received while its WAL receiver runs is current (its last
+ * replayed transaction may be old only because the primary was quiet);
+ * otherwise the age of the last replayed transaction is the lag, which keeps
+ * growing while the standby is cut off from its primary. NULL (nothing
+ * replayed since start-up and not streaming) is unknown, -1. The receiver's
+ * row is visible without pg_read_all_stats (its columns are not).
+ */
+static const char LAG_SQL[] =
+    "SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0 "
+    "WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() "
+    "AND EXISTS (SELECT FROM pg_stat_wal_receiver) THEN 0 "
+    "ELSE coalesce((extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) "
+    "* 1000)::bigint, -1) END";
 
 static void conn_arm(struct db_conn *c, short what);
 static void conn_connect(struct db_conn *c);
@@ -821,6 +843,49 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
     pool_dispatch(arg);
 }
 
+/* ---- a read pool's replay lag ---- */
+
+static void lag_schedule(struct db_pool *pool)
+{
+    struct timeval tv = {pool->lag_sample_ms / 1000, (pool->lag_sample_ms % 1000) * 1000};
+    evtimer_add(pool->lag_timer, &tv);
+}
+
+static void lag_sampled(void *arg, const struct db_result *r)
+{
+    struct db_pool *pool = arg;
+    pool->lag_query = NULL;
+    if (r->status == DB_OK && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0)) {
+        pool->lag_ms = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
+        if (pool->lag_ms < -1)
+            pool->lag_ms = 0; /* a standby's clock a little ahead of its primary's */
+    } else {
+        pool->lag_ms = -1;
+    }
+    pool->lag_sampled_at_ms = mono_ms();
+    lag_schedule(pool);
+}
+
+static void lag_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct db_pool *pool = arg;
+    (void)fd;
+    (void)what;
+    /* A sample never outlives its period: a hung standby reads as unknown. */
+    pool->lag_query = db_query_background(pool, LAG_SQL, 0, NULL, pool->lag_sample_ms,
+                                          lag_sampled, pool);
+}
+
+int64_t db_pool_lag_ms(const struct db_pool *pool)
+{
+    if (pool->lag_sample_ms <= 0)
+        return 0;
+    if (pool->connected == 0 || pool->lag_sampled_at_ms == 0 ||
+        mono_ms() - pool->lag_sampled_at_ms > 3 * (int64_t)pool->lag_sample_ms)
+        return -1;
+    return pool->lag_ms;
+}
+
 struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_config *cfg)
 {
     struct db_pool *pool = xcalloc(1, sizeof(*pool));
@@ -837,6 +902,12 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_config
     pool->stats.size = pool->nconns;
     for (int i = 0; i < pool->nconns; i++)
         conn_init(pool, &pool->conns[i], false);
+    pool->lag_ms = -1;
+    pool->lag_sample_ms = cfg->lag_sample_ms;
+    if (pool->lag_sample_ms > 0) {
+        pool->lag_timer = evtimer_new(base, lag_timer_cb, pool);
+        lag_schedule(pool);
+    }
     return pool;
 }
 
@@ -853,6 +924,10 @@ void db_pool_free(struct db_pool *pool)
     struct db_query *q;
     if (pool == NULL)
         return;
+    if (pool->lag_timer) {
+        db_query_cancel(pool->lag_query);
+        event_free(pool->lag_timer);
+    }
     while ((q = TAILQ_FIRST(&pool->queue)) != NULL) {
         TAILQ_REMOVE(&pool->queue, q, link);
         q->queued = false;
@@ -895,6 +970,7 @@ void db_pool_get_stats(const struct db_pool *pool, struct db_pool_stats *out)
             pool->conns[i].state == CONN_ROLLBACK)
             out->busy++;
     out->listening = pool->listener && pool->listener->state == CONN_IDLE;
+    out->lag_ms = db_pool_lag_ms(pool);
 }
 
 bool db_pool_is_up(const struct db_pool *pool)

@@ -306,6 +306,8 @@ static void req_free(struct req *r)
     for (int i = 0; i < r->nparams; i++)
         free(r->params[i].value);
     free(r->path);
+    free(r->read_ctx);
+    free(r->read_args);
     free(r);
 }
 
@@ -502,6 +504,28 @@ static void api_done(void *arg, const struct db_result *res)
 {
     struct req *r = arg;
     r->pending = NULL;
+    if (r->read_ctx != NULL) {
+        char *ctx_text = r->read_ctx, *args_text = r->read_args;
+        r->read_ctx = r->read_args = NULL;
+        /*
+         * The read pool lost its connection, or the standby cancelled the
+         * statement (a conflict with recovery, a shutdown): a read may run
+         * again, on the primary, before the client sees a 503.
+         */
+        if (res->status == DB_UNAVAILABLE ||
+            (res->status == DB_SQL_ERROR && db_sqlstate_is_transient(res->sqlstate))) {
+            const char *values[] = {r->read_fn, ctx_text, args_text};
+            log_req(LOG_INFO, r->id, "read pool: %s; reading from the primary", res->message);
+            r->srv->reads_routed[1]++;
+            r->pending =
+                db_query(r->srv->pool, RUN_SQL, 3, values, req_remaining_ms(r), api_done, r);
+            free(ctx_text);
+            free(args_text);
+            return;
+        }
+        free(ctx_text);
+        free(args_text);
+    }
     if (res->status != DB_OK) {
         http_reply_db_failure(r, res);
         return;
@@ -571,7 +595,15 @@ void req_call_api(struct req *r, const char *fn, json_t *args)
     const char *values[] = {fn, ctx_text, args_text};
     json_decref(ctx);
     json_decref(args);
-    r->pending = db_query(r->srv->pool, RUN_SQL, 3, values, req_remaining_ms(r), api_done, r);
+    struct db_pool *pool =
+        r->route && (r->route->flags & ROUTE_READ) ? server_read_pool(r->srv) : r->srv->pool;
+    r->pending = db_query(pool, RUN_SQL, 3, values, req_remaining_ms(r), api_done, r);
+    if (pool != r->srv->pool) {
+        r->read_fn = fn;
+        r->read_ctx = ctx_text;
+        r->read_args = args_text;
+        return;
+    }
     free(ctx_text);
     free(args_text);
 }

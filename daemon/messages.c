@@ -176,6 +176,12 @@ static void alert_figures(struct doc *d, json_t *data)
     } else if (strcmp(rule, "overdue_tenant") == 0) {
         add_line(d, "在孵企业", "%s，已超期 %lld 天", str(data, "subject"),
                  integer(json_object_get(data, "value")));
+    } else if (strcmp(rule, "token_expiring") == 0) {
+        long long days = integer(json_object_get(data, "value"));
+        if (days > 0)
+            add_line(d, "访问令牌", "%s，%lld 天后过期，请及时轮换", str(data, "subject"), days);
+        else
+            add_line(d, "访问令牌", "%s，已过期，请轮换", str(data, "subject"));
     } else if (strcmp(rule, "duplicate_enterprise") == 0) {
         add_line(d, "统一社会信用代码", "%s，同时在 %lld 家孵化器在孵", str(data, "subject"),
                  integer(json_object_get(data, "value")));

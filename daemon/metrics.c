@@ -45,6 +45,9 @@ static const struct metric_def defs[] = {
     {"incubatord_db_queue_length", "gauge", MK_PROCESS, "Requests waiting for a database connection."},
     {"incubatord_db_queries_total", "counter", MK_PROCESS, "Database work items by outcome (submitted, failed, rejected, timeout)."},
     {"incubatord_db_reconnects_total", "counter", MK_PROCESS, "Database connections (re)established."},
+    {"incubatord_db_read_pool_connections", "gauge", MK_PROCESS, "Read pool connections by state (configured, connected, busy); 0 configured without read_conninfo."},
+    {"incubatord_db_read_lag_seconds", "gauge", MK_PROCESS, "The read pool's replay lag as last sampled; -1 when unknown (down, not sampled yet)."},
+    {"incubatord_db_reads_total", "counter", MK_PROCESS, "Reads that may lag, by the pool that served them (read, primary)."},
     {"incubatord_db_listen_up", "gauge", MK_PROCESS, "1 when the LISTEN connection (token revocations, events) is up."},
     {"incubatord_schema_ready", "gauge", MK_PROCESS, "1 when the database schema is this binary's version."},
     {"incubatord_start_time_seconds", "gauge", MK_PROCESS, "When the daemon started (Unix time)."},
@@ -238,6 +241,10 @@ static void render_process(struct evbuffer *out, const char *name, const struct 
     memset(&ps, 0, sizeof(ps));
     if (srv->pool)
         db_pool_get_stats(srv->pool, &ps);
+    struct db_pool_stats rs;
+    memset(&rs, 0, sizeof(rs));
+    if (srv->read_pool)
+        db_pool_get_stats(srv->read_pool, &rs);
 
     if (strcmp(name, "incubatord_http_connections_open") == 0)
         evbuffer_add_printf(out, "%s %d\n", name, http_open_connections(srv));
@@ -259,6 +266,19 @@ static void render_process(struct evbuffer *out, const char *name, const struct 
                             name, (unsigned long long)ps.timeouts);
     else if (strcmp(name, "incubatord_db_reconnects_total") == 0)
         evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)ps.reconnects);
+    else if (strcmp(name, "incubatord_db_read_pool_connections") == 0)
+        evbuffer_add_printf(out,
+                            "%s{state=\"configured\"} %d\n%s{state=\"connected\"} %d\n"
+                            "%s{state=\"busy\"} %d\n",
+                            name, rs.size, name, rs.connected, name, rs.busy);
+    else if (strcmp(name, "incubatord_db_read_lag_seconds") == 0) {
+        if (srv->read_pool)
+            evbuffer_add_printf(out, "%s %.3f\n", name,
+                                rs.lag_ms < 0 ? -1.0 : (double)rs.lag_ms / 1000.0);
+    } else if (strcmp(name, "incubatord_db_reads_total") == 0)
+        evbuffer_add_printf(out, "%s{pool=\"read\"} %llu\n%s{pool=\"primary\"} %llu\n", name,
+                            (unsigned long long)srv->reads_routed[0], name,
+                            (unsigned long long)srv->reads_routed[1]);
     else if (strcmp(name, "incubatord_db_listen_up") == 0)
         evbuffer_add_printf(out, "%s %d\n", name, ps.listening ? 1 : 0);
     else if (strcmp(name, "incubatord_schema_ready") == 0)

@@ -41,30 +41,34 @@ const struct route routes[] = {
     {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, 0,                       "tenant_list",      .query = api_tenant_list_query},
     {PUT,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_BODY,              "tenants_sync",     .body = api_tenants_sync_body, .check = api_tenants_sync_check},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
+    {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation/revoke", ACCESS_ADMIN, ROUTE_BODY, "tenant_graduation_revoke", .body = api_graduation_revoke_body},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
 
     {PUT,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, ROUTE_BODY,              "occupancy_put",    .body = api_occupancy_put_body, .check = api_occupancy_put_check},
     {GET,    "/v1/incubators/{code}/occupancy",   ACCESS_INCUBATOR, 0,                       "occupancy_get",    .query = api_on_query},
     {GET,    "/v1/incubators/{code}/space-share", ACCESS_INCUBATOR, 0,                       "space_share_get",  .query = api_on_query},
 
-    {GET,    "/v1/incubators/{code}/space-share/daily", ACCESS_INCUBATOR, 0,                 "space_share_daily", .query = api_share_daily_query, .check = api_share_daily_check},
+    {GET,    "/v1/incubators/{code}/space-share/daily", ACCESS_INCUBATOR, ROUTE_READ,        "space_share_daily", .query = api_share_daily_query, .check = api_share_daily_check},
 
     {GET,    "/v1/policy",                        ACCESS_ANY,       0,                       "policy_get",       .query = api_policy_query},
 
     {POST,   "/v1/policy",                        ACCESS_ADMIN,     ROUTE_BODY,              "policy_create",    .body = api_policy_create_body, .check = api_policy_create_check},
     {POST,   "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_BODY,              "payout_run_create", .body = api_payout_run_create_body},
-    {GET,    "/v1/payout-runs",                   ACCESS_ADMIN,     0,                       "payout_run_list",  .query = api_page_query},
+    {GET,    "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_READ,              "payout_run_list",  .query = api_page_query},
     {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get"},
-    {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body},
-    {GET,    "/v1/incubators/{code}/payouts",     ACCESS_INCUBATOR, 0,                       "incubator_payouts", .query = api_page_query},
+    {POST,   "/v1/payout-runs/{period}/review",   ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_review", .body = api_payout_run_review_body},
+    {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body, .check = api_payout_run_approve_check},
+    {POST,   "/v1/incubators/{code}/prior-payouts", ACCESS_ADMIN,   ROUTE_BODY,              "prior_payout_create", .body = api_prior_payout_create_body, .check = api_prior_payout_create_check},
+    {GET,    "/v1/incubators/{code}/prior-payouts", ACCESS_ADMIN,   0,                       "prior_payout_list", .query = api_page_query},
+    {GET,    "/v1/incubators/{code}/payouts",     ACCESS_INCUBATOR, ROUTE_READ,              "incubator_payouts", .query = api_page_query},
 
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
 
-    {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, 0,                       "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
-    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV,               "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
-    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       0,                       "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
-    {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     0,                       "reports_overview", .query = api_on_query},
-    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     0,                       "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, ROUTE_READ,              "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
+    {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     ROUTE_READ,              "reports_overview", .query = api_on_query},
+    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_READ,              "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 };

@@ -30,6 +30,8 @@
 #define MIGRATE_RETRY_DOWN_MS  1000
 #define MIGRATE_RETRY_ERROR_MS 30000
 #define MIGRATE_TIMEOUT_MS     600000
+/* How often the read pool's replay lag is sampled: one cheap statement a second. */
+#define READ_LAG_SAMPLE_MS 1000
 
 /*
  * Channels the LISTEN connection follows: token revocations (payload: the
@@ -113,6 +115,21 @@ static void schedule_migrate(struct server *srv, int delay_ms)
 {
     struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
     evtimer_add(srv->migrate_timer, &tv);
+}
+
+/* ---- the read pool ---- */
+
+struct db_pool *server_read_pool(struct server *srv)
+{
+    if (srv->read_pool != NULL && db_pool_is_up(srv->read_pool)) {
+        int64_t lag_ms = db_pool_lag_ms(srv->read_pool);
+        if (lag_ms >= 0 && lag_ms <= (int64_t)srv->cfg.read_max_lag_s * 1000) {
+            srv->reads_routed[0]++;
+            return srv->read_pool;
+        }
+    }
+    srv->reads_routed[1]++;
+    return srv->pool;
 }
 
 /* ---- notifications from other daemons ---- */
@@ -218,6 +235,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     log_set_level(srv->cfg.log_level);
     http_apply_config(srv);
     db_pool_set_max_queue(srv->pool, srv->cfg.max_queue);
+    if (srv->read_pool)
+        db_pool_set_max_queue(srv->read_pool, srv->cfg.max_queue);
     sched_apply_config(srv);
     notify_apply_config(srv);
     log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
@@ -281,6 +300,11 @@ int server_run(const char *config_path, bool foreground)
         .connect_timeout_ms = 5000,
     };
     srv.pool = db_pool_new(srv.base, &pc);
+    if (srv.cfg.read_conninfo[0] != '\0') {
+        pc.conninfo = srv.cfg.read_conninfo;
+        pc.lag_sample_ms = READ_LAG_SAMPLE_MS;
+        srv.read_pool = db_pool_new(srv.base, &pc);
+    }
     srv.auth = auth_cache_new();
     db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
                    on_listen_reset, &srv);
@@ -317,6 +341,7 @@ out:
      * callbacks wrote to freed evhttp requests: a crash at every shutdown
      * that timed out.)
      */
+    db_pool_free(srv.read_pool);
     db_pool_free(srv.pool);
     http_free(&srv);
     sched_free(&srv);

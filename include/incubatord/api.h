@@ -59,7 +59,12 @@ extern const struct query_param api_policy_query[];
 extern const struct field api_policy_create_body[];
 void api_policy_create_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_payout_run_create_body[];
+extern const struct field api_payout_run_review_body[];
 extern const struct field api_payout_run_approve_body[];
+void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_graduation_revoke_body[];
+extern const struct field api_prior_payout_create_body[];
+void api_prior_payout_create_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_audit.c */
 extern const struct query_param api_audit_query[];

@@ -23,9 +23,12 @@ struct config {
     int max_connections;     /* beyond it, new connections wait in the kernel backlog */
     int idle_timeout_s;      /* an idle keep-alive connection is closed after this */
     int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
+    char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
-    int pool_size;            /* connections in the pool */
+    int pool_size;            /* connections in the pool, and in the read pool */
+    char *read_conninfo;      /* a second pool for reads that may lag; "" for none */
+    int read_max_lag_s;       /* above this replay lag, reads go to the primary pool */
     int max_queue;            /* requests waiting for a connection; beyond, 503 */
     int statement_timeout_ms; /* PostgreSQL statement_timeout on every connection */
     bool migrate_on_start;    /* migrate as soon as the database is reachable */
@@ -40,6 +43,8 @@ struct config {
     int payout_hour;         /* hour (0-23) of the payout run */
     bool payout_enabled;     /* compute last month's payout draft on schedule */
     int alert_sweep_seconds; /* period of the alert sweep */
+    /* [payouts] */
+    bool four_eyes; /* approval needs a review by another admin token name */
     /* [webhook] */
     char *webhook_url;            /* "" disables the webhook */
     char *webhook_secret;         /* HMAC-SHA256 key of the signature header */
@@ -76,6 +81,13 @@ void config_write_reference(FILE *out);
 
 /* Writes the effective configuration, secrets masked, as INI. */
 void config_write_effective(FILE *out, const struct config *cfg);
+
+/*
+ * Whether the address ip (text) is in list, a [server] metrics_allow value
+ * ("10.0.0.0/8, ::1"). With ip NULL: whether list is well-formed. An empty
+ * list holds no address.
+ */
+bool config_address_listed(const char *list, const char *ip) WARN_UNUSED;
 
 /* Splits "127.0.0.1:8080" or "[::1]:8080" into host and port. */
 bool config_split_listen(const char *listen, char *host, size_t hostlen, int *port) WARN_UNUSED;

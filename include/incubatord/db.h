@@ -55,6 +55,11 @@ struct db_pool_config {
     int max_queue;            /* waiting work items at most */
     int statement_timeout_ms; /* set on every connection */
     int connect_timeout_ms;   /* one connection attempt's limit */
+    /*
+     * A read pool on a streaming standby: > 0 samples the server's replay
+     * lag this often (db_pool_lag_ms). 0 for a primary pool.
+     */
+    int lag_sample_ms;
 };
 
 struct db_pool_stats {
@@ -68,6 +73,7 @@ struct db_pool_stats {
     uint64_t timeouts;   /* deadline passed */
     uint64_t reconnects; /* connections (re)established */
     bool listening;      /* the LISTEN connection is up */
+    int64_t lag_ms;      /* db_pool_lag_ms() */
 };
 
 struct db_pool;
@@ -81,6 +87,12 @@ void db_pool_free(struct db_pool *pool);
 void db_pool_get_stats(const struct db_pool *pool, struct db_pool_stats *out);
 /* Whether at least one connection is established. */
 bool db_pool_is_up(const struct db_pool *pool);
+/*
+ * A read pool's replay lag as last sampled, in milliseconds: 0 on a primary
+ * or a standby that has replayed all it received; -1 when unknown (no
+ * sample yet, the last one failed or is older than three sampling periods).
+ */
+int64_t db_pool_lag_ms(const struct db_pool *pool);
 /* Updates what SIGHUP may change: the queue bound. */
 void db_pool_set_max_queue(struct db_pool *pool, int max_queue);
 

@@ -58,6 +58,12 @@ struct req {
      */
     void (*on_success)(struct req *r, int status, json_t *doc);
     bool replayed; /* the answer is an Idempotency-Key replay */
+    /*
+     * A ROUTE_READ call sent to the read pool: its api.run arguments, kept
+     * to send it once more to the primary when the read pool fails it.
+     */
+    const char *read_fn;
+    char *read_ctx, *read_args;
     char *secret;  /* a secret to show once (a new token); wiped when the request ends */
 };
 

@@ -31,6 +31,7 @@ enum route_flags {
     ROUTE_CSV = 1 << 2,           /* answers text/csv when asked (Accept: text/csv) */
     ROUTE_PATCH = 1 << 3,         /* the body is a patch: absent fields stay absent */
     ROUTE_NOLOG = 1 << 4,         /* no access-log line at info (health probes) */
+    ROUTE_READ = 1 << 5,          /* a read that may lag a little: served by the read pool */
 };
 
 typedef void (*route_handler)(struct req *r);

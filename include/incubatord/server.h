@@ -34,7 +34,9 @@ struct server {
     struct config cfg;
     const char *config_path;
     bool foreground;
-    struct db_pool *pool;
+    struct db_pool *pool;      /* the primary: every write, and reads that must be current */
+    struct db_pool *read_pool; /* [database] read_conninfo, or NULL */
+    uint64_t reads_routed[2];  /* ROUTE_READ requests sent to the read pool [0], the primary [1] */
     struct auth_cache *auth;
     struct http_state *http;
     struct notify_state *notify;
@@ -59,6 +61,12 @@ day_t server_today(const struct server *srv);
 
 /* Whether requests that need the database may be served (schema current). */
 bool server_schema_ready(const struct server *srv);
+
+/*
+ * The pool for a read that may lag a little: the read pool while it is up
+ * and its replay lag is known and at most read_max_lag_s, else the primary.
+ */
+struct db_pool *server_read_pool(struct server *srv);
 
 /* A request finished: lets a draining server exit once none is left. */
 void server_request_done(struct server *srv);

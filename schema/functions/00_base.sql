@@ -211,8 +211,9 @@ $$;
 --                    for the sweep over all; with an incubator's id as subject,
 --                    that incubator's evaluations take turns (api.alerts_lock)
 --   payout approval  approvals of payout runs take turns
+--   token names      token creations take turns (a name is unique among unrevoked tokens)
 CREATE TYPE api.lock_kind AS ENUM ('migrate', 'job', 'idempotency', 'tenant', 'alerts',
-                                   'payout approval');
+                                   'payout approval', 'token names');
 
 CREATE FUNCTION api.lock_key(kind api.lock_kind, subject text DEFAULT NULL) RETURNS bigint
 LANGUAGE sql IMMUTABLE AS $$
@@ -220,10 +221,46 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 /*
+ * Runs api.<fn>(ctx, args) and turns an api.fail into a reply row. (The
+ * block's subtransaction undoes whatever the function did before it failed.)
+ */
+CREATE FUNCTION api.call(fn text, ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    r api.reply;
+BEGIN
+    EXECUTE format('SELECT * FROM api.%I($1, $2)', fn) INTO r USING ctx, args;
+    r.replayed := false;
+    RETURN r;
+EXCEPTION WHEN OTHERS THEN
+    IF SQLSTATE NOT LIKE 'IK%' THEN
+        RAISE;
+    END IF;
+    DECLARE
+        errors text;
+    BEGIN
+        GET STACKED DIAGNOSTICS errors = PG_EXCEPTION_DETAIL;
+        RETURN ROW(substr(SQLSTATE, 3)::integer,
+                   json_build_object('detail', SQLERRM, 'errors', nullif(errors, '')::json),
+                   NULL::text, false);
+    END;
+END;
+$$;
+
+/*
  * The entry point. Runs api.<fn>(ctx, args) and turns an api.fail into a
- * reply row, so the daemon handles one shape. With an Idempotency-Key, the
- * reply (unless 5xx) is stored in the same transaction as the write it
- * answers, and a retry within 24 h gets it back with replayed = true.
+ * reply row, so the daemon handles one shape.
+ *
+ * With an Idempotency-Key, a 2xx reply is stored in the same transaction as
+ * the write it answers, and a retry within 24 h gets it back with replayed =
+ * true. Other replies are not stored: a request that failed wrote nothing,
+ * so its retry runs again.
+ *
+ * A dry run (ctx.dry_run) runs the function inside a block that is rolled
+ * back once its answer is taken: no row, audit, alert, outbox event, NOTIFY
+ * or idempotency record is kept (NOTIFYs of an aborted subtransaction are
+ * discarded). A stored answer for its key is replayed to it as it would be
+ * to the real request.
  */
 CREATE FUNCTION api.run(fn text, ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
@@ -231,6 +268,7 @@ DECLARE
     r api.reply;
     idem_key text := ctx->>'idempotency_key';
     token bigint := (ctx->>'token_id')::bigint;
+    dry_run boolean := coalesce((ctx->>'dry_run')::boolean, false);
     stored idempotency_keys%ROWTYPE;
 BEGIN
     IF fn !~ '^[a-z][a-z_]*$' OR to_regprocedure('api.' || fn || '(jsonb,jsonb)') IS NULL THEN
@@ -261,25 +299,17 @@ BEGIN
         END IF;
     END IF;
 
-    BEGIN
-        EXECUTE format('SELECT * FROM api.%I($1, $2)', fn) INTO r USING ctx, args;
-    EXCEPTION WHEN OTHERS THEN
-        IF SQLSTATE NOT LIKE 'IK%' THEN
-            RAISE;
-        END IF;
-        DECLARE
-            errors text;
+    IF dry_run THEN
         BEGIN
-            GET STACKED DIAGNOSTICS errors = PG_EXCEPTION_DETAIL;
-            r := ROW(substr(SQLSTATE, 3)::integer,
-                     json_build_object('detail', SQLERRM,
-                                       'errors', nullif(errors, '')::json),
-                     NULL, false);
+            r := api.call(fn, ctx, args);
+            RAISE EXCEPTION USING ERRCODE = 'IKDRY', MESSAGE = 'dry run: rolled back';
+        EXCEPTION WHEN SQLSTATE 'IKDRY' THEN
+            RETURN r;
         END;
-    END;
-    r.replayed := false;
+    END IF;
+    r := api.call(fn, ctx, args);
 
-    IF idem_key IS NOT NULL AND r.status < 500 THEN
+    IF idem_key IS NOT NULL AND r.status BETWEEN 200 AND 299 THEN
         INSERT INTO idempotency_keys (token_id, key, method, path, body_sha256, status, body,
                                       location)
         VALUES (token, idem_key, ctx->>'method', ctx->>'path', ctx->>'body_sha256', r.status,

@@ -9,27 +9,58 @@ LANGUAGE sql STABLE AS $$
         'created_at', api.ts(t.created_at),
         'created_by', t.created_by,
         'last_used_at', api.ts(t.last_used_at),
+        'expires_at', api.ts(t.expires_at),
+        'expires_in_days', t.expires_in_days,
+        'replaced_by', t.replaced_by,
         'revoked_at', api.ts(t.revoked_at))
 $$;
 
--- The identity behind a token's hash, if it is valid; records its use. Called
--- by the daemon's authentication (not through api.run) on a cache miss.
+-- The identity behind a token's hash, if it is not revoked, and when it
+-- expires; records its use unless it has expired by `at`, the daemon's clock
+-- (SQL never reads the clock for a rule, so expiry is tested at any time).
+-- Called by the daemon's authentication (not through api.run) on a cache miss.
 --
 -- revoked_at is tested on the row being updated, not in a subquery: when the
 -- UPDATE has to wait for a revocation holding the row, PostgreSQL re-checks
 -- the conditions on the committed row (EvalPlanQual) but keeps a subquery's
 -- old answer, so a token revoked meanwhile came back as valid (and was
 -- cached by the daemon after the revocation's NOTIFY had passed).
-CREATE FUNCTION api.token_lookup(token_hash bytea)
-RETURNS TABLE (id bigint, name text, admin boolean, incubator text)
+CREATE FUNCTION api.token_lookup(token_hash bytea, at timestamptz)
+RETURNS TABLE (id bigint, name text, admin boolean, incubator text, expires_at bigint)
 LANGUAGE sql AS $$
-    UPDATE tokens t SET last_used_at = now()
+    UPDATE tokens t
+       SET last_used_at = CASE WHEN t.expires_at <= at THEN t.last_used_at ELSE at END
      WHERE t.hash = token_hash AND t.revoked_at IS NULL
        -- A closed incubator's tokens fail (api.incubator_close tells the caches).
        AND NOT EXISTS (SELECT 1 FROM incubators c
                         WHERE c.id = t.incubator_id AND c.closed_on IS NOT NULL)
     RETURNING t.id, t.name, t.incubator_id IS NULL,
-              (SELECT i.code FROM incubators i WHERE i.id = t.incubator_id)
+              (SELECT i.code FROM incubators i WHERE i.id = t.incubator_id),
+              floor(extract(epoch FROM t.expires_at))::bigint
+$$;
+
+-- The same at the database's clock, for a daemon that does not pass its own.
+CREATE FUNCTION api.token_lookup(token_hash bytea)
+RETURNS TABLE (id bigint, name text, admin boolean, incubator text, expires_at bigint)
+LANGUAGE sql AS $$
+    SELECT * FROM api.token_lookup(token_hash, now())
+$$;
+
+-- A new token's expiry: expires_in_days (1-3650) days from `at`, or never.
+CREATE FUNCTION api.token_expiry(at timestamptz, expires_in_days integer) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT at + make_interval(days => expires_in_days)
+$$;
+
+-- After a change of an incubator's tokens: its token_expiring alert follows.
+-- (PL/pgSQL: api.after_change is defined in a later file.)
+CREATE FUNCTION api.tokens_changed(ctx jsonb, incubator bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF incubator IS NOT NULL THEN
+        PERFORM api.after_change(ctx, ARRAY[incubator], ARRAY['token_expiring']);
+    END IF;
+END;
 $$;
 
 -- POST /v1/incubators/{code}/tokens, and `incubatord token create` (code null: admin).
@@ -39,19 +70,89 @@ LANGUAGE plpgsql AS $$
 DECLARE
     t tokens;
     incubator bigint;
+    days integer := (args->>'expires_in_days')::integer;
 BEGIN
     IF args->>'code' IS NOT NULL THEN
         incubator := api.incubator_writable(args->>'code');
     END IF;
-    INSERT INTO tokens (name, incubator_id, hash, created_by)
+    -- A token name says who approved a payout or made a write: it is unique
+    -- among unrevoked tokens (admin tokens among themselves, an incubator's
+    -- within it), a rotated one's name being its successor's. Creations take
+    -- turns, so two at once cannot both pass.
+    PERFORM pg_advisory_xact_lock(api.lock_key('token names'));
+    SELECT * INTO t FROM tokens
+     WHERE name = args->>'name' AND incubator_id IS NOT DISTINCT FROM incubator
+       AND revoked_at IS NULL AND replaced_by IS NULL;
+    IF FOUND THEN
+        PERFORM api.fail(409, format('%s token %s already has the name "%s"; revoke it or choose '
+                                     'another name',
+                                     CASE WHEN incubator IS NULL THEN 'admin'
+                                          ELSE 'this incubator''s' END, t.id, t.name));
+    END IF;
+    INSERT INTO tokens (name, incubator_id, hash, created_by, expires_in_days, expires_at)
     VALUES (args->>'name', incubator, decode(substr(args->>'hash', 3), 'hex'),
-            ctx->>'token_name')
+            ctx->>'token_name', days, api.token_expiry(api.now(ctx), days))
     RETURNING * INTO t;
     PERFORM api.audit(ctx, incubator,
-                      format('created %s token %s "%s"',
+                      format('created %s token %s "%s"%s',
                              CASE WHEN incubator IS NULL THEN 'admin' ELSE 'incubator' END,
-                             t.id, t.name),
-                      jsonb_build_object('token_id', t.id, 'name', t.name));
+                             t.id, t.name,
+                             coalesce(format(' expiring at %s', api.ts(t.expires_at)), '')),
+                      jsonb_build_object('token_id', t.id, 'name', t.name,
+                                         'expires_at', api.ts(t.expires_at)));
+    PERFORM api.tokens_changed(ctx, incubator);
+    RETURN api.ok(201, api.token_json(t));
+END;
+$$;
+
+-- POST /v1/tokens/{id}/rotate {"grace_hours"}: a new token of the same name,
+-- incubator and expiry rule; the old one keeps working for grace_hours (at
+-- most until it would have expired anyway), then expires. Other daemons hear
+-- of the old token's new expiry by NOTIFY incubatord_tokens. A revoked token
+-- or one rotated before cannot be rotated (409); an expired one can.
+CREATE FUNCTION api.token_rotate(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    old tokens;
+    t tokens;
+    at timestamptz := api.now(ctx);
+BEGIN
+    SELECT * INTO old FROM tokens WHERE id = (args->>'id')::bigint FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no token %s', args->>'id'));
+    END IF;
+    IF old.revoked_at IS NOT NULL THEN
+        PERFORM api.fail(409, format('token %s was revoked at %s: make a new one instead',
+                                     old.id, api.ts(old.revoked_at)));
+    END IF;
+    IF old.replaced_by IS NOT NULL THEN
+        PERFORM api.fail(409, format('token %s was already rotated at %s: its successor is '
+                                     'token %s', old.id, api.ts(old.rotated_at),
+                                     old.replaced_by));
+    END IF;
+    IF old.incubator_id IS NOT NULL THEN
+        -- A closed incubator gets no new token (409).
+        PERFORM api.incubator_writable((SELECT i.code FROM incubators i
+                                         WHERE i.id = old.incubator_id));
+    END IF;
+    INSERT INTO tokens (name, incubator_id, hash, created_by, expires_in_days, expires_at)
+    VALUES (old.name, old.incubator_id, decode(substr(args->>'hash', 3), 'hex'),
+            ctx->>'token_name', old.expires_in_days,
+            api.token_expiry(at, old.expires_in_days))
+    RETURNING * INTO t;
+    UPDATE tokens
+       SET replaced_by = t.id, rotated_at = at,
+           expires_at = least(expires_at,
+                              at + make_interval(hours => (args->>'grace_hours')::integer))
+     WHERE id = old.id
+    RETURNING * INTO old;
+    PERFORM pg_notify('incubatord_tokens', old.id::text);
+    PERFORM api.audit(ctx, old.incubator_id,
+                      format('rotated token %s "%s" into token %s; the old one expires at %s',
+                             old.id, old.name, t.id, api.ts(old.expires_at)),
+                      jsonb_build_object('token_id', old.id, 'new_token_id', t.id,
+                                         'grace_hours', (args->>'grace_hours')::integer));
+    PERFORM api.tokens_changed(ctx, old.incubator_id);
     RETURN api.ok(201, api.token_json(t));
 END;
 $$;
@@ -90,6 +191,7 @@ BEGIN
         PERFORM pg_notify('incubatord_tokens', t.id::text);
         PERFORM api.audit(ctx, t.incubator_id, format('revoked token %s "%s"', t.id, t.name),
                           jsonb_build_object('token_id', t.id));
+        PERFORM api.tokens_changed(ctx, t.incubator_id);
     END IF;
     RETURN api.ok(204, NULL);
 END;

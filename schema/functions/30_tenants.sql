@@ -484,7 +484,8 @@ BEGIN
         PERFORM api.fail_field('graduated_on',
                                format('must not be before admitted_on (%s)', t.admitted_on));
     END IF;
-    PERFORM api.check_not_frozen('graduated_on', graduated);
+    -- A graduation dated in an approved period is accepted: it is a true fact
+    -- recorded late, paid as an adjustment by the next run (60_payouts.sql).
 
     IF basis = 'high_tech' AND NOT coalesce(t.high_tech_certified_on <= graduated, false) THEN
         PERFORM api.fail_field('basis', format(
@@ -516,6 +517,42 @@ BEGIN
                       format('graduated tenant %s on %s (%s, policy version %s)', t.external_id,
                              graduated, basis, p.version),
                       (args - 'code') || jsonb_build_object('policy_version', p.version));
+    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
+    RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
+END;
+$$;
+
+/*
+ * POST .../graduation/revoke {"reason"} (admin): a graduation found false.
+ * The tenant is incubating again, or stays exited if it left since; the
+ * revocation keeps the graduation it undid. If an approved run paid for it,
+ * the next run computed for a period not yet approved recovers that amount.
+ */
+CREATE FUNCTION api.tenant_graduation_revoke(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint := api.incubator_writable(args->>'code');
+    t tenants := api.tenant_for_update(incubator, args->>'external_id');
+BEGIN
+    IF t.graduated_on IS NULL THEN
+        PERFORM api.fail(409, format('tenant %s has no graduation to revoke (it is %s)',
+                                     t.external_id, t.status));
+    END IF;
+    INSERT INTO graduation_revocations (tenant_id, graduated_on, graduation_basis,
+                                        graduation_evidence, reason, revoked_at, revoked_by)
+    VALUES (t.id, t.graduated_on, t.graduation_basis, t.graduation_evidence, args->>'reason',
+            api.now(ctx), ctx->>'token_name');
+    PERFORM api.audit(ctx, incubator,
+                      format('revoked the graduation of tenant %s on %s (%s): %s', t.external_id,
+                             t.graduated_on, t.graduation_basis, args->>'reason'),
+                      jsonb_build_object('graduated_on', t.graduated_on,
+                                         'basis', t.graduation_basis,
+                                         'reason', args->>'reason'));
+    UPDATE tenants SET status = CASE WHEN exited_on IS NULL THEN 'incubating' ELSE 'exited' END,
+                       graduated_on = NULL, graduation_basis = NULL, graduation_evidence = NULL,
+                       updated_at = now()
+     WHERE id = t.id
+    RETURNING * INTO t;
     PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
     RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
 END;

@@ -53,17 +53,22 @@ CREATE TYPE api.alert_observation AS (
 );
 
 /*
- * What the rules listed say on day `today` for the incubators in scope (both
- * explicit lists), under the policy in force that month:
+ * What the rules listed say on day `today` (at the moment `at`) for the
+ * incubators in scope (both explicit lists), under the policy in force that
+ * month:
  *   space_share_breach    share(today) < veto_threshold
  *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
  *   stale_data            today - latest snapshot's as_of (without one, the later
  *                         of opened_on and registered_on) >= stale_after_days
  *   duplicate_enterprise  a credit code incubating here and at another incubator
  *   overdue_tenant        a tenant still incubating after its incubation_limit_on
+ *   token_expiring        an incubator's token (subject: its name) that expires
+ *                         within 14 days of `at`, or has expired, and was
+ *                         neither revoked nor rotated
  * Comparisons use the exact shares; messages show them rounded to 4 decimals.
  */
-CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[])
+CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[],
+                                       at timestamptz)
 RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -189,6 +194,27 @@ BEGIN
          WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
            AND today > l.limit_on;
     END IF;
+
+    IF 'token_expiring' = ANY (rules) THEN
+        -- value: whole days left (0 once expired); one alert per token name.
+        RETURN QUERY
+        SELECT DISTINCT ON (t.incubator_id, t.name)
+               'token_expiring'::text, t.incubator_id, t.name, true,
+               greatest(ceil(extract(epoch FROM t.expires_at - at) / 86400), 0)::numeric,
+               14::numeric,
+               CASE WHEN t.expires_at > at
+                    THEN format('%s: token %s "%s" expires at %s, in %s days: rotate it '
+                                '(POST /v1/tokens/%s/rotate)', i.code, t.id, t.name,
+                                api.ts(t.expires_at),
+                                ceil(extract(epoch FROM t.expires_at - at) / 86400), t.id)
+                    ELSE format('%s: token %s "%s" expired at %s: rotate it '
+                                '(POST /v1/tokens/%s/rotate)', i.code, t.id, t.name,
+                                api.ts(t.expires_at), t.id) END
+          FROM tokens t JOIN incubators i ON i.id = t.incubator_id
+         WHERE t.incubator_id = ANY (scope) AND t.revoked_at IS NULL AND t.replaced_by IS NULL
+           AND t.expires_at <= at + interval '14 days'
+         ORDER BY t.incubator_id, t.name, t.expires_at;
+    END IF;
 END;
 $$;
 
@@ -200,6 +226,8 @@ LANGUAGE sql IMMUTABLE AS $$
         THEN format('credit code %s is no longer incubating at more than one incubator', subject)
         WHEN 'overdue_tenant'
         THEN format('tenant %s is no longer incubating past its incubation limit', subject)
+        WHEN 'token_expiring'
+        THEN format('token "%s" was rotated or revoked', subject)
         ELSE 'the condition no longer holds' END
 $$;
 
@@ -245,6 +273,8 @@ LANGUAGE sql STABLE AS $$
                 THEN ' days=' || a.value::text || ' threshold=' || a.threshold::text
                 WHEN a.rule = 'duplicate_enterprise'
                 THEN ' incubators=' || a.value::text
+                WHEN a.rule = 'token_expiring'
+                THEN ' days_left=' || a.value::text
                 ELSE ' days_overdue=' || coalesce(a.value::text, 'none') END
         || ' alert_id=' || a.id
 $$;
@@ -346,7 +376,7 @@ BEGIN
     -- From here on explicit lists, which the statements' plans look up by key.
     scope := coalesce(scope, ARRAY(SELECT id FROM incubators ORDER BY id));
     rules := coalesce(rules, api.alert_rules());
-    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules) o);
+    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules, at) o);
 
     -- Whether any alert opens or resolves. Most evaluations change neither,
     -- and the statements that do cost more to plan than to run. (The locks

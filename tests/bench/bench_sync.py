@@ -23,7 +23,7 @@ bulk at least 5 times faster) and the SQL time over the daemon's bulk time
 
 Run it with `ctest -C bench -L bench -R bench_sync --output-on-failure` in the
 build directory, or directly with INCUBATORD_BIN set. Environment:
-BENCH_ROUNDS (3), BENCH_CONNECTIONS (16), BENCH_THREADS (2), BENCH_WAYS
+BENCH_ROUNDS (2), BENCH_CONNECTIONS (16), BENCH_THREADS (2), BENCH_WAYS
 (json,csv,singles,sql), BENCH_STRICT (unset; 1: exit 1 when a target is missed).
 """
 
@@ -45,7 +45,7 @@ from benchlib import machine  # noqa: E402
 from harness import Api, Daemon, PgCluster, run_cli  # noqa: E402
 from ingestlib import uscc  # noqa: E402
 
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 STRICT = os.environ.get("BENCH_STRICT") == "1"
@@ -214,8 +214,8 @@ def singles_round(pg, workdir, db, token, script):
     times = []
     try:
         for variant in (0, 1):
-            out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", "-d120s",
-                                  "-s", script, f"http://127.0.0.1:{d.port}", "--",
+            out = subprocess.run(["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", "-d600s",
+                                  "--timeout", "60s", "-s", script, f"http://127.0.0.1:{d.port}", "--",
                                   str(variant + 1)],
                                  check=True, capture_output=True, text=True)
             if "status " in out.stderr or re.search(r"Socket errors:", out.stdout):

@@ -13,8 +13,8 @@
 #include "incubatord/routes.h"
 
 static const enum evhttp_cmd_type methods[] = {
-    EVHTTP_REQ_GET,     EVHTTP_REQ_POST,    EVHTTP_REQ_HEAD,    EVHTTP_REQ_PUT,  EVHTTP_REQ_DELETE,
-    EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE,   EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH,
+    EVHTTP_REQ_GET,     EVHTTP_REQ_POST,  EVHTTP_REQ_HEAD,    EVHTTP_REQ_PUT,   EVHTTP_REQ_DELETE,
+    EVHTTP_REQ_OPTIONS, EVHTTP_REQ_TRACE, EVHTTP_REQ_CONNECT, EVHTTP_REQ_PATCH,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -49,8 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (size_t i = 0; i < ARRAY_LEN(methods); i++)
                 known |= strcmp(name, route_method_name(methods[i])) == 0;
             FUZZ_ASSERT(known);
-            FUZZ_ASSERT(strcmp(name, route_method_name(method)) != 0 ||
-                        method == EVHTTP_REQ_HEAD);
+            FUZZ_ASSERT(strcmp(name, route_method_name(method)) != 0 || method == EVHTTP_REQ_HEAD);
         }
         break;
     }

@@ -74,8 +74,7 @@ static void check_value(json_t *value, const struct field *f)
         if (f->flags & F_ANY_KEYS) {
             const char *key;
             json_t *item;
-            json_object_foreach(value, key, item)
-                check_value(item, f->item);
+            json_object_foreach(value, key, item) check_value(item, f->item);
         } else {
             check_normal_form(value, f->fields, false);
         }
@@ -85,8 +84,7 @@ static void check_value(json_t *value, const struct field *f)
         json_t *item;
         FUZZ_ASSERT(json_is_array(value));
         FUZZ_ASSERT(f->max == 0 || (int64_t)json_array_size(value) <= f->max);
-        json_array_foreach(value, i, item)
-            check_value(item, f->item);
+        json_array_foreach(value, i, item) check_value(item, f->item);
         break;
     }
     case FT_CUSTOM:

@@ -31,11 +31,7 @@ TEMPLATE = "incubatord_template"
 def pg():
     cluster = PgCluster()
     cluster.start()
-    cluster.create_database(TEMPLATE)
-    cfg = os.path.join(cluster.dir, "migrate.conf")
-    with open(cfg, "w") as f:
-        f.write(f"[database]\nconninfo = {cluster.conninfo(TEMPLATE)}\n[log]\nsyslog = false\n")
-    run_cli(cfg, "migrate")
+    cluster.create_migrated_database(TEMPLATE)
     yield cluster
     cluster.destroy()
 
@@ -60,10 +56,17 @@ def workdir(tmp_path):
     return str(tmp_path)
 
 
+_admins_made = {}
+
+
 def start_daemon(pg, db, workdir, extra_config="", **kw):
-    """A ready daemon on the test database, with an admin token."""
+    """A ready daemon on the test database, with an admin token: test-admin
+    for the first daemon on a database, test-admin-2, ... for the next ones
+    (token names are unique)."""
     d = Daemon(workdir, pg.conninfo(db), extra_config=extra_config, **kw)
-    d.admin_token = run_cli(d.config_path, "token", "create", "--admin", "test-admin").stdout.strip()
+    n = _admins_made[d.conninfo] = _admins_made.get(d.conninfo, 0) + 1
+    name = "test-admin" if n == 1 else f"test-admin-{n}"
+    d.admin_token = run_cli(d.config_path, "token", "create", "--admin", name).stdout.strip()
     d.start()
     return d
 
@@ -122,12 +125,7 @@ def private_pg():
     try:
         cluster.start()
         cluster.dbname = "incubatord"
-        cluster.create_database(cluster.dbname)
-        cfg = os.path.join(cluster.dir, "migrate.conf")
-        with open(cfg, "w") as f:
-            f.write(f"[database]\nconninfo = {cluster.conninfo(cluster.dbname)}\n"
-                    "[log]\nsyslog = false\n")
-        run_cli(cfg, "migrate")
+        cluster.create_migrated_database(cluster.dbname)
         yield cluster
     finally:
         cluster.destroy()

@@ -107,6 +107,14 @@ class PgCluster:
             else:
                 c.execute(f'CREATE DATABASE "{name}"')
 
+    def create_migrated_database(self, name):
+        """Creates a database and migrates it with `incubatord migrate`."""
+        self.create_database(name)
+        cfg = os.path.join(self.dir, f"migrate-{name}.conf")
+        with open(cfg, "w") as f:
+            f.write(f"[database]\nconninfo = {self.conninfo(name)}\n[log]\nsyslog = false\n")
+        run_cli(cfg, "migrate")
+
     def drop_database(self, name):
         with self.connect() as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -236,14 +236,20 @@ def test_idempotency_keys_belong_to_their_token(daemon, admin, sql):
     assert r.status == 201 and r.header("Idempotent-Replayed") is None
 
 
-def test_refusals_are_replayed_too(admin, sql):
+def test_refusals_are_not_replayed(admin, sql):
+    """Only 2xx answers are stored (API.md 1.1): a refused request wrote
+    nothing, so its retry with the same key is carried out again."""
     create_incubator(admin)
     key = {"Idempotency-Key": "dup"}
     first = admin.post("/v1/incubators", incubator_body(), headers=key)
     assert first.status == 409 and first.header("Idempotent-Replayed") is None
     again = admin.post("/v1/incubators", incubator_body(), headers=key)
-    assert again.status == 409 and again.header("Idempotent-Replayed") == "true"
+    assert again.status == 409 and again.header("Idempotent-Replayed") is None
     assert again.json()["detail"] == first.json()["detail"]
+    assert sql.execute("SELECT count(*) FROM idempotency_keys").fetchone()[0] == 0
+    # With the cause gone (another code), the same key makes the incubator.
+    r = admin.post("/v1/incubators", incubator_body(code="HRB-002"), headers=key)
+    assert r.status == 201 and r.header("Idempotent-Replayed") is None
 
 
 def test_bad_idempotency_keys(admin, unchanged):

@@ -31,7 +31,7 @@ def test_create_returns_the_secret_once(admin, sql):
     assert t["token"] not in listed.text
     assert all("token" not in i and "hash" not in i for i in listed.json()["items"])
     # Two creations never share a secret.
-    assert create_token(admin, "HRB-001", "erp-sync")["token"] != t["token"]
+    assert create_token(admin, "HRB-001", "erp-sync-2")["token"] != t["token"]
 
 
 def test_incubator_token_scope(daemon, admin):

@@ -1,7 +1,8 @@
 """Idempotency keys on POST: a retry with the same key and body gets the
 stored answer again (Idempotent-Replayed: true) and changes nothing; another
 body, path or a key still in use is a 409; keys are per token and last 24 h;
-5xx answers are not stored; expired keys are cleaned up."""
+only 2xx answers are stored, so a retry after a 4xx or 5xx runs again;
+expired keys are cleaned up."""
 
 import threading
 import time
@@ -68,26 +69,44 @@ def test_keys_belong_to_their_token(admin, hrb, sql):
         .fetchone()[0] == 2
 
 
-def test_rule_errors_are_stored_and_replayed_but_invalid_bodies_are_not(hrb, sql):
+def test_a_retry_after_a_4xx_runs_again(hrb, sql):
+    """Only 2xx answers are stored (API.md 1.1): a request that failed wrote
+    nothing, so its retry with the same key is carried out again."""
+    # The tenant does not exist yet: 404, and nothing is kept for the key ...
+    with Unchanged(sql):
+        assert_problem(post(hrb, f"{PATH}/T-1/graduation", GRAD, "grad-T-1"), 404)
+    assert sql.execute("SELECT count(*) FROM idempotency_keys").fetchone()[0] == 0
+    # ... so once the cause is fixed, the same request with the same key runs.
+    assert put_tenant(hrb, "T-1").status == 201
+    r1 = post(hrb, f"{PATH}/T-1/graduation", GRAD, "grad-T-1")
+    assert r1.status == 200 and r1.header("Idempotent-Replayed") is None
+    # Its 2xx answer is stored: replayed to a retry, 409 for another body.
+    with Unchanged(sql):
+        r = post(hrb, f"{PATH}/T-1/graduation", GRAD, "grad-T-1")
+        assert (r.status, r.body, r.header("Idempotent-Replayed")) == (200, r1.body, "true")
+        assert_problem(post(hrb, f"{PATH}/T-1/graduation", dict(GRAD, graduated_on="2025-10-02"),
+                            "grad-T-1"), 409)
+
+
+def test_rule_errors_and_invalid_bodies_are_not_stored(hrb, sql):
     assert put_tenant(hrb, "T-1").status == 201
     short = dict(GRAD, evidence={"investment_total_fen": 1})
-    r1 = post(hrb, f"{PATH}/T-1/graduation", short, "try-1")
-    p1 = assert_problem(r1, 422, "evidence.investment_total_fen")
     with Unchanged(sql):
-        r = post(hrb, f"{PATH}/T-1/graduation", short, "try-1")
-        p = assert_problem(r, 422, "evidence.investment_total_fen")
-        assert r.header("Idempotent-Replayed") == "true"
-        assert {k: v for k, v in p.items() if k != "request_id"} == \
-            {k: v for k, v in p1.items() if k != "request_id"}
-        # The corrected request needs a new key: this one has its answer.
-        assert_problem(post(hrb, f"{PATH}/T-1/graduation", GRAD, "try-1"), 409)
-        # A body refused before it reaches the database (bad JSON, bad fields) stores nothing ...
-        assert_problem(post(hrb, f"{PATH}/T-1/graduation", None, "try-2", raw=b"{"), 400)
-        assert_problem(post(hrb, f"{PATH}/T-1/graduation", dict(GRAD, basis="x"), "try-2"), 422,
+        # A rule's 422, refused in SQL, twice: each time carried out, never replayed.
+        for _ in range(2):
+            r = post(hrb, f"{PATH}/T-1/graduation", short, "try-1")
+            assert_problem(r, 422, "evidence.investment_total_fen")
+            assert r.header("Idempotent-Replayed") is None
+        # Bodies refused before they reach the database (bad JSON, bad fields).
+        assert_problem(post(hrb, f"{PATH}/T-1/graduation", None, "try-1", raw=b"{"), 400)
+        assert_problem(post(hrb, f"{PATH}/T-1/graduation", dict(GRAD, basis="x"), "try-1"), 422,
                        "basis")
-    # ... so the corrected request may use its key.
-    r = post(hrb, f"{PATH}/T-1/graduation", GRAD, "try-2")
+    assert sql.execute("SELECT count(*) FROM idempotency_keys").fetchone()[0] == 0
+    # The corrected request may use the same key.
+    r = post(hrb, f"{PATH}/T-1/graduation", GRAD, "try-1")
     assert r.status == 200 and r.header("Idempotent-Replayed") is None
+    assert sql.execute("SELECT status FROM idempotency_keys WHERE key = 'try-1'").fetchone()[0] \
+        == 200
 
 
 def test_a_key_still_in_use_is_409(hrb, pg, db, sql):

@@ -11,7 +11,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import start_daemon
-from harness import MAX_BODY_BYTES, Api, assert_problem, preload, wait_for
+from harness import MAX_BODY_BYTES, Api, assert_problem, preload, run_cli, wait_for
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -27,11 +27,21 @@ def credit_code(n):
     return body + CHARSET[(31 - total % 31) % 31]
 
 
-class City:
-    """Registers incubators and tenants and pushes snapshots through the API."""
+def admin_token(daemon, name):
+    """Another admin token (the command line makes admin tokens)."""
+    return Api(daemon, run_cli(daemon.config_path, "token", "create", "--admin",
+                               name).stdout.strip())
 
-    def __init__(self, api):
+
+class City:
+    """Registers incubators and tenants and pushes snapshots through the API.
+
+    Approval takes four eyes (the default): reviewer, a second admin token,
+    reviews a run before api approves it."""
+
+    def __init__(self, api, reviewer=None):
         self.api = api
+        self.reviewer = reviewer
         self.codes = 0
 
     def incubator(self, code, area=10000, opened="2024-01-01"):
@@ -71,7 +81,15 @@ class City:
         assert r.status in expect, r
         return r
 
+    def review(self, period, note=None):
+        r = self.reviewer.post(f"/v1/payout-runs/{period}/review",
+                               {} if note is None else {"note": note})
+        assert r.status == 200, r
+        return r.json()
+
     def approve(self, period):
+        if self.reviewer is not None:
+            self.review(period)
         r = self.api.post(f"/v1/payout-runs/{period}/approve")
         assert r.status == 200, r
         return r.json()
@@ -82,8 +100,8 @@ def line(run, code):
 
 
 @pytest.fixture
-def city(admin):
-    return City(admin)
+def city(admin, daemon):
+    return City(admin, admin_token(daemon, "test-reviewer"))
 
 
 def test_veto_no_data_bonus_and_time_weighted_share(city):
@@ -215,14 +233,19 @@ POLICY = {
                          "revenue_over_20m": 100, "listed": 30, "new_high_tech": 120}}}
 
 
-def test_cap_across_months_and_its_reset_in_january(city):
-    r = city.api.post("/v1/policy", dict(POLICY, effective_from="2024-11",
-                                         annual_cap_fen=12_000_000))
+def capped_incubator(city, code, cap, tenants, since="2024-11"):
+    """A policy with annual_cap_fen = cap from since on, and an incubator whose
+    tenants T0, T1, ... hold 6,000 of its 10,000 m2 (share 0.6) from then."""
+    r = city.api.post("/v1/policy", dict(POLICY, effective_from=since, annual_cap_fen=cap))
     assert r.status == 201, r
-    city.incubator("CAP")
-    for i in range(6):
-        city.tenant("CAP", f"T{i}")
-    city.snapshot("CAP", "2024-11-01", {f"T{i}": 1000 for i in range(6)})
+    city.incubator(code)
+    for i in range(tenants):
+        city.tenant(code, f"T{i}")
+    city.snapshot(code, since + "-01", {f"T{i}": 6000 / tenants for i in range(tenants)})
+
+
+def test_cap_across_months_and_its_reset_in_january(city):
+    capped_incubator(city, "CAP", 12_000_000, 6)
     # 2 graduates in Nov 2024 (10M), 1 in Dec 2024 (5M, 2M left), 2 in Jan 2025 (new year).
     city.graduate("CAP", "T0", "2024-11-05")
     city.graduate("CAP", "T1", "2024-11-06")
@@ -330,9 +353,7 @@ def test_approval_freezes_history(city, daemon):
     frozen = [
         ("PUT", "/v1/incubators/FZ/occupancy",
          {"as_of": "2025-09-30", "public_service_area_m2": 0, "tenants": []}),
-        ("POST", "/v1/incubators/FZ/tenants/B/graduation",
-         {"graduated_on": "2025-09-30", "basis": "investment",
-          "evidence": {"investment_total_fen": 600_000_000}}),
+        # (A graduation in it is taken as a late graduation: see below.)
         ("POST", "/v1/incubators/FZ/tenants/B/exit",
          {"exited_on": "2025-09-30", "reason": "closed"}),
         ("PATCH", "/v1/incubators/FZ",
@@ -434,7 +455,7 @@ def test_missed_run_is_computed_at_start_by_one_of_two_daemons(pg, db, workdir, 
         time.sleep(1.5)  # both daemons have had their chance
         rows = sql.execute("SELECT to_char(period, 'YYYY-MM'), status, computed_by "
                            "FROM payout_runs").fetchall()
-        assert rows == [(period, "draft", "scheduler")]
+        assert rows == [(period, "draft", "schedule")]
         audits = sql.execute("SELECT count(*) FROM audit_log WHERE summary LIKE "
                              "'computed payout run % on schedule%'").fetchone()[0]
         assert audits == 1
@@ -489,9 +510,10 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         assert len(events) == 1
         data = events[0][1]["data"]
         assert data == {"period": period, "status": "draft", "total_fen": 0, "vetoed": ["QUIET"]}
-        # A manual recomputation and an approval are events too.
-        api.post("/v1/payout-runs", {"period": period})
-        api.post(f"/v1/payout-runs/{period}/approve")
+        # A manual recomputation and an approval are events too (a review is not).
+        assert api.post("/v1/payout-runs", {"period": period}).status == 200
+        assert admin_token(d, "reviewer").post(f"/v1/payout-runs/{period}/review").status == 200
+        assert api.post(f"/v1/payout-runs/{period}/approve").status == 200
         statuses = [r[0] for r in sql.execute(
             "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
             "ORDER BY id").fetchall()]
@@ -528,3 +550,413 @@ def test_schedule_can_be_switched_off(pg, db, workdir, sql):
                  timeout=15, what="a payout run")
     finally:
         assert d.stop() == 0
+
+
+# ---- four eyes, the order of approvals, token names ----
+
+def run_row(sql, period):
+    return sql.execute("SELECT * FROM payout_runs WHERE period = %s", (period + "-01",)).fetchone()
+
+
+def assert_post_refused(daemon, path, sample, other_token):
+    """The refusals every POST with a JSON body shares: malformed JSON, a
+    duplicate key, not JSON, too large, another scope's token, no valid token."""
+    admin = daemon.admin_token
+    key = next(iter(sample))
+    assert_problem(daemon.request("POST", path, token=admin, body='{"%s": ' % key), 400)
+    assert_problem(daemon.request("POST", path, token=admin,
+                                  body='{"%s": 1, "%s": 2}' % (key, key)), 400)
+    assert_problem(daemon.request("POST", path, token=admin, body="x=1",
+                                  content_type="text/plain"), 415)
+    assert_problem(daemon.request("POST", path, token=admin, body=b"x" * (1024 * 1024 + 1)),
+                   413)
+    assert_problem(Api(daemon, other_token).post(path, sample), 403)
+    assert_problem(Api(daemon, "ikd_" + "x" * 43).post(path, sample), 401)
+
+
+def test_four_eyes_each_action_records_its_own_name(city, daemon, sql):
+    computer, reviewer, approver = (admin_token(daemon, n) for n in ("clerk", "checker", "head"))
+    city.incubator("FE")
+    city.tenant("FE", "A")
+    city.snapshot("FE", "2025-10-01", {"A": 6000})
+    city.graduate("FE", "A", "2025-10-10")
+    assert computer.post("/v1/payout-runs", {"period": "2025-10"}).status == 201
+    # No review yet: refused, and nothing moved.
+    before = run_row(sql, "2025-10")
+    p = assert_problem(approver.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "review" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    run = reviewer.post("/v1/payout-runs/2025-10/review", {"note": "核对无误"}).json()
+    assert (run["status"], run["computed_by"], run["reviewed_by"], run["review_note"]) == \
+        ("draft", "clerk", "checker", "核对无误")
+    assert run["reviewed_at"] is not None and run["approved_by"] is None
+    # A second review, by anyone, would overwrite the first: refused.
+    assert_problem(approver.post("/v1/payout-runs/2025-10/review", {"note": "x"}), 409)
+    # The reviewer may not approve what it reviewed.
+    before = run_row(sql, "2025-10")
+    p = assert_problem(reviewer.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "checker" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    done = approver.post("/v1/payout-runs/2025-10/approve").json()
+    assert (done["status"], done["computed_by"], done["computed_at"], done["reviewed_by"],
+            done["reviewed_at"], done["review_note"], done["approved_by"]) == \
+        ("approved", "clerk", run["computed_at"], "checker", run["reviewed_at"], "核对无误",
+         "head")
+    assert done["total_fen"] == REWARD
+    assert_problem(reviewer.post("/v1/payout-runs/2025-10/review"), 409)
+
+
+def test_recomputing_clears_the_review(city):
+    city.incubator("RC")
+    city.run("2025-10")
+    reviewed = city.review("2025-10", note="ok")
+    assert reviewed["reviewed_by"] == "test-reviewer"
+    again = city.run("2025-10", expect=(200,)).json()
+    assert (again["reviewed_by"], again["reviewed_at"], again["review_note"]) == (None, None, None)
+    assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+
+
+def test_approval_refused_when_its_recomputation_changes_an_amount(city, sql):
+    city.incubator("CH")
+    city.incubator("SAME")
+    for ext in ("A", "B"):
+        city.tenant("CH", ext)
+    city.snapshot("CH", "2025-10-01", {"A": 3000, "B": 3000})
+    city.snapshot("SAME", "2025-10-01", {})
+    city.graduate("CH", "A", "2025-10-10")
+    city.run("2025-10")
+    reviewed = city.review("2025-10")
+    assert reviewed["total_fen"] == REWARD
+    # A graduation arrives between review and approval: the reviewed figure is stale.
+    city.graduate("CH", "B", "2025-10-20")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert p["errors"] == [{"field": "lines[CH].amount_fen",
+                            "message": f"was {REWARD // 100}.00 CNY, "
+                                       f"now {2 * REWARD // 100}.00 CNY"}]
+    run = city.api.get("/v1/payout-runs/2025-10").json()
+    assert (run["status"], run["reviewed_by"], run["total_fen"], run["computed_by"]) == \
+        ("draft", None, 2 * REWARD, "test-admin")
+    assert line(run, "CH")["amount_fen"] == 2 * REWARD
+    # Reviewed again, the new figures are approved.
+    assert city.approve("2025-10")["total_fen"] == 2 * REWARD
+
+
+def test_four_eyes_off_keeps_one_step_approval(pg, db, workdir, daemons):
+    d = daemons(pg, db, workdir, "[payouts]\nfour_eyes = false")
+    api = Api(d, d.admin_token)
+    City(api).incubator("ONE")
+    assert api.post("/v1/payout-runs", {"period": "2025-10"}).status == 201
+    run = api.post("/v1/payout-runs/2025-10/approve").json()
+    assert (run["status"], run["computed_by"], run["reviewed_by"], run["approved_by"]) == \
+        ("approved", "test-admin", None, "test-admin")
+
+
+def test_no_gaps_in_either_direction(city, sql):
+    city.incubator("GAP", opened="2025-01-01")
+    city.run("2025-08")
+    city.run("2025-10")
+    city.approve("2025-08")
+    # October has a run, September none: approving October would skip September.
+    city.review("2025-10")
+    before = run_row(sql, "2025-10")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-10/approve"), 409)
+    assert "2025-09" in p["detail"]
+    assert run_row(sql, "2025-10") == before
+    city.run("2025-09")
+    city.approve("2025-09")
+    assert city.api.post("/v1/payout-runs/2025-10/approve").status == 200
+    # Backwards: nothing before an approved month, computed or approved.
+    for period in ("2025-07", "2025-01"):
+        p = assert_problem(city.api.post("/v1/payout-runs", {"period": period}), 409)
+        assert "2025-10" in p["detail"]
+    assert sql.execute("SELECT count(*) FROM payout_runs").fetchone()[0] == 3
+
+
+def test_an_earlier_draft_cannot_be_approved_after_a_later_month(city, sql):
+    # A draft of an earlier month made before the later one was approved (by
+    # the history starting later) stays a draft: no approval out of order.
+    city.incubator("OLDRUN", opened="2025-01-01")
+    city.run("2025-09")
+    city.approve("2025-09")
+    p = assert_problem(city.api.post("/v1/payout-runs", {"period": "2025-08"}), 409)
+    assert "2025-09" in p["detail"]
+    assert [r[0] for r in sql.execute("SELECT to_char(period, 'YYYY-MM') FROM payout_runs")] \
+        == ["2025-09"]
+
+
+def test_review_bad_input(city, daemon, sql, unchanged):
+    city.incubator("RV")
+    tok = city.api.post("/v1/incubators/RV/tokens", {"name": "erp"}).json()["token"]
+    city.run("2025-10")
+    before = run_row(sql, "2025-10")
+    review = "/v1/payout-runs/2025-10/review"
+    with unchanged():
+        assert_problem(city.reviewer.post(review, {"note": 5}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": ""}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": "x" * 1001}), 422, "note")
+        assert_problem(city.reviewer.post(review, {"note": "ok", "by": "me"}), 422, "by")
+        assert_post_refused(daemon, review, {"note": "ok"}, tok)
+        assert_problem(city.reviewer.post("/v1/payout-runs/2025-09/review", {}), 404)
+        assert_problem(city.reviewer.post("/v1/payout-runs/2025-13/review", {}), 404)
+        assert_problem(Api(daemon, tok).post("/v1/payout-runs/2025-10/approve"), 403)
+        assert_problem(city.api.post("/v1/payout-runs/2025-10/approve", {"four_eyes": False}),
+                       422, "four_eyes")
+    assert run_row(sql, "2025-10") == before
+
+
+def test_token_names_are_unique_among_unrevoked_tokens(city, daemon, sql, unchanged):
+    city.incubator("TN-1")
+    city.incubator("TN-2")
+    first = city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"})
+    assert first.status == 201
+    with unchanged():
+        p = assert_problem(city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"}), 409)
+        assert "erp" in p["detail"]
+    # Another incubator's tokens, and admin tokens, are other name spaces.
+    assert city.api.post("/v1/incubators/TN-2/tokens", {"name": "erp"}).status == 201
+    assert run_cli(daemon.config_path, "token", "create", "--admin", "erp").returncode == 0
+    # A revoked token's name is free again.
+    assert city.api.delete(f"/v1/tokens/{first.json()['id']}").status == 204
+    assert city.api.post("/v1/incubators/TN-1/tokens", {"name": "erp"}).status == 201
+    # The command line: the admin name in use is refused, the incubator's too.
+    with unchanged():
+        p = run_cli(daemon.config_path, "token", "create", "--admin", "test-admin", check=False)
+        assert p.returncode != 0 and "test-admin" in p.stderr and p.stdout == ""
+        p = run_cli(daemon.config_path, "token", "create", "--incubator", "TN-2", "erp",
+                    check=False)
+        assert p.returncode != 0 and "erp" in p.stderr and p.stdout == ""
+    names = sql.execute("SELECT coalesce(i.code, '-'), t.name FROM tokens t LEFT JOIN incubators i "
+                        "ON i.id = t.incubator_id WHERE t.revoked_at IS NULL "
+                        "ORDER BY 1, 2").fetchall()
+    assert len(names) == len(set(names))
+
+
+# ---- late graduations, clawbacks, prior payouts ----
+
+def adjustments(run, code):
+    return [(a["kind"], a["for_period"], a["external_id"], a["amount_fen"], a["reason"])
+            for a in line(run, code)["adjustments"]]
+
+
+def revoke(api, inc, ext, reason="毕业材料不实"):
+    r = api.post(f"/v1/incubators/{inc}/tenants/{ext}/graduation/revoke", {"reason": reason})
+    assert r.status == 200, r
+    return r.json()
+
+
+def test_late_graduation_paid_next_under_its_own_period_veto(city):
+    city.incubator("LATE")
+    city.incubator("VET")
+    for ext in ("A", "B", "C"):
+        city.tenant("LATE", ext)
+    city.tenant("VET", "G")
+    city.tenant("VET", "H")
+    city.snapshot("LATE", "2025-09-01", {"A": 3000, "B": 3000})
+    city.snapshot("VET", "2025-09-01", {"G": 3000})          # 0.3 in September: vetoed
+    city.graduate("LATE", "A", "2025-09-10")
+    sept = city.run("2025-09").json()
+    assert line(sept, "LATE")["amount_fen"] == REWARD and line(sept, "VET")["vetoed"]
+    city.approve("2025-09")
+    # Recorded after September's approval, dated in September: accepted.
+    city.graduate("LATE", "B", "2025-09-20")
+    city.graduate("VET", "G", "2025-09-25")
+    city.snapshot("VET", "2025-10-01", {"H": 6000})           # 0.6 in October
+    octo = city.run("2025-10").json()
+    assert adjustments(octo, "LATE") == [("late_graduation", "2025-09", "B", REWARD, None)]
+    lt = line(octo, "LATE")
+    assert (lt["base_fen"], lt["adjustments_fen"], lt["amount_fen"]) == (0, REWARD, REWARD)
+    # September's veto decides G's reward, though VET is fine in October.
+    assert line(octo, "VET")["vetoed"] is False
+    assert adjustments(octo, "VET") == [("late_graduation", "2025-09", "G", 0, "veto")]
+    assert octo["total_fen"] == REWARD
+    # A draft of November made now carries B as well; only one approved run may.
+    nov = city.run("2025-11").json()
+    assert adjustments(nov, "LATE") == [("late_graduation", "2025-09", "B", REWARD, None)]
+    city.approve("2025-10")
+    city.review("2025-11")
+    p = assert_problem(city.api.post("/v1/payout-runs/2025-11/approve"), 409)
+    assert {"field": "lines[LATE].amount_fen",
+            "message": f"was {REWARD // 100}.00 CNY, now 0.00 CNY"} in p["errors"]
+    nov = city.approve("2025-11")
+    assert adjustments(nov, "LATE") == [] and nov["total_fen"] == 0
+    # The approved September run never changed.
+    assert [g["external_id"] for g in line(city.api.get("/v1/payout-runs/2025-09").json(),
+                                           "LATE")["graduates"]] == ["A"]
+
+
+def test_late_graduation_takes_the_cap_of_its_own_year(city):
+    cap = 13_000_000
+    capped_incubator(city, "CAPL", cap, 5)
+    city.graduate("CAPL", "T0", "2024-11-05")
+    city.graduate("CAPL", "T1", "2024-11-06")
+    city.run("2024-11")
+    city.approve("2024-11")                          # 2024: 10,000,000 paid
+    city.run("2024-12")
+    city.approve("2024-12")                          # nothing in December
+    city.graduate("CAPL", "T2", "2024-12-20")        # late, for 2024
+    city.graduate("CAPL", "T3", "2025-01-05")
+    jan = city.run("2025-01").json()
+    # 2024's cap has 13,000,000 - 10,000,000 = 3,000,000 left for T2's 5,000,000;
+    # T3 is paid under 2025's fresh cap.
+    assert adjustments(jan, "CAPL") == [("late_graduation", "2024-12", "T2",
+                                          cap - 2 * REWARD, "cap")]
+    ln = line(jan, "CAPL")
+    assert (ln["base_fen"], ln["cap_remaining_fen"], ln["amount_fen"]) == \
+        (REWARD, cap, REWARD + cap - 2 * REWARD)
+
+
+def test_clawback_makes_a_negative_line_carried_once(city, sql):
+    city.incubator("CLAW")
+    for ext in ("A", "B", "C"):
+        city.tenant("CLAW", ext)
+    city.snapshot("CLAW", "2025-09-01", {"A": 2000, "B": 2000, "C": 2000})
+    city.graduate("CLAW", "A", "2025-09-10")
+    city.run("2025-09")
+    city.approve("2025-09")                       # A paid 5,000,000 on September's line
+    city.graduate("CLAW", "B", "2025-09-20")      # late
+    city.run("2025-10")
+    city.approve("2025-10")                       # B paid 5,000,000 as an adjustment
+    # Both graduations are found false.
+    tenant = revoke(city.api, "CLAW", "A")
+    assert (tenant["status"], tenant["graduated_on"], tenant["graduation_basis"]) == \
+        ("incubating", None, None)
+    r = city.api.post("/v1/incubators/CLAW/tenants/B/exit",
+                      {"exited_on": "2025-11-05", "reason": "relocated"})
+    assert r.status == 200, r
+    assert revoke(city.api, "CLAW", "B")["status"] == "exited"
+    nov = city.run("2025-11").json()
+    assert adjustments(nov, "CLAW") == [("clawback", "2025-09", "A", -REWARD, "毕业材料不实"),
+                                        ("clawback", "2025-09", "B", -REWARD, "毕业材料不实")]
+    ln = line(nov, "CLAW")
+    assert (ln["base_fen"], ln["adjustments_fen"], ln["amount_fen"]) == (0, -2 * REWARD,
+                                                                         -2 * REWARD)
+    assert nov["total_fen"] == -2 * REWARD
+    city.approve("2025-11")
+    dec = city.run("2025-12").json()
+    assert adjustments(dec, "CLAW") == [] and dec["total_fen"] == 0
+    # The revocations keep what they undid.
+    rows = sql.execute("SELECT graduated_on::text, graduation_basis, revoked_by "
+                       "FROM graduation_revocations ORDER BY id").fetchall()
+    assert rows == [("2025-09-10", "investment", "test-admin"),
+                    ("2025-09-20", "investment", "test-admin")]
+    # A is incubating again; graduating again (in a month not yet approved), it
+    # earns its reward again, the first one having been recovered.
+    city.graduate("CLAW", "A", "2025-12-10")
+    dec = city.run("2025-12").json()
+    assert line(dec, "CLAW")["graduates"][0]["eligible"] is True
+
+
+def test_clawback_on_a_capped_line_recovers_what_the_graduate_changed(city):
+    cap = 8_000_000
+    capped_incubator(city, "CAPC", cap, 2, since="2025-09")
+    city.graduate("CAPC", "T0", "2025-09-10")
+    city.graduate("CAPC", "T1", "2025-09-11")
+    sept = city.run("2025-09").json()
+    assert line(sept, "CAPC")["amount_fen"] == cap          # 10,000,000 capped at 8,000,000
+    city.approve("2025-09")
+    revoke(city.api, "CAPC", "T0")
+    # Without T0 the line would have paid min(5,000,000, 8,000,000): T0 made 3,000,000.
+    octo = city.run("2025-10").json()
+    assert adjustments(octo, "CAPC") == [("clawback", "2025-09", "T0", -(cap - REWARD),
+                                           "毕业材料不实")]
+    city.approve("2025-10")
+    revoke(city.api, "CAPC", "T1")
+    nov = city.run("2025-11").json()
+    assert adjustments(nov, "CAPC") == [("clawback", "2025-09", "T1", -REWARD, "毕业材料不实")]
+
+
+def test_revoke_bad_input(city, daemon, sql, unchanged):
+    city.incubator("RVK")
+    city.incubator("OTHER")
+    city.tenant("RVK", "A")
+    city.tenant("RVK", "N")
+    city.graduate("RVK", "A", "2025-09-10")
+    tok = city.api.post("/v1/incubators/RVK/tokens", {"name": "erp"}).json()["token"]
+    path = "/v1/incubators/RVK/tenants/A/graduation/revoke"
+    state = lambda: (sql.execute("SELECT status, graduated_on FROM tenants "
+                                 "WHERE external_id = 'A'").fetchone(),
+                     sql.execute("SELECT count(*) FROM graduation_revocations").fetchone())
+    before = state()
+    with unchanged():
+        assert_problem(city.api.post(path, {}), 422, "reason")
+        assert_problem(city.api.post(path, {"reason": ""}), 422, "reason")
+        assert_problem(city.api.post(path, {"reason": 5}), 422, "reason")
+        assert_problem(city.api.post(path, {"reason": "x" * 1001}), 422, "reason")
+        assert_problem(city.api.post(path, {"reason": "x", "amount_fen": 1}), 422, "amount_fen")
+        assert_post_refused(daemon, path, {"reason": "x"}, tok)
+        assert_problem(city.api.post("/v1/incubators/RVK/tenants/NOPE/graduation/revoke",
+                                     {"reason": "x"}), 404)
+        assert_problem(city.api.post("/v1/incubators/NOPE/tenants/A/graduation/revoke",
+                                     {"reason": "x"}), 404)
+        assert_problem(city.api.post("/v1/incubators/OTHER/tenants/A/graduation/revoke",
+                                     {"reason": "x"}), 404)
+        assert_problem(city.api.post("/v1/incubators/RVK/tenants/N/graduation/revoke",
+                                     {"reason": "x"}), 409)
+    assert state() == before
+    revoke(city.api, "RVK", "A")
+    with unchanged():
+        assert_problem(city.api.post(path, {"reason": "again"}), 409)
+
+
+def test_prior_payouts_take_the_cap_and_mark_the_rewarded(city):
+    city.incubator("PRI")
+    known = city.tenant("PRI", "X")     # rewarded before the history started
+    city.tenant("PRI", "Y")
+    city.tenant("PRI", "Z")
+    city.snapshot("PRI", "2025-10-01", {"X": 2000, "Y": 2000, "Z": 2000})
+    r = city.api.post("/v1/incubators/PRI/prior-payouts", {
+        "year": 2025, "amount_fen": CAP - REWARD, "graduates": [known],
+        "note": "2025年1-9月线下已拨付"})
+    assert r.status == 201, r
+    prior = r.json()
+    assert r.header("Location") == "/v1/incubators/PRI/prior-payouts"
+    assert (prior["incubator"], prior["year"], prior["amount_fen"], prior["graduates"],
+            prior["created_by"]) == ("PRI", 2025, CAP - REWARD, [known], "test-admin")
+    for ext in ("X", "Y", "Z"):
+        city.graduate("PRI", ext, "2025-10-15")
+    octo = city.run("2025-10").json()
+    ln = line(octo, "PRI")
+    assert {g["external_id"]: g["reason"] for g in ln["graduates"]} == \
+        {"X": "already_rewarded", "Y": None, "Z": None}
+    # Two eligible (10,000,000) against what the prior payout left of the cap.
+    assert (ln["base_fen"], ln["cap_remaining_fen"], ln["amount_fen"], ln["reason"]) == \
+        (2 * REWARD, REWARD, REWARD, "cap")
+    # Once a run of 2025 is approved, 2025's prior payouts (and earlier ones,
+    # which the approved run rests on too) are frozen.
+    city.approve("2025-10")
+    for year in (2025, 2024):
+        p = assert_problem(city.api.post("/v1/incubators/PRI/prior-payouts", {
+            "year": year, "amount_fen": 1, "graduates": []}), 409)
+        assert "2025-10" in p["detail"]
+    listed = city.api.get("/v1/incubators/PRI/prior-payouts").json()
+    assert listed == {"items": [prior], "next_cursor": None}
+
+
+def test_prior_payout_bad_input(city, daemon, sql, unchanged):
+    city.incubator("PB")
+    tok = city.api.post("/v1/incubators/PB/tokens", {"name": "erp"}).json()["token"]
+    path = "/v1/incubators/PB/prior-payouts"
+    good = {"year": 2025, "amount_fen": 100, "graduates": [credit_code(1)], "note": "x"}
+    count = lambda: sql.execute("SELECT count(*) FROM prior_payouts").fetchone()[0]
+    this_year = int(time.strftime("%Y"))
+    with unchanged():
+        for field, value in (("year", "2025"), ("year", 1899), ("year", this_year + 1),
+                             ("amount_fen", 1.5), ("amount_fen", -1), ("amount_fen", 10**15 + 1),
+                             ("amount_fen", "100"), ("graduates", credit_code(1)),
+                             ("note", ""), ("note", 7)):
+            assert_problem(city.api.post(path, dict(good, **{field: value})), 422, field)
+        assert_problem(city.api.post(path, dict(good, graduates=["91230100MA1B2C3D4X"])), 422,
+                       "graduates[0]")
+        assert_problem(city.api.post(path, dict(good, graduates=[credit_code(1)] * 2)), 422,
+                       "graduates[1]")
+        for missing in ("year", "amount_fen", "graduates"):
+            assert_problem(city.api.post(path, {k: v for k, v in good.items() if k != missing}),
+                           422, missing)
+        assert_problem(city.api.post(path, dict(good, paid_on="2025-01-01")), 422, "paid_on")
+        assert_post_refused(daemon, path, good, tok)
+        assert_problem(Api(daemon, tok).get(path), 403)
+        assert_problem(city.api.post("/v1/incubators/NOPE/prior-payouts", good), 404)
+        assert_problem(city.api.get("/v1/incubators/NOPE/prior-payouts"), 404)
+        assert_problem(city.api.get(path + "?limit=0"), 400)
+        assert_problem(city.api.get(path + "?cursor=%%%"), 400)
+    assert count() == 0
