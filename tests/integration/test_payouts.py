@@ -568,7 +568,7 @@ def assert_post_refused(daemon, path, sample, other_token):
                                   body='{"%s": 1, "%s": 2}' % (key, key)), 400)
     assert_problem(daemon.request("POST", path, token=admin, body="x=1",
                                   content_type="text/plain"), 415)
-    assert_problem(daemon.request("POST", path, token=admin, body=b"x" * (1024 * 1024 + 1)),
+    assert_problem(daemon.request("POST", path, token=admin, body=b"x" * (MAX_BODY_BYTES + 1)),
                    413)
     assert_problem(Api(daemon, other_token).post(path, sample), 403)
     assert_problem(Api(daemon, "ikd_" + "x" * 43).post(path, sample), 401)
