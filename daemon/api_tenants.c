@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "incubatord/api.h"
+#include "incubatord/csv.h"
 #include "incubatord/http.h"
 
 const char *const api_tenant_fields[] = {"electronic_information",
@@ -82,6 +83,27 @@ const struct field api_tenants_sync_body[] = {
     {"tenants", FT_ARRAY, F_REQUIRED, .max = API_SYNC_MAX_TENANTS, .item = &sync_tenant},
     {NULL},
 };
+
+/*
+ * The bulk sync as text/csv: columns named by field or by the Chinese names
+ * of API.md (a register kept in a spreadsheet), dates also as YYYY/MM/DD.
+ * annual_revenue_fen, a map, has no column.
+ */
+static const struct csv_column sync_csv_columns[] = {
+    {"external_id", "企业编号", true, false},
+    {"name", "企业名称", true, false},
+    {"credit_code", "统一社会信用代码", true, false},
+    {"founded_on", "成立时间", true, true},
+    {"admitted_on", "入驻时间", true, true},
+    {"field", "技术领域", true, false},
+    {"tech_certified_on", "科技型中小企业认定日期", false, true},
+    {"high_tech_certified_on", "高新技术企业认定日期", false, true},
+    {"founder_origin", "创业者类型", false, false},
+    {"listed_on", "上市日期", false, true},
+    {NULL, NULL, false, false},
+};
+
+const struct csv_spec api_tenants_sync_csv = {"tenants", sync_csv_columns};
 
 /* Each tenant's dates in order, and no external_id listed twice. */
 void api_tenants_sync_check(struct req *r, struct vctx *v, json_t *args)

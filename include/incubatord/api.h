@@ -11,6 +11,7 @@
 #include "incubatord/validate.h"
 
 struct req;
+struct csv_spec;
 
 /* Shared query tables. */
 extern const struct query_param api_page_query[]; /* limit, cursor */
@@ -43,6 +44,7 @@ extern const struct query_param api_tenant_list_query[];
 /* PUT .../tenants (bulk sync): at most this many tenants in one call. */
 #define API_SYNC_MAX_TENANTS 5000
 extern const struct field api_tenants_sync_body[];
+extern const struct csv_spec api_tenants_sync_csv; /* the same as text/csv */
 void api_tenants_sync_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_occupancy.c */

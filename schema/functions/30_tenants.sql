@@ -246,10 +246,11 @@ END;
 $$;
 
 -- The name of a bulk sync's field in an error: tenants[i].field for JSON, or
--- "row N: field" for CSV (args.source = 'csv'), counting the header as row 1.
+-- "row N: field" for CSV (args.source = 'csv'; args.rows holds each tenant's
+-- row number, counting the header as row 1).
 CREATE FUNCTION api.sync_field(args jsonb, i integer, field text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN args->>'source' = 'csv' THEN format('row %s: %s', i + 2, field)
+    SELECT CASE WHEN args->>'source' = 'csv' THEN format('row %s: %s', args->'rows'->>i, field)
                 ELSE format('tenants[%s].%s', i, field) END
 $$;
 

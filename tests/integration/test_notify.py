@@ -232,7 +232,9 @@ def test_metrics_show_open_alerts_by_rule_and_the_backlog(pg, db, sql, workdir, 
     try:
         api = Api(d, d.admin_token)
         breach(api, "HRB-M", 5)
-        make_incubator(api, "HRB-N", today() - days(40))  # stale from the start
+        # Its latest snapshot is 40 days old: stale from the start.
+        make_incubator(api, "HRB-N", today() - days(80))
+        snapshot(api, "HRB-N", today() - days(40), {}, public_service=6000)
         wait_until(lambda: len(receiver.requests) >= 1, what="a first attempt")
         wait_until(lambda: metric(d, "incubatord_outbox_undelivered", '{channel="webhook"}') == 2,
                    what="the backlog gauge")
