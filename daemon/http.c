@@ -33,6 +33,7 @@
 #include <event2/listener.h>
 
 #include "incubatord/config.h"
+#include "incubatord/console.h"
 #include "incubatord/http.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -83,6 +84,10 @@ static const char *reason_phrase(int status)
         return "Created";
     case 204:
         return "No Content";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -343,7 +348,9 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     if (content_type)
         evhttp_add_header(out, "Content-Type", content_type);
     evhttp_add_header(out, "X-Request-Id", r->id);
-    evhttp_add_header(out, "Cache-Control", "no-store");
+    /* API answers are never stored; the console's files say no-cache themselves. */
+    if (evhttp_find_header(out, "Cache-Control") == NULL)
+        evhttp_add_header(out, "Cache-Control", "no-store");
     if (srv->draining)
         evhttp_add_header(out, "Connection", "close");
     /*
@@ -968,6 +975,10 @@ static void request_cb(struct evhttp_request *ev, void *arg)
 
     path = uri ? evhttp_uri_get_path(uri) : NULL;
     r->path = xstrdup(path && path[0] ? path : "/");
+    if (console_owns(r->path)) {
+        console_serve(r);
+        return;
+    }
     if (uri && evhttp_uri_get_query(uri) &&
         evhttp_parse_query_str(evhttp_uri_get_query(uri), &r->query) != 0) {
         http_reply_problem(r, 400, "malformed query string", NULL);

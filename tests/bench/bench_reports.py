@@ -23,7 +23,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,7 +30,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 
 import city as citygen  # noqa: E402
-from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
+from benchlib import province  # noqa: E402
+from harness import PG_BIN, run_cli  # noqa: E402
 
 RUNS = 7
 TARGET_RATIO = 1.3
@@ -67,33 +67,14 @@ def main():
     ap.add_argument("--small", action="store_true", help="a tenth of the size (a quick try)")
     ap.add_argument("--explain", help="write EXPLAIN (ANALYZE) of the report's parts here")
     a = ap.parse_args()
-    scale = 10 if a.small else 1
-    params = citygen.Params(incubators=1000 // scale, tenants=100000 // scale,
-                            intervals=1000000 // scale, years=6, snapshot_days=30,
-                            seed=20151, today=citygen.bureau_today())
-
-    pg = PgCluster()
-    daemon = None
+    pg, daemon = None, None
     try:
-        pg.start()
-        pg.create_database("bench")
-        work = tempfile.mkdtemp(prefix="bench-reports-")
-        daemon = Daemon(work, pg.conninfo("bench"), extra_config=(
-            "[server]\nrequest_timeout_ms = 60000\n"
-            "[database]\nstatement_timeout_ms = 60000\n[log]\nlevel = info"))
-        run_cli(daemon.config_path, "migrate")
-
-        t0 = time.perf_counter()
-        city = citygen.generate(params)
-        t1 = time.perf_counter()
-        with pg.connect("bench") as conn:
-            citygen.load(conn, city)
-            conn.execute("VACUUM ANALYZE")
-        t2 = time.perf_counter()
+        pg, daemon, city, gen_s, load_s = province(a.small, "bench-reports-")
+        params = city.params
         s = city.stats()
         print(f"fixture: {s['incubators']} incubators, {s['tenants']} tenants, "
               f"{s['intervals']} occupancy intervals, {s['snapshots']} snapshots; "
-              f"generated in {t1 - t0:.1f} s, loaded (COPY, indexes, ANALYZE) in {t2 - t1:.1f} s")
+              f"generated in {gen_s:.1f} s, loaded (COPY, indexes, ANALYZE) in {load_s:.1f} s")
 
         token = run_cli(daemon.config_path, "token", "create", "--admin", "bench").stdout.strip()
         daemon.start()
@@ -157,7 +138,8 @@ def main():
     finally:
         if daemon is not None:
             daemon.stop()
-        pg.destroy()
+        if pg is not None:
+            pg.destroy()
 
 
 if __name__ == "__main__":

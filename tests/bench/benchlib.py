@@ -74,3 +74,40 @@ def machine():
                 model = line.split(":", 1)[1].strip()
                 break
     return f"{os.cpu_count()} cores ({model}), {platform.system()} {platform.release()}"
+
+
+def province(small, prefix):
+    """The report benchmarks' city (1,000 incubators, 100,000 tenants,
+    1,000,000 occupancy intervals; a tenth with small) in a throwaway cluster
+    with a migrated database "bench" and a daemon configured on it (not
+    started). Returns (pg, daemon, city, generate_s, load_s); the caller
+    stops the daemon and destroys pg."""
+    import tempfile
+    import time
+
+    import city as citygen
+    from harness import Daemon, PgCluster, run_cli
+
+    scale = 10 if small else 1
+    params = citygen.Params(incubators=1000 // scale, tenants=100000 // scale,
+                            intervals=1000000 // scale, years=6, snapshot_days=30,
+                            seed=20151, today=citygen.bureau_today())
+    pg = PgCluster()
+    try:
+        pg.start()
+        pg.create_database("bench")
+        work = tempfile.mkdtemp(prefix=prefix)
+        daemon = Daemon(work, pg.conninfo("bench"), extra_config=(
+            "[server]\nrequest_timeout_ms = 60000\n"
+            "[database]\nstatement_timeout_ms = 60000\n[log]\nlevel = info"))
+        run_cli(daemon.config_path, "migrate")
+        t0 = time.perf_counter()
+        city = citygen.generate(params)
+        t1 = time.perf_counter()
+        with pg.connect("bench") as conn:
+            citygen.load(conn, city)
+            conn.execute("VACUUM ANALYZE")
+    except BaseException:
+        pg.destroy()
+        raise
+    return pg, daemon, city, t1 - t0, time.perf_counter() - t1
