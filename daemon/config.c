@@ -127,6 +127,35 @@ static const struct config_key keys[] = {
     {"notify", "proxy", CT_STRING, FIELD(notify_proxy), "", 0, 0, true, false,
      "Proxy for every outgoing delivery (http://host:port, socks5://...); empty: none. The "
      "environment's http_proxy and https_proxy are never used."},
+    {"notify", "timeout_ms", CT_INT, FIELD(notify_timeout_ms), "10000", 100, 600000, true, false,
+     "One delivery attempt's time limit, for the channels of the API (robots, e-mail, "
+     "webhooks)."},
+    {"notify", "retry_initial_ms", CT_INT, FIELD(notify_retry_initial_ms), "10000", 10, 3600000,
+     true, false,
+     "Delay before a channel's first retry of a failed delivery; doubled after each failure (at "
+     "most retry_max_ms), each delay drawn from its upper half (jitter)."},
+    {"notify", "retry_max_ms", CT_INT, FIELD(notify_retry_max_ms), "3600000", 10, 86400000, true,
+     false, "Longest delay between two delivery attempts of one event on one channel."},
+    {"notify", "retry_for_s", CT_INT, FIELD(notify_retry_for_s), "86400", 1, 604800, true, false,
+     "How long a channel's delivery is retried; an attempt failing after that gives it up "
+     "(LOG_ERR) and it is kept as failed."},
+    {"smtp", "host", CT_STRING, FIELD(smtp_host), "", 0, 0, true, false,
+     "The mail server of e-mail channels (an IP address or a host name)."},
+    {"smtp", "port", CT_INT, FIELD(smtp_port), "25", 1, 65535, true, false,
+     "Its port: 25 or 587 (with STARTTLS), 465 (TLS from the start)."},
+    {"smtp", "starttls", CT_BOOL, FIELD(smtp_starttls), "true", 0, 0, true, false,
+     "Require STARTTLS (certificate and host name verified) before sending."},
+    {"smtp", "user", CT_STRING, FIELD(smtp_user), "", 0, 0, true, false,
+     "User name for SMTP AUTH; empty: no AUTH."},
+    {"smtp", "password", CT_STRING, FIELD(smtp_password), "", 0, 0, true, true,
+     "Password for SMTP AUTH (or password_file)."},
+    {"smtp", "password_file", CT_STRING, FIELD(smtp_password_file), "", 0, 0, true, false,
+     "A file holding the SMTP password (its first line), read at start and on SIGHUP."},
+    {"smtp", "from", CT_STRING, FIELD(smtp_from), "", 0, 0, true, false,
+     "The sender address of alert mail, e.g. incubatord@kj.example.gov.cn."},
+    {"console", "public_url", CT_URL, FIELD(console_public_url), "", 0, 0, true, false,
+     "The console's address as people reach it (https://kj.example.gov.cn/); messages link "
+     "to its incubator pages. Empty: no links."},
 };
 
 static void *field_ptr(struct config *cfg, const struct config_key *k)
@@ -520,6 +549,10 @@ bool config_load(const char *path, struct config *cfg, char *err, size_t errlen)
     }
     if (cfg->webhook_url[0] != '\0' && cfg->webhook_secret[0] == '\0') {
         snprintf(err, errlen, "%s: [webhook] secret: required when [webhook] url is set", path);
+        return false;
+    }
+    if (cfg->smtp_password[0] != '\0' && cfg->smtp_password_file[0] != '\0') {
+        snprintf(err, errlen, "%s: [smtp] password and password_file: set one of them", path);
         return false;
     }
     return true;

@@ -72,6 +72,7 @@ static const struct {
     {415, "unsupported-media-type", "Unsupported media type"},
     {422, "validation", "Request body failed validation"},
     {500, "internal", "Internal error"},
+    {502, "bad-gateway", "The remote end did not take the message"},
     {503, "unavailable", "Service unavailable"},
 };
 
@@ -106,6 +107,8 @@ static const char *reason_phrase(int status)
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 502:
+        return "Bad Gateway";
     case 503:
         return "Service Unavailable";
     default:

@@ -60,6 +60,9 @@ static const struct metric_def defs[] = {
     {"incubatord_job_last_success", "gauge", MK_SERIES, "1 when the job's last run succeeded."},
     {"incubatord_job_runs_total", "counter", MK_SERIES, "Runs of each scheduled job by outcome."},
     {"incubatord_outbox_failed", "gauge", MK_SERIES, "Notifications given up on after the retry window, by channel."},
+    {"incubatord_channel_deliveries", "gauge", MK_SERIES, "Deliveries waiting (pending) or given up (failed), by channel."},
+    {"incubatord_channel_attempts_total", "counter", MK_SERIES, "Delivery attempts (messages sent, a digest counting once) by channel and outcome."},
+    {"incubatord_channel_refusals_total", "counter", MK_SERIES, "Robots' refusals (a 200 answer with errcode or code other than 0), by channel."},
     {"incubatord_outbox_oldest_undelivered_seconds", "gauge", MK_SERIES, "Age of the oldest notification not yet delivered on every channel (0: none)."},
 };
 /* clang-format on */

@@ -71,6 +71,14 @@ const struct route routes[] = {
     {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_READ,              "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
+
+    {POST,   "/v1/channels",                      ACCESS_ADMIN,     ROUTE_BODY,              "channel_create",   .body = api_channel_create_body},
+    {GET,    "/v1/channels",                      ACCESS_ADMIN,     0,                       "channel_list",     .query = api_page_query},
+    {GET,    "/v1/channels/{id}",                 ACCESS_ADMIN,     0,                       "channel_get"},
+    {PATCH,  "/v1/channels/{id}",                 ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "channel_patch",  .body = api_channel_patch_body},
+    {DELETE, "/v1/channels/{id}",                 ACCESS_ADMIN,     0,                       "channel_delete"},
+    {POST,   "/v1/channels/{id}/test",            ACCESS_ADMIN,     0,                       NULL,               .handler = api_channel_test},
+    {GET,    "/v1/channels/{id}/deliveries",      ACCESS_ADMIN,     0,                       "channel_deliveries", .query = api_page_query},
 };
 /* clang-format on */
 const size_t routes_count = ARRAY_LEN(routes);

@@ -22,7 +22,8 @@
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
-#include "incubatord/notify.h"
+#include "incubatord/gauges.h"
+#include "incubatord/outbox.h"
 #include "incubatord/routes.h"
 #include "incubatord/sched.h"
 #include "incubatord/server.h"
@@ -63,16 +64,29 @@ bool server_schema_ready(const struct server *srv)
 
 static void schedule_migrate(struct server *srv, int delay_ms);
 
+static void webhook_recorded(void *arg, const struct db_result *r)
+{
+    struct server *srv = arg;
+    if (r->status != DB_OK) {
+        log_msg(LOG_WARNING, "schema: cannot record the [webhook] channel: %s (retrying)",
+                r->message);
+        schedule_migrate(srv, MIGRATE_RETRY_DOWN_MS);
+        return;
+    }
+    srv->schema = SCHEMA_CURRENT;
+    notify_systemd("STATUS=serving");
+    outbox_wake(srv);
+}
+
 static void migrated(void *arg, enum migrate_outcome outcome, const char *message)
 {
     struct server *srv = arg;
     srv->migrating = false;
     switch (outcome) {
     case MIGRATE_CURRENT:
-        srv->schema = SCHEMA_CURRENT;
         log_msg(LOG_NOTICE, "schema: %s", message);
-        notify_systemd("STATUS=serving");
-        notify_wake(srv);
+        /* Serving starts once the configuration's [webhook] is its channel. */
+        outbox_schema_ready(srv, webhook_recorded, srv);
         return;
     case MIGRATE_BEHIND:
         srv->schema = SCHEMA_BEHIND;
@@ -140,7 +154,7 @@ static void on_notify(void *arg, const char *channel, const char *payload)
     if (strcmp(channel, "incubatord_tokens") == 0)
         auth_cache_forget(srv->auth, strtoll(payload, NULL, 10));
     else if (strcmp(channel, "incubatord_outbox") == 0)
-        notify_wake(srv);
+        outbox_wake(srv);
 }
 
 static void on_listen_reset(void *arg, bool connected)
@@ -150,7 +164,7 @@ static void on_listen_reset(void *arg, bool connected)
     auth_cache_set_trusted(srv->auth, connected);
     /* So are events written meanwhile. */
     if (connected)
-        notify_wake(srv);
+        outbox_wake(srv);
 }
 
 /* ---- signals ---- */
@@ -163,7 +177,7 @@ static void stop_now(struct server *srv)
 /* Requests, jobs and deliveries still running: a draining server waits for them. */
 static int busy(const struct server *srv)
 {
-    return http_inflight(srv) + sched_running(srv) + notify_busy(srv);
+    return http_inflight(srv) + sched_running(srv) + outbox_busy(srv) + gauges_busy(srv);
 }
 
 void server_request_done(struct server *srv)
@@ -180,7 +194,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     log_msg(LOG_WARNING,
             "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
             "running after %d ms; exiting",
-            http_inflight(srv), sched_running(srv), notify_busy(srv), srv->cfg.shutdown_timeout_ms);
+            http_inflight(srv), sched_running(srv), outbox_busy(srv) + gauges_busy(srv), srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -201,7 +215,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
             "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
             "delivery step(s)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv),
-            notify_busy(srv));
+            outbox_busy(srv) + gauges_busy(srv));
     if (busy(srv) == 0) {
         stop_now(srv);
         return;
@@ -238,7 +252,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     if (srv->read_pool)
         db_pool_set_max_queue(srv->read_pool, srv->cfg.max_queue);
     sched_apply_config(srv);
-    notify_apply_config(srv);
+    outbox_apply_config(srv);
     log_msg(LOG_NOTICE, "reload: configuration %s reloaded", srv->config_path);
     notify_systemd("READY=1");
 }
@@ -323,7 +337,8 @@ int server_run(const char *config_path, bool foreground)
     srv.migrate_timer = evtimer_new(srv.base, migrate_timer_cb, &srv);
     schedule_migrate(&srv, 0);
     sched_start(&srv);
-    notify_start(&srv);
+    outbox_start(&srv);
+    gauges_start(&srv);
 
     log_msg(LOG_NOTICE, "incubatord %s started (pid %d, schema %d, time zone %s)",
             INCUBATORD_VERSION, (int)getpid(), migrate_latest_version(), srv.cfg.timezone);
@@ -345,7 +360,8 @@ out:
     db_pool_free(srv.pool);
     http_free(&srv);
     sched_free(&srv);
-    notify_free(&srv);
+    outbox_free(&srv);
+    gauges_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
     if (srv.sig_term)

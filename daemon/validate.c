@@ -1,6 +1,7 @@
 /*
  * The field-table validator. See validate.h.
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -204,6 +205,64 @@ static json_t *check_enum(struct vctx *v, const char *path, json_t *value, const
     return NULL;
 }
 
+/*
+ * http(s)://host[:port][/path][?query]: a scheme of the two, a host of
+ * letters, digits, '.', '-', ':' or a bracketed IPv6 address, no spaces or
+ * control characters, no user:password@.
+ */
+static json_t *check_url(struct vctx *v, const char *path, json_t *value, const struct field *f)
+{
+    const char *s = json_string_value(value);
+    size_t max = f->max ? (size_t)f->max : 2000;
+    const char *host;
+    if (strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else {
+        v_error(v, path, "must be an http:// or https:// URL");
+        return NULL;
+    }
+    if (strlen(s) > max) {
+        v_error(v, path, "must be at most %zu bytes", max);
+        return NULL;
+    }
+    size_t hl = strcspn(host, "/?#");
+    bool ok = hl > 0 && memchr(host, '@', hl) == NULL;
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+            ok = false;
+    for (size_t i = 0; ok && i < hl; i++)
+        if (!isalnum((unsigned char)host[i]) && strchr(".-:[]", host[i]) == NULL)
+            ok = false;
+    if (!ok) {
+        v_error(v, path, "must be an http:// or https:// URL with a host name or address");
+        return NULL;
+    }
+    return json_incref(value);
+}
+
+/* local@domain: printable ASCII without spaces, quotes, brackets or commas; a dotted domain. */
+static json_t *check_email(struct vctx *v, const char *path, json_t *value)
+{
+    const char *s = json_string_value(value);
+    const char *at = strchr(s, '@');
+    bool ok = at != NULL && at != s && strchr(at + 1, '@') == NULL && strlen(s) <= 254 &&
+              (size_t)(at - s) <= 64 && strchr(at + 1, '.') != NULL && at[1] != '.' &&
+              s[strlen(s) - 1] != '.';
+    for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f || strchr("\"(),:;<>[]\\", *p) != NULL)
+            ok = false;
+    for (const char *p = at ? at + 1 : ""; ok && *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+            ok = false;
+    if (!ok) {
+        v_error(v, path, "must be an e-mail address like name@example.gov.cn");
+        return NULL;
+    }
+    return json_incref(value);
+}
+
 static json_t *check_date(struct vctx *v, const char *path, json_t *value, const struct field *f)
 {
     day_t d;
@@ -341,6 +400,13 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
     case FT_ARRAY:
         *want = "an array";
         return json_is_array(value);
+    case FT_BOOL:
+        *want = "true or false";
+        return json_is_boolean(value);
+    case FT_URL:
+    case FT_EMAIL:
+        *want = "a string";
+        return json_is_string(value);
     case FT_CUSTOM:
         *want = "";
         return true;
@@ -433,6 +499,12 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return validate_object(v, path, value, f->fields, false);
     case FT_ARRAY:
         return check_array(v, path, value, f);
+    case FT_BOOL:
+        return json_incref(value);
+    case FT_URL:
+        return check_url(v, path, value, f);
+    case FT_EMAIL:
+        return check_email(v, path, value);
     case FT_CUSTOM:
         return f->check(v, path, value);
     }

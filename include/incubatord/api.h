@@ -88,4 +88,8 @@ void api_share_daily_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct query_param api_alert_list_query[];
 extern const struct field api_alert_ack_body[];
 
+extern const struct field api_channel_create_body[];
+extern const struct field api_channel_patch_body[];
+void api_channel_test(struct req *r);
+
 #endif

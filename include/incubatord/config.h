@@ -56,6 +56,20 @@ struct config {
     /* [notify] */
     char *notify_ca_file; /* extra CA certificates (PEM) for every channel; "" for none */
     char *notify_proxy;   /* the only proxy deliveries use; "" for none */
+    int notify_timeout_ms;       /* one attempt of an API channel */
+    int notify_retry_initial_ms; /* backoff of the API channels, as [webhook]'s */
+    int notify_retry_max_ms;
+    int notify_retry_for_s;
+    /* [smtp] */
+    char *smtp_host; /* "" : e-mail channels cannot send */
+    int smtp_port;
+    bool smtp_starttls;
+    char *smtp_user;
+    char *smtp_password;
+    char *smtp_password_file;
+    char *smtp_from;
+    /* [console] */
+    char *console_public_url; /* "" for no links in messages */
 };
 
 /* Fills cfg with the defaults of every key. */

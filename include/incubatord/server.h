@@ -18,7 +18,8 @@
 struct db_pool;
 struct auth_cache;
 struct http_state;
-struct notify_state;
+struct outbox_state;
+struct gauges_state;
 struct sched_state;
 
 enum schema_state {
@@ -39,7 +40,8 @@ struct server {
     uint64_t reads_routed[2];  /* ROUTE_READ requests sent to the read pool [0], the primary [1] */
     struct auth_cache *auth;
     struct http_state *http;
-    struct notify_state *notify;
+    struct outbox_state *outbox;
+    struct gauges_state *gauges;
     struct sched_state *sched;
     enum schema_state schema;
     bool migrating;

@@ -44,6 +44,9 @@ enum field_type {
     FT_YEAR_MAP,    /* an object whose keys are years (YYYY) and values amounts in fen */
     FT_OBJECT,      /* an object checked against fields */
     FT_ARRAY,       /* an array of items checked as item (its name is unused) */
+    FT_BOOL,        /* true or false */
+    FT_URL,         /* an http:// or https:// URL with a host, at most max (default 2000) bytes */
+    FT_EMAIL,       /* an e-mail address local@domain, at most 254 bytes */
     FT_CUSTOM,      /* checked by check() */
 };
 

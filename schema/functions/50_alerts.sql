@@ -39,6 +39,12 @@ LANGUAGE sql STABLE AS $$
     SELECT r.rank FROM alert_rules r WHERE r.rule = alert_rule_rank.rule
 $$;
 
+-- A ratio as people read it: 0.4321 -> '43.21%' (rounded half up).
+CREATE FUNCTION api.percent(x numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_char(round(x * 100, 2), 'FM999990.00') || '%'
+$$;
+
 -- One rule's outcome for one identity. Incubator-wide rules are observed for
 -- every incubator in scope, firing or not (a resolution then says what the
 -- figure is now); subject rules only where they fire.
@@ -93,29 +99,28 @@ BEGIN
         SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false),
                s.share, s.veto,
                CASE WHEN s.share IS NULL
-                    THEN format('%s has no occupancy data on %s', s.code, today)
+                    THEN format('%s 在 %s 没有场地数据', s.code, today)
                     WHEN s.share < s.veto
-                    THEN format('%s: space share %s is below the veto threshold %s', s.code,
-                                round(s.share, 4), round(s.veto, 4))
-                    ELSE format('%s: space share %s is at or above the veto threshold %s',
-                                s.code, round(s.share, 4), round(s.veto, 4)) END
+                    THEN format('%s 科技企业场地占比 %s，低于一票否决线 %s', s.code,
+                                api.percent(s.share), api.percent(s.veto))
+                    ELSE format('%s 科技企业场地占比 %s，不低于一票否决线 %s',
+                                s.code, api.percent(s.share), api.percent(s.veto)) END
           FROM share s
          WHERE 'space_share_breach' = ANY (rules)
         UNION ALL
         SELECT 'space_share_warning', s.id, NULL,
                coalesce(s.share >= s.veto AND s.share < s.warn, false), s.share, s.warn,
                CASE WHEN s.share IS NULL
-                    THEN format('%s has no occupancy data on %s', s.code, today)
+                    THEN format('%s 在 %s 没有场地数据', s.code, today)
                     WHEN s.share < s.veto
-                    THEN format('%s: superseded by space_share_breach: space share %s is below '
-                                'the veto threshold %s', s.code, round(s.share, 4),
-                                round(s.veto, 4))
+                    THEN format('%s 已由一票否决告警（space_share_breach）取代：科技企业场地占比 '
+                                '%s，低于一票否决线 %s', s.code, api.percent(s.share),
+                                api.percent(s.veto))
                     WHEN s.share < s.warn
-                    THEN format('%s: space share %s is below the warning threshold %s (veto '
-                                'threshold %s)', s.code, round(s.share, 4), round(s.warn, 4),
-                                round(s.veto, 4))
-                    ELSE format('%s: space share %s is at or above the warning threshold %s',
-                                s.code, round(s.share, 4), round(s.warn, 4)) END
+                    THEN format('%s 科技企业场地占比 %s，低于预警线 %s（一票否决线 %s）', s.code,
+                                api.percent(s.share), api.percent(s.warn), api.percent(s.veto))
+                    ELSE format('%s 科技企业场地占比 %s，不低于预警线 %s',
+                                s.code, api.percent(s.share), api.percent(s.warn)) END
           FROM share s
          WHERE 'space_share_warning' = ANY (rules);
     END IF;
@@ -125,16 +130,16 @@ BEGIN
         SELECT 'stale_data'::text, i.id, NULL::text, l.age >= p.stale_after_days, l.age::numeric,
                p.stale_after_days::numeric,
                CASE WHEN l.as_of IS NULL AND i.registered_on > i.opened_on
-                    THEN format('%s: no occupancy snapshot since it was registered on %s, %s '
-                                'days before %s (stale after %s days)', i.code, i.registered_on,
-                                l.age, today, p.stale_after_days)
+                    THEN format('%s 自 %s 登记以来没有场地数据，至 %s 已 %s 天（超过 %s 天即为'
+                                '数据未更新）', i.code, i.registered_on, today, l.age,
+                                p.stale_after_days)
                     WHEN l.as_of IS NULL
-                    THEN format('%s: no occupancy snapshot since it opened on %s, %s days '
-                                'before %s (stale after %s days)', i.code, i.opened_on, l.age,
-                                today, p.stale_after_days)
-                    ELSE format('%s: the latest occupancy snapshot is of %s, %s days before %s '
-                                '(stale after %s days)', i.code, l.as_of, l.age, today,
-                                p.stale_after_days) END
+                    THEN format('%s 自 %s 开业以来没有场地数据，至 %s 已 %s 天（超过 %s 天即为'
+                                '数据未更新）', i.code, i.opened_on, today, l.age,
+                                p.stale_after_days)
+                    ELSE format('%s 最近一次场地数据为 %s，至 %s 已 %s 天（超过 %s 天即为数据'
+                                '未更新）', i.code, l.as_of, today, l.age, p.stale_after_days)
+                    END
           FROM incubators i
           CROSS JOIN LATERAL (SELECT max(s.as_of) AS as_of FROM snapshots s
                                WHERE s.incubator_id = i.id) m
@@ -159,7 +164,7 @@ BEGIN
         )
         SELECT 'duplicate_enterprise'::text, d.incubator_id, d.credit_code, true,
                c.n::numeric, NULL::numeric,
-               format('credit code %s is incubating at %s incubators at once: %s',
+               format('统一社会信用代码 %s 同时在 %s 家孵化器在孵：%s',
                       d.credit_code, c.n, c.codes)
           FROM duplicate d
           CROSS JOIN LATERAL (
@@ -186,9 +191,9 @@ BEGIN
         )
         SELECT 'overdue_tenant'::text, t.incubator_id, t.external_id, true,
                (today - l.limit_on)::numeric, NULL::numeric,
-               format('tenant %s (%s) is still incubating after its incubation limit %s, '
-                      'admitted on %s (%s days overdue)', t.external_id, t.credit_code,
-                      l.limit_on, t.admitted_on, today - l.limit_on)
+               format('在孵企业 %s（%s）超过孵化期限 %s 仍在孵：%s 入孵，已超期 %s 天',
+                      t.external_id, t.credit_code, l.limit_on, t.admitted_on,
+                      today - l.limit_on)
           FROM tenants t
           JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
          WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
@@ -203,12 +208,12 @@ BEGIN
                greatest(ceil(extract(epoch FROM t.expires_at - at) / 86400), 0)::numeric,
                14::numeric,
                CASE WHEN t.expires_at > at
-                    THEN format('%s: token %s "%s" expires at %s, in %s days: rotate it '
-                                '(POST /v1/tokens/%s/rotate)', i.code, t.id, t.name,
+                    THEN format('%s 的访问令牌 %s“%s”将于 %s 到期，还剩 %s 天：请轮换'
+                                '（POST /v1/tokens/%s/rotate）', i.code, t.id, t.name,
                                 api.ts(t.expires_at),
                                 ceil(extract(epoch FROM t.expires_at - at) / 86400), t.id)
-                    ELSE format('%s: token %s "%s" expired at %s: rotate it '
-                                '(POST /v1/tokens/%s/rotate)', i.code, t.id, t.name,
+                    ELSE format('%s 的访问令牌 %s“%s”已于 %s 到期：请轮换'
+                                '（POST /v1/tokens/%s/rotate）', i.code, t.id, t.name,
                                 api.ts(t.expires_at), t.id) END
           FROM tokens t JOIN incubators i ON i.id = t.incubator_id
          WHERE t.incubator_id = ANY (scope) AND t.revoked_at IS NULL AND t.replaced_by IS NULL
@@ -223,12 +228,12 @@ CREATE FUNCTION api.alert_cleared_message(rule text, subject text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE rule
         WHEN 'duplicate_enterprise'
-        THEN format('credit code %s is no longer incubating at more than one incubator', subject)
+        THEN format('统一社会信用代码 %s 已不再同时在多家孵化器在孵', subject)
         WHEN 'overdue_tenant'
-        THEN format('tenant %s is no longer incubating past its incubation limit', subject)
+        THEN format('在孵企业 %s 已不再超期在孵', subject)
         WHEN 'token_expiring'
-        THEN format('token "%s" was rotated or revoked', subject)
-        ELSE 'the condition no longer holds' END
+        THEN format('访问令牌“%s”已轮换或已吊销', subject)
+        ELSE '告警条件已不再成立' END
 $$;
 
 -- ---- alerts as the API shows them ----
@@ -277,33 +282,6 @@ LANGUAGE sql STABLE AS $$
                 THEN ' days_left=' || a.value::text
                 ELSE ' days_overdue=' || coalesce(a.value::text, 'none') END
         || ' alert_id=' || a.id
-$$;
-
--- ---- the outbox ----
-
-/*
- * Writes an event into the outbox, in the caller's transaction, and wakes the
- * daemons' notifiers (NOTIFY incubatord_outbox, sent at commit). Returns the
- * event id. Any module may emit events this way, e.g. a payout run:
- *   api.emit(ctx, 'payout_run.computed', json_build_object('period', ...),
- *            'notice', format('event=payout_run.computed period=%s ...', ...))
- * data is the webhook's "data"; message is the syslog line (key=value pairs,
- * one line), to which " event_id=<id>" is appended; syslog_level is a syslog
- * level name (alert, warning, notice, ...).
- */
-CREATE FUNCTION api.emit(ctx jsonb, type text, data json, syslog_level text, message text)
-RETURNS uuid LANGUAGE plpgsql AS $$
-DECLARE
-    event uuid := gen_random_uuid();
-    at timestamptz := api.now(ctx);
-BEGIN
-    INSERT INTO outbox (event_id, type, payload, syslog_level, message, occurred_at)
-    VALUES (event, type,
-            json_build_object('id', event, 'type', type, 'occurred_at', api.ts(at), 'data', data),
-            syslog_level, message || ' event_id=' || event, at);
-    PERFORM pg_notify('incubatord_outbox', '');
-    RETURN event;
-END;
 $$;
 
 -- The event of one alert transition: alert.firing, alert.resolved or alert.repeat.
@@ -551,161 +529,6 @@ BEGIN
 END;
 $$;
 
--- ---- delivery: called by the daemon's notifier, not through api.run ----
-
-/*
- * Claims up to max_events events whose syslog line or NOTIFY is pending and
- * that no live lease holds, for lease_ms; SKIP LOCKED lets several daemons
- * claim at once without waiting on each other or taking the same event.
- */
-CREATE FUNCTION api.outbox_claim_local(claimer text, lease_ms integer, max_events integer)
-RETURNS TABLE (id bigint, event_id uuid, syslog_level text, message text,
-               syslog_pending boolean, notify_pending boolean)
-LANGUAGE sql AS $$
-    WITH claimed AS (
-        UPDATE outbox o
-           SET local_claimed_by = claimer,
-               local_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
-          -- FOR UPDATE waits rather than SKIP LOCKED: the webhook's claim locks
-          -- the row at the head of its queue for a moment, and skipping it here
-          -- would log that event after later ones. A row another daemon claimed
-          -- meanwhile is re-checked after the wait and left out by its lease.
-          FROM (SELECT c.id FROM outbox c
-                 WHERE (c.syslog_state = 'pending' OR c.notify_state = 'pending')
-                   AND (c.local_claimed_until IS NULL OR c.local_claimed_until <= now())
-                 ORDER BY c.id
-                 LIMIT max_events
-                   FOR UPDATE) c
-         WHERE o.id = c.id
-        RETURNING o.id, o.event_id, o.syslog_level, o.message, o.syslog_state = 'pending',
-                  o.notify_state = 'pending')
-    SELECT * FROM claimed ORDER BY id
-$$;
-
--- The claimed events were written to syslog: records it and sends their NOTIFY
--- incubatord_events (at commit, so a NOTIFY means a recorded delivery).
-CREATE FUNCTION api.outbox_local_done(claimer text, ids bigint[]) RETURNS integer
-LANGUAGE plpgsql AS $$
-DECLARE
-    e record;
-    n integer := 0;
-BEGIN
-    FOR e IN SELECT o.id, o.event_id, o.notify_state FROM outbox o
-              WHERE o.id = ANY (ids) ORDER BY o.id FOR UPDATE LOOP
-        IF e.notify_state = 'pending' THEN
-            PERFORM pg_notify('incubatord_events', e.event_id::text);
-        END IF;
-        n := n + 1;
-    END LOOP;
-    UPDATE outbox o
-       SET syslog_state = CASE WHEN o.syslog_state = 'pending' THEN 'delivered'
-                               ELSE o.syslog_state END,
-           notify_state = CASE WHEN o.notify_state = 'pending' THEN 'delivered'
-                               ELSE o.notify_state END,
-           local_delivered_at = coalesce(o.local_delivered_at, now()),
-           local_claimed_by = NULL, local_claimed_until = NULL
-     WHERE o.id = ANY (ids);
-    RETURN n;
-END;
-$$;
-
-/*
- * The webhook is delivered in outbox order: only the oldest pending event may
- * be sent, so a receiver sees a firing before its resolution, and a failing
- * receiver is retried once per backoff step, not once per waiting event.
- * Claims that event for lease_ms when it is due and no live lease holds it.
- * Returns one row: the claimed event (id not null), or, with id null, how
- * long to wait before asking again (wait_ms; null: nothing is pending).
- * Without a webhook (enabled false), pending webhook deliveries become 'none'.
- */
-CREATE FUNCTION api.outbox_claim_webhook(claimer text, lease_ms integer, enabled boolean)
-RETURNS TABLE (id bigint, event_id uuid, body text, attempts integer, wait_ms bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    head bigint;
-    h outbox;
-BEGIN
-    IF NOT enabled THEN
-        UPDATE outbox o SET webhook_state = 'none', webhook_claimed_by = NULL,
-                            webhook_claimed_until = NULL
-         WHERE o.webhook_state = 'pending';
-        RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, NULL::bigint;
-        RETURN;
-    END IF;
-    LOOP
-        SELECT min(o.id) INTO head FROM outbox o WHERE o.webhook_state = 'pending';
-        IF head IS NULL THEN
-            RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, NULL::bigint;
-            RETURN;
-        END IF;
-        SELECT * INTO h FROM outbox o WHERE o.id = head FOR UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            -- Another daemon is claiming it right now.
-            RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer, 100::bigint;
-            RETURN;
-        END IF;
-        EXIT WHEN h.webhook_state = 'pending'; -- else it was delivered meanwhile: look again
-    END LOOP;
-    IF h.webhook_claimed_until > now() OR h.webhook_next_attempt_at > now() THEN
-        RETURN QUERY SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::integer,
-            ceil(extract(epoch FROM greatest(h.webhook_claimed_until, h.webhook_next_attempt_at)
-                                    - now()) * 1000)::bigint;
-        RETURN;
-    END IF;
-    UPDATE outbox o SET webhook_claimed_by = claimer,
-                        webhook_claimed_until = now() + make_interval(secs => lease_ms / 1000.0)
-     WHERE o.id = h.id;
-    RETURN QUERY SELECT h.id, h.event_id, h.payload::text, h.webhook_attempts, 0::bigint;
-END;
-$$;
-
-/*
- * Records a webhook attempt: delivered on a 2xx answer; otherwise retried
- * retry_ms later (the daemon's backoff), but never later than retry_for_s
- * after the event was written; an attempt that fails at or after that moment
- * gives up: 'failed'. Returns the state, the attempts made and, when pending,
- * the milliseconds until the next attempt.
- */
-CREATE FUNCTION api.outbox_webhook_done(claimer text, event bigint, ok boolean, error text,
-                                        retry_ms integer, retry_for_s integer)
-RETURNS TABLE (state text, attempts integer, next_attempt_ms bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    o outbox;
-    give_up_at timestamptz;
-    next_at timestamptz;
-BEGIN
-    SELECT * INTO o FROM outbox x WHERE x.id = event FOR UPDATE;
-    IF NOT FOUND OR o.webhook_state <> 'pending' THEN
-        -- Delivered or given up meanwhile (this daemon's lease had run out).
-        RETURN QUERY SELECT o.webhook_state, o.webhook_attempts, NULL::bigint;
-        RETURN;
-    END IF;
-    IF ok THEN
-        UPDATE outbox x SET webhook_state = 'delivered', webhook_attempts = x.webhook_attempts + 1,
-                            webhook_delivered_at = now(), webhook_last_error = NULL,
-                            webhook_claimed_by = NULL, webhook_claimed_until = NULL
-         WHERE x.id = o.id
-        RETURNING * INTO o;
-        RETURN QUERY SELECT o.webhook_state, o.webhook_attempts, NULL::bigint;
-        RETURN;
-    END IF;
-    give_up_at := o.created_at + make_interval(secs => retry_for_s);
-    next_at := least(now() + make_interval(secs => retry_ms / 1000.0), give_up_at);
-    UPDATE outbox x
-       SET webhook_state = CASE WHEN now() >= give_up_at THEN 'failed' ELSE 'pending' END,
-           webhook_attempts = x.webhook_attempts + 1,
-           webhook_next_attempt_at = next_at,
-           webhook_last_error = left(error, 1000),
-           webhook_claimed_by = NULL, webhook_claimed_until = NULL
-     WHERE x.id = o.id
-    RETURNING * INTO o;
-    RETURN QUERY SELECT o.webhook_state, o.webhook_attempts,
-        CASE WHEN o.webhook_state = 'pending'
-             THEN greatest(0, ceil(extract(epoch FROM next_at - now()) * 1000))::bigint END;
-END;
-$$;
-
 -- The figures /metrics shows, refreshed by the daemon now and then.
 CREATE FUNCTION api.alert_metrics() RETURNS json
 LANGUAGE sql STABLE AS $$
@@ -715,13 +538,5 @@ LANGUAGE sql STABLE AS $$
               FROM alert_rules r
               LEFT JOIN (SELECT a.rule, count(*) AS n FROM alerts a
                           WHERE a.state = 'firing' GROUP BY a.rule) c ON c.rule = r.rule),
-        'undelivered', json_build_object(
-            'syslog', (SELECT count(*) FROM outbox WHERE syslog_state = 'pending'),
-            'notify', (SELECT count(*) FROM outbox WHERE notify_state = 'pending'),
-            'webhook', (SELECT count(*) FROM outbox WHERE webhook_state = 'pending')),
-        'webhook_failed', (SELECT count(*) FROM outbox WHERE webhook_state = 'failed'),
-        'oldest_undelivered_s', coalesce((
-            SELECT extract(epoch FROM now() - min(created_at))::bigint FROM outbox
-             WHERE syslog_state = 'pending' OR notify_state = 'pending'
-                OR webhook_state = 'pending'), 0))
+        'outbox', api.outbox_metrics())
 $$;

@@ -35,6 +35,17 @@ static void check_value(json_t *value, const struct field *f)
     case FT_EXTERNAL_ID:
         FUZZ_ASSERT(json_is_string(value));
         break;
+    case FT_URL: {
+        const char *s = json_string_value(value);
+        FUZZ_ASSERT(s != NULL && (strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0));
+        break;
+    }
+    case FT_EMAIL:
+        FUZZ_ASSERT(json_is_string(value) && strchr(json_string_value(value), '@') != NULL);
+        break;
+    case FT_BOOL:
+        FUZZ_ASSERT(json_is_boolean(value));
+        break;
     case FT_DATE:
         FUZZ_ASSERT(json_is_string(value) && date_parse(json_string_value(value), &d));
         break;

@@ -191,8 +191,13 @@ def log_events(daemon):
 # ---- the outbox, read back ----
 
 def undelivered(sql):
-    return sql.execute("SELECT count(*) FROM outbox WHERE syslog_state = 'pending' "
-                       "OR notify_state = 'pending' OR webhook_state = 'pending'").fetchone()[0]
+    """Events with something pending: their syslog line, NOTIFY, or a delivery
+    to an enabled channel (the configuration's webhook among them)."""
+    return sql.execute(
+        "SELECT count(*) FROM outbox o WHERE o.syslog_state = 'pending' "
+        "OR o.notify_state = 'pending' OR EXISTS ("
+        "  SELECT 1 FROM deliveries d JOIN channels c ON c.id = d.channel_id "
+        "   WHERE d.outbox_id = o.id AND d.state = 'pending' AND c.enabled)").fetchone()[0]
 
 
 def settle(sql, timeout=15):
@@ -201,8 +206,13 @@ def settle(sql, timeout=15):
 
 
 def outbox(sql):
-    rows = sql.execute("SELECT event_id::text, type, payload::text, webhook_state, "
-                       "webhook_attempts FROM outbox ORDER BY id").fetchall()
+    """The events, with the state of the configuration's webhook delivery
+    ("none" when the event got none)."""
+    rows = sql.execute("SELECT o.event_id::text, o.type, o.payload::text, "
+                       "coalesce(d.state, 'none'), coalesce(d.attempts, 0) FROM outbox o "
+                       "LEFT JOIN (deliveries d JOIN channels c ON c.id = d.channel_id "
+                       "           AND c.from_config) ON d.outbox_id = o.id "
+                       "ORDER BY o.id").fetchall()
     return [{"id": r[0], "type": r[1], "payload": json.loads(r[2]), "webhook": r[3],
              "attempts": r[4]} for r in rows]
 

@@ -86,10 +86,11 @@ def test_warning_then_breach_then_recovery_notify_each_transition_once_on_every_
         "incubator": "HRB-001", "subject": None, "state": "firing", "acknowledged": False,
         "started_at": None, "resolved_at": None, "value": 0.49, "threshold": 0.5,
         "message": None, "acknowledgement": None}
-    assert "0.4900" in breach_fired["data"]["message"]
+    # The message is Chinese, the share and the threshold in percent.
+    assert "科技企业场地占比 49.00%，低于一票否决线 50.00%" in breach_fired["data"]["message"]
     assert warning_resolved["data"]["state"] == "resolved"
     assert warning_resolved["data"]["id"] == warning_fired["data"]["id"]
-    assert "superseded by space_share_breach" in warning_resolved["data"]["message"]
+    assert "一票否决告警（space_share_breach）取代" in warning_resolved["data"]["message"]
     assert breach_resolved["data"]["id"] == breach_fired["data"]["id"]
     assert breach_resolved["data"]["value"] == 0.6
     assert breach_resolved["data"]["resolved_at"] is not None
@@ -168,7 +169,7 @@ def test_stale_data_fires_after_stale_after_days_without_a_snapshot(sql, daemon)
     got = api.get("/v1/alerts?rule=stale_data").json()["items"]
     assert [(a["incubator"], a["value"], a["threshold"], a["severity"]) for a in got] == [
         ("HRB-ST", 35, 35, "warning")]
-    assert f"registered on {t}" in got[0]["message"]
+    assert f"自 {t} 登记以来" in got[0]["message"]
     # A snapshot today resolves it (public service space keeps the share at 0.6).
     snapshot(api, "HRB-ST", t, {}, public_service=6000)
     assert [a["state"] for a in alerts(sql, "stale_data")] == ["resolved"]

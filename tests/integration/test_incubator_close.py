@@ -238,7 +238,7 @@ def test_stale_data_counts_from_registration_not_from_an_old_opening(admin, sql)
     stale = [a for a in alerts(sql, "stale_data") if a["incubator"] == "OLD-1"]
     assert [a["state"] for a in stale] == ["firing"]
     message = sql.execute("SELECT message FROM alerts WHERE id = %s", (stale[0]["id"],)).fetchone()[0]
-    assert f"registered on {registered}" in message, message
+    assert f"自 {registered} 登记以来" in message, message
 
 
 def test_stale_data_counts_from_opening_when_it_opens_after_registration(admin, sql):

@@ -39,6 +39,11 @@ def breach(api, code, n):
     snapshot(api, code, t, {"T-1": 4000})
 
 
+# A column of the only delivery of the configuration's webhook.
+WEBHOOK_DELIVERY = ("SELECT d.{} FROM deliveries d JOIN channels c ON c.id = d.channel_id "
+                    "WHERE c.from_config")
+
+
 def request_id_of(req):
     return req["headers"]["X-Incubatord-Event-Id"]
 
@@ -133,7 +138,8 @@ def test_a_delivery_cut_by_sigkill_is_sent_again_after_the_lease(pg, db, sql, wo
         receiver.unhang()
         [event] = outbox(sql)
         assert event["webhook"] == "pending" and event["attempts"] == 0
-        claimed = sql.execute("SELECT webhook_claimed_until > now() FROM outbox").fetchone()[0]
+        claimed = sql.execute("SELECT claimed_until > now() FROM channels "
+                              "WHERE from_config").fetchone()[0]
         assert claimed
 
         d.start()
@@ -154,9 +160,9 @@ def test_an_expired_claim_of_a_dead_daemon_is_delivered(sql, pg, db, workdir, re
             c.execute("SELECT api.emit('{}'::jsonb, 'test.claimed', '{\"n\": 1}'::json, 'info', "
                       "'event=test.claimed')")
             c.execute("UPDATE outbox SET local_claimed_by = 'dead:1:0', "
-                      "local_claimed_until = now() + interval '2 seconds', "
-                      "webhook_claimed_by = 'dead:1:0', "
-                      "webhook_claimed_until = now() + interval '2 seconds'")
+                      "local_claimed_until = now() + interval '2 seconds'")
+            c.execute("UPDATE channels SET claimed_by = 'dead:1:0', "
+                      "claimed_until = now() + interval '2 seconds' WHERE from_config")
         time.sleep(1)
         assert undelivered(sql) == 1 and receiver.requests == []
         settle(sql, timeout=15)
@@ -211,7 +217,7 @@ def test_a_webhook_failing_past_the_retry_window_is_given_up_and_logged(
         [event] = outbox(sql)
         assert event["webhook"] == "failed" and event["attempts"] >= 3
         assert len(receiver.requests) == event["attempts"]
-        error = sql.execute("SELECT webhook_last_error FROM outbox").fetchone()[0]
+        error = sql.execute(WEBHOOK_DELIVERY.format("last_error")).fetchone()[0]
         assert error.startswith("HTTP 503")
         assert re.search(rf"err: webhook: event {event['id']} given up after "
                          rf"{event['attempts']} attempts", d.log())
@@ -331,10 +337,10 @@ def tls_context(directory, name):
 
 
 def first_failure(sql):
-    """The webhook_last_error of the only event, once an attempt failed."""
-    wait_until(lambda: sql.execute("SELECT webhook_attempts FROM outbox").fetchone()[0] >= 1,
+    """The last error of the only webhook delivery, once an attempt failed."""
+    wait_until(lambda: sql.execute(WEBHOOK_DELIVERY.format("attempts")).fetchone()[0] >= 1,
                what="a failed attempt")
-    return sql.execute("SELECT webhook_last_error FROM outbox").fetchone()[0]
+    return sql.execute(WEBHOOK_DELIVERY.format("last_error")).fetchone()[0]
 
 
 def test_https_webhook_verifies_the_certificate_and_the_host_name(pg, db, sql, workdir):

@@ -19,7 +19,7 @@
 
 #include "incubatord/channels.h"
 #include "incubatord/messages.h"
-#include "incubatord/notify.h"
+#include "incubatord/outbox.h"
 
 static void test_signature_matches_openssl(void **state)
 {
@@ -55,12 +55,12 @@ static void test_backoff_doubles_up_to_the_cap(void **state)
     for (int attempts = 1; attempts <= 6; attempts++) {
         int64_t full = expected_full[attempts - 1];
         for (uint32_t rnd = 0; rnd < 2000; rnd += 7) {
-            int64_t d = notify_backoff_ms(attempts, 100, 1000, rnd);
+            int64_t d = outbox_backoff_ms(attempts, 100, 1000, rnd);
             assert_true(d >= full - full / 2);
             assert_true(d <= full);
         }
-        assert_int_equal(notify_backoff_ms(attempts, 100, 1000, 0), full - full / 2);
-        assert_int_equal(notify_backoff_ms(attempts, 100, 1000, (uint32_t)(full / 2)), full);
+        assert_int_equal(outbox_backoff_ms(attempts, 100, 1000, 0), full - full / 2);
+        assert_int_equal(outbox_backoff_ms(attempts, 100, 1000, (uint32_t)(full / 2)), full);
     }
 }
 
@@ -68,7 +68,7 @@ static void test_backoff_survives_many_attempts(void **state)
 {
     (void)state;
     /* Hundreds of failures over a day must not overflow the doubling. */
-    int64_t d = notify_backoff_ms(10000, 10000, 3600000, 12345);
+    int64_t d = outbox_backoff_ms(10000, 10000, 3600000, 12345);
     assert_true(d >= 1800000 && d <= 3600000);
 }
 
