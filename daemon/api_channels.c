@@ -10,7 +10,6 @@
 
 #include "incubatord/api.h"
 #include "incubatord/channels.h"
-#include "incubatord/http.h"
 #include "incubatord/log.h"
 #include "incubatord/outbox.h"
 #include "incubatord/server.h"
@@ -51,72 +50,98 @@ const struct field api_channel_patch_body[] = {CHANNEL_FIELDS(0)};
 
 /* ---- POST /v1/channels/{id}/test ---- */
 
+/* A test message in flight: owned here, freed once it has answered. */
 struct channel_test {
-    struct req *r;
+    struct server *srv;
+    apicall_cb done;
+    void *arg;
+    char request_id[64];
+    char id[24];
+    int timeout_ms;
     enum channel_kind kind;
 };
+
+static void refuse(struct channel_test *t, int status, const char *detail)
+{
+    struct api_reply reply = {.status = status, .detail = detail};
+    t->done(t->arg, &reply);
+    free(t);
+}
 
 static void test_answered(void *arg, const struct curl_response *res)
 {
     struct channel_test *t = arg;
-    struct req *r = t->r;
     char err[512];
-    if (channel_answer_ok(t->kind, res, err, sizeof(err))) {
-        json_t *doc = json_pack("{s:b, s:i, s:s%}", "delivered", 1, "status", res->status,
-                                "response", res->body, res->body_len);
-        if (doc == NULL) /* not UTF-8 */
-            doc = json_pack("{s:b, s:i, s:s}", "delivered", 1, "status", res->status,
-                            "response", "");
-        http_reply_json(r, 200, doc);
-    } else {
+    if (!channel_answer_ok(t->kind, res, err, sizeof(err))) {
         char detail[600];
         snprintf(detail, sizeof(detail), "%s: %s",
                  res->transferred ? "the channel did not take the message"
                                   : "the channel could not be reached",
                  err);
-        http_reply_problem(r, 502, detail, NULL);
+        refuse(t, 502, detail);
+        return;
     }
+    json_t *doc = json_pack("{s:b, s:i, s:s%}", "delivered", 1, "status", res->status, "response",
+                            res->body, res->body_len);
+    if (doc == NULL) /* not UTF-8 */
+        doc = json_pack("{s:b, s:i, s:s}", "delivered", 1, "status", res->status, "response", "");
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    if (text == NULL) {
+        refuse(t, 500, "internal error");
+        return;
+    }
+    struct api_reply reply = {.status = 200, .body = text, .body_len = strlen(text)};
+    t->done(t->arg, &reply);
+    free(text);
     free(t);
 }
 
 static void target_read(void *arg, const struct db_result *res)
 {
-    struct req *r = arg;
+    struct channel_test *t = arg;
     char err[256];
-    r->pending = NULL;
     if (res->status != DB_OK) {
-        http_reply_db_failure(r, res);
+        struct api_reply reply;
+        apicall_failure(res, t->request_id, &reply);
+        t->done(t->arg, &reply);
+        free(t);
         return;
     }
-    if (PQgetisnull(res->res, 0, 0)) {
+    const char *text = db_value(res, 0, 0);
+    if (text == NULL) {
         char detail[64];
-        snprintf(detail, sizeof(detail), "no channel %s", req_param(r, "id"));
-        http_reply_problem(r, 404, detail, NULL);
+        snprintf(detail, sizeof(detail), "no channel %s", t->id);
+        refuse(t, 404, detail);
         return;
     }
-    json_t *target = json_loads(PQgetvalue(res->res, 0, 0), 0, NULL);
-    struct channel_test *t = xcalloc(1, sizeof(*t));
-    t->r = r;
+    json_t *target = json_loads(text, 0, NULL);
     if (!channel_kind_parse(json_string_value(json_object_get(target, "kind")), &t->kind))
         t->kind = CHANNEL_WEBHOOK;
-    int timeout = req_remaining_ms(r) - TEST_MARGIN_MS;
-    if (timeout > r->srv->cfg.notify_timeout_ms)
-        timeout = r->srv->cfg.notify_timeout_ms;
+    int timeout = t->timeout_ms - TEST_MARGIN_MS;
+    if (timeout > t->srv->cfg.notify_timeout_ms)
+        timeout = t->srv->cfg.notify_timeout_ms;
     if (timeout < 100)
         timeout = 100;
-    bool started = outbox_send_test(r->srv, target, test_answered, t, timeout, err, sizeof(err));
+    bool started = outbox_send_test(t->srv, target, test_answered, t, timeout, err, sizeof(err));
     json_decref(target);
     if (!started) {
-        free(t);
         char detail[320];
         snprintf(detail, sizeof(detail), "the test message could not be sent: %s", err);
-        http_reply_problem(r, 502, detail, NULL);
+        refuse(t, 502, detail);
     }
 }
 
-void api_channel_test(struct req *r)
+void api_channel_test(const struct route_env *env, apicall_cb done, void *arg)
 {
     static const char sql[] = "SELECT api.channel_target($1::bigint)::text";
-    const char *values[] = {req_param(r, "id")};
-    r->pending = db_query(r->srv->pool, sql, 1, values, req_remaining_ms(r), target_read, r);
+    struct channel_test *t = xcalloc(1, sizeof(*t));
+    t->srv = env->srv;
+    t->done = done;
+    t->arg = arg;
+    t->timeout_ms = env->timeout_ms;
+    snprintf(t->request_id, sizeof(t->request_id), "%s", env->request_id);
+    snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(env->args, "id")));
+    const char *values[] = {t->id};
+    db_query(env->srv->pool, sql, 1, values, env->timeout_ms, target_read, t);
 }

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "incubatord/api.h"
-#include "incubatord/http.h"
 
 const struct query_param api_metrics_query[] = {
     {"period", Q_PERIOD, true, NULL},
@@ -66,26 +65,15 @@ void api_cohorts_check(struct req *r, struct vctx *v, json_t *args)
 /*
  * GET /v1/reports/cohorts: city-wide for the bureau; an incubator token may
  * read its own incubator's cohorts only, so it must name itself with
- * incubator=<its code>. The path has no {code} for the router's scope check,
- * hence this handler: scope first (403), then the query (400/422) as the
- * generic handler does.
+ * incubator=<its code>. The path has no {code} for the access column, hence
+ * this hook; it runs before the query is validated (403 before 400/422).
  */
-void api_reports_cohorts(struct req *r)
+const char *api_reports_cohorts_authorize(const json_t *ctx, const json_t *request)
 {
-    if (!r->token.admin) {
-        const char *code = req_query(r, "incubator");
-        if (code == NULL || strcmp(code, r->token.incubator) != 0) {
-            http_reply_problem(r, 403,
-                               "an incubator token may only read its own incubator's "
-                               "cohorts: pass incubator=<its code>",
-                               NULL);
-            return;
-        }
-    }
-    json_t *args = req_build_args(r); /* runs api_cohorts_check */
-    if (args == NULL)
-        return;
-    req_call_api(r, "reports_cohorts", args);
+    if (route_own_incubator(ctx, json_string_value(json_object_get(request, "incubator"))))
+        return NULL;
+    return "an incubator token may only read its own incubator's cohorts: pass "
+           "incubator=<its code>";
 }
 
 const struct query_param api_share_daily_query[] = {

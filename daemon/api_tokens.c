@@ -7,58 +7,42 @@
 
 #include "incubatord/api.h"
 #include "incubatord/auth.h"
-#include "incubatord/http.h"
-#include "incubatord/log.h"
-#include "incubatord/server.h"
 
 const struct field api_token_create_body[] = {
     {"name", FT_TEXT, F_REQUIRED, .max = 100},
     {NULL},
 };
 
-static void add_secret(struct req *r, int status, json_t *doc)
-{
-    /* A replayed creation (Idempotency-Key) does not show the secret again. */
-    if (status == 201 && doc != NULL && r->secret != NULL && !r->replayed)
-        json_object_set_new(doc, "token", json_string(r->secret));
-}
-
-void api_token_create(struct req *r)
+bool api_token_create_prepare(json_t *args, json_t *keep)
 {
     char token[AUTH_TOKEN_LEN + 1];
     unsigned char hash[AUTH_HASH_LEN];
     char bytea[2 + 2 * AUTH_HASH_LEN + 1];
-    json_t *args = req_build_args(r);
 
-    if (args == NULL)
-        return;
-    if (!auth_token_generate(token, hash)) {
-        json_decref(args);
-        log_req(LOG_ERR, r->id, "RAND_bytes failed: no token made");
-        http_reply_problem(r, 500, "could not make a random token", NULL);
-        return;
-    }
+    if (!auth_token_generate(token, hash))
+        return false;
     auth_hash_to_bytea(hash, bytea);
     json_object_set_new(args, "hash", json_string(bytea));
-    r->secret = xstrdup(token);
+    json_object_set_new(keep, "secret", json_string(token));
     explicit_bzero(token, sizeof(token));
-    r->on_success = add_secret;
-    req_call_api(r, "token_create", args);
+    return true;
 }
 
-static void forget_revoked(struct req *r, int status, json_t *doc)
+void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *effects)
 {
-    (void)status;
+    json_t *secret = json_object_get(a->keep, "secret");
+    (void)effects;
+    /* A replayed creation (Idempotency-Key) does not show the secret again. */
+    if (a->status == 201 && doc != NULL && json_is_string(secret) && !a->replayed)
+        json_object_set(doc, "token", secret);
+}
+
+void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    const char *id = json_string_value(json_object_get(a->args, "id"));
     (void)doc;
     /* Fails from the next request on, here; other daemons hear it by NOTIFY. */
-    auth_cache_forget(r->srv->auth, strtoll(req_param(r, "id"), NULL, 10));
-}
-
-void api_token_revoke(struct req *r)
-{
-    json_t *args = req_build_args(r);
-    if (args == NULL)
-        return;
-    r->on_success = forget_revoked;
-    req_call_api(r, "token_revoke", args);
+    if (id != NULL)
+        json_object_set_new(effects, ROUTE_EFFECT_FORGET_TOKEN,
+                            json_integer(strtoll(id, NULL, 10)));
 }

@@ -183,8 +183,7 @@ void auth_hash_to_bytea(const unsigned char hash[AUTH_HASH_LEN],
 {
     out[0] = '\\';
     out[1] = 'x';
-    for (int i = 0; i < AUTH_HASH_LEN; i++)
-        snprintf(out + 2 + 2 * i, 3, "%02x", hash[i]);
+    hex_encode(hash, AUTH_HASH_LEN, out + 2);
 }
 
 bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1], unsigned char hash[AUTH_HASH_LEN])
@@ -219,16 +218,16 @@ static void lookup_done(void *arg, const struct db_result *r)
         free(l);
         return;
     }
-    if (PQntuples(r->res) != 1) {
+    if (db_rows(r) != 1) {
         l->cb(l->arg, AUTH_REJECTED, NULL, NULL);
         free(l);
         return;
     }
     memset(&t, 0, sizeof(t));
-    t.id = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
-    snprintf(t.name, sizeof(t.name), "%s", PQgetvalue(r->res, 0, 1));
-    t.admin = PQgetvalue(r->res, 0, 2)[0] == 't';
-    snprintf(t.incubator, sizeof(t.incubator), "%s", PQgetvalue(r->res, 0, 3));
+    t.id = strtoll(db_text(r, 0, 0), NULL, 10);
+    snprintf(t.name, sizeof(t.name), "%s", db_text(r, 0, 1));
+    t.admin = db_text(r, 0, 2)[0] == 't';
+    snprintf(t.incubator, sizeof(t.incubator), "%s", db_text(r, 0, 3)); /* "" for an admin */
     if (l->epoch == l->cache->epoch)
         cache_put(l->cache, l->hash, &t);
     l->cb(l->arg, AUTH_OK, &t, NULL);

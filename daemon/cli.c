@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "incubatord/apicall.h"
 #include "incubatord/auth.h"
 #include "incubatord/cli.h"
 #include "incubatord/config.h"
@@ -21,8 +22,6 @@
 
 #define CLI_TIMEOUT_MS         30000
 #define CLI_MIGRATE_TIMEOUT_MS 600000
-
-static const char RUN_SQL[] = "SELECT status, body::text FROM api.run($1, $2::jsonb, $3::jsonb)";
 
 struct cli {
     struct event_base *base;
@@ -119,61 +118,37 @@ int cli_check_config(const char *config_path, bool print_effective, bool print_r
     return 0;
 }
 
-/* The audit context of a command-line action. */
-static char *cli_context(const char *what)
+/* Calls api.<fn>(ctx, args) as the API would (args consumed) and runs the loop until cb is done. */
+static void run_api(struct cli *c, const char *fn, const char *what, json_t *args, apicall_cb cb)
 {
     struct passwd *pw = getpwuid(getuid());
-    char who[160], today[11], id[32];
+    char who[160], id[32];
     snprintf(who, sizeof(who), "cli:%s", pw ? pw->pw_name : "unknown");
     snprintf(id, sizeof(id), "cli-%d", (int)getpid());
-    date_format(date_today(), today);
-    json_t *ctx =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:n}", "request_id", id, "method", "CLI", "path",
-                  what, "today", today, "token_name", who, "admin", 1, "incubator");
-    char *text = json_dumps(ctx, JSON_COMPACT);
-    json_decref(ctx);
-    return text;
-}
-
-/* Calls api.run(fn, ctx, args) as the API would (args consumed) and runs the loop until cb is done.
- */
-static void run_api(struct cli *c, const char *fn, const char *what, json_t *args, db_cb cb)
-{
-    char *args_text = json_dumps(args, JSON_COMPACT);
-    char *ctx = cli_context(what);
-    const char *values[] = {fn, ctx, args_text};
-    db_query(c->pool, RUN_SQL, 3, values, CLI_TIMEOUT_MS, cb, c);
-    json_decref(args);
-    free(args_text);
-    free(ctx);
+    struct api_caller caller = {
+        .request_id = id,
+        .method = "CLI",
+        .path = what,
+        .token_name = who,
+        .admin = true,
+    };
+    apicall_run(c->pool, fn, apicall_context(&caller), args, CLI_TIMEOUT_MS, cb, c);
     event_base_dispatch(c->base);
 }
 
-/* Prints an api.run row's problem, if it is one; returns its status. */
-static int run_status(const struct db_result *r)
+/* Prints a reply's problem, if it is one; returns its status. */
+static int run_status(const struct api_reply *a)
 {
-    if (r->status != DB_OK) {
-        fprintf(stderr, "incubatord: %s%s\n", r->message,
-                r->sqlstate && strcmp(r->sqlstate, "42883") == 0
-                    ? " (is the schema migrated? run incubatord migrate)"
-                    : "");
-        return 0;
-    }
-    int status = atoi(PQgetvalue(r->res, 0, 0));
-    if (status >= 400) {
-        json_t *p = json_loads(PQgetvalue(r->res, 0, 1), 0, NULL);
-        const char *detail = p ? json_string_value(json_object_get(p, "detail")) : NULL;
-        fprintf(stderr, "incubatord: %s\n", detail ? detail : "refused");
-        json_decref(p);
-    }
-    return status;
+    if (a->status >= 400)
+        fprintf(stderr, "incubatord: %s\n", a->detail ? a->detail : "refused");
+    return a->status;
 }
 
-static void token_created(void *arg, const struct db_result *r)
+static void token_created(void *arg, const struct api_reply *a)
 {
     struct cli *c = arg;
-    if (run_status(r) == 201) {
-        json_t *doc = json_loads(PQgetvalue(r->res, 0, 1), 0, NULL);
+    if (run_status(a) == 201) {
+        json_t *doc = json_loadb(a->body ? a->body : "", a->body_len, 0, NULL);
         printf("%s\n", c->secret);
         fflush(stdout);
         fprintf(stderr, "created token %lld \"%s\"%s%s; it is shown only this once\n",
@@ -212,10 +187,10 @@ int cli_token_create(const char *config_path, const char *incubator_code, const 
     return cli_close(&c);
 }
 
-static void token_revoked(void *arg, const struct db_result *r)
+static void token_revoked(void *arg, const struct api_reply *a)
 {
     struct cli *c = arg;
-    if (run_status(r) == 204) {
+    if (run_status(a) == 204) {
         fprintf(stderr, "token revoked\n");
         c->code = 0;
     }

@@ -16,7 +16,6 @@
 #include <event2/keyvalq_struct.h>
 
 #include "incubatord/console.h"
-#include "incubatord/http.h"
 
 #define CONSOLE_PREFIX "/console/"
 
@@ -100,50 +99,65 @@ static bool etag_matches(const char *header, const char *etag)
     return false;
 }
 
-static void security_headers(struct req *r)
-{
-    http_add_header(r, "Content-Security-Policy", CSP);
-    http_add_header(r, "X-Content-Type-Options", "nosniff");
-    http_add_header(r, "Referrer-Policy", "no-referrer");
-    http_add_header(r, "X-Frame-Options", "DENY");
-    http_add_header(r, "Cache-Control", "no-cache");
-}
+/* The security headers of every answer, then the answer's own: name, value, ..., NULL. */
+#define SECURITY_HEADERS                                                                           \
+    "Content-Security-Policy", CSP, "X-Content-Type-Options", "nosniff", "Referrer-Policy",        \
+        "no-referrer", "X-Frame-Options", "DENY", "Cache-Control", "no-cache"
 
-void console_serve(struct req *r)
+void console_serve(enum evhttp_cmd_type method, const char *path, const char *if_none_match,
+                   apicall_cb done, void *arg)
 {
-    enum evhttp_cmd_type method = evhttp_request_get_command(r->ev);
     const struct console_file *f;
     char length[24];
+    struct api_reply reply;
 
-    security_headers(r);
+    memset(&reply, 0, sizeof(reply));
     if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_HEAD) {
-        http_add_header(r, "Allow", "GET, HEAD");
-        http_reply_problem(r, 405, "the console's files are read with GET or HEAD", NULL);
+        const char *const headers[] = {SECURITY_HEADERS, "Allow", "GET, HEAD", NULL};
+        reply.status = 405;
+        reply.detail = "the console's files are read with GET or HEAD";
+        reply.headers = headers;
+        done(arg, &reply);
         return;
     }
-    if (strcmp(r->path, "/") == 0 || strcmp(r->path, "/console") == 0) {
+    if (strcmp(path, "/") == 0 || strcmp(path, "/console") == 0) {
         static const char moved[] = "/console/\n";
-        http_add_header(r, "Location", CONSOLE_PREFIX);
         snprintf(length, sizeof(length), "%zu", sizeof(moved) - 1);
-        http_add_header(r, "Content-Length", length);
-        http_reply_raw(r, 302, "text/plain; charset=utf-8", moved, sizeof(moved) - 1);
+        const char *const headers[] = {SECURITY_HEADERS, "Content-Length", length, NULL};
+        reply.status = 302;
+        reply.location = CONSOLE_PREFIX;
+        reply.content_type = "text/plain; charset=utf-8";
+        reply.body = moved;
+        reply.body_len = sizeof(moved) - 1;
+        reply.headers = headers;
+        done(arg, &reply);
         return;
     }
-    const char *name = r->path + sizeof(CONSOLE_PREFIX) - 1;
+    const char *name = path + sizeof(CONSOLE_PREFIX) - 1;
     f = console_find(name[0] == '\0' ? "index.html" : name);
     if (f == NULL) {
-        http_reply_problem(r, 404, "the console has no such file", NULL);
+        const char *const headers[] = {SECURITY_HEADERS, NULL};
+        reply.status = 404;
+        reply.detail = "the console has no such file";
+        reply.headers = headers;
+        done(arg, &reply);
         return;
     }
-    http_add_header(r, "ETag", f->etag);
-    const char *inm =
-        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "If-None-Match");
-    if (inm != NULL && etag_matches(inm, f->etag)) {
-        http_reply_raw(r, 304, NULL, NULL, 0);
+    if (if_none_match != NULL && etag_matches(if_none_match, f->etag)) {
+        const char *const headers[] = {SECURITY_HEADERS, "ETag", f->etag, NULL};
+        reply.status = 304;
+        reply.headers = headers;
+        done(arg, &reply);
         return;
     }
     /* Set here, so that a HEAD answer carries the length of the GET's body. */
     snprintf(length, sizeof(length), "%zu", f->len);
-    http_add_header(r, "Content-Length", length);
-    http_reply_raw(r, 200, media_type(f->path), f->data, f->len);
+    const char *const headers[] = {SECURITY_HEADERS, "ETag", f->etag, "Content-Length", length,
+                                   NULL};
+    reply.status = 200;
+    reply.content_type = media_type(f->path);
+    reply.body = f->data;
+    reply.body_len = f->len;
+    reply.headers = headers;
+    done(arg, &reply);
 }

@@ -168,6 +168,25 @@ static int jitter(int ms)
     return ms - ms / 5 + (int)(random() % (ms / 5 * 2 + 1));
 }
 
+int db_rows(const struct db_result *r)
+{
+    return r->res != NULL && r->status == DB_OK ? PQntuples(r->res) : 0;
+}
+
+const char *db_value(const struct db_result *r, int row, int col)
+{
+    if (row < 0 || row >= db_rows(r) || col < 0 || col >= PQnfields(r->res) ||
+        PQgetisnull(r->res, row, col))
+        return NULL;
+    return PQgetvalue(r->res, row, col);
+}
+
+const char *db_text(const struct db_result *r, int row, int col)
+{
+    const char *v = db_value(r, row, col);
+    return v ? v : "";
+}
+
 bool db_sqlstate_is_transient(const char *sqlstate)
 {
     static const char *const transient[] = {

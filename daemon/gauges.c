@@ -82,8 +82,7 @@ static void read_done(void *arg, const struct db_result *r)
     }
     g->due_ms = mono_ms() + (g->again ? METRICS_SOON_MS : METRICS_MS);
     arm_ms(g->timer, g->again ? METRICS_SOON_MS : METRICS_MS);
-    g->again = false;
-    server_request_done(g->srv);
+    g->again = false; /* (a draining server reads gauges_busy() until it is 0) */
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

@@ -7,13 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "incubatord/db.h"
-#include "incubatord/http.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
-#include "incubatord/routes.h"
-#include "incubatord/server.h"
 
 #define MAX_STATUSES 16
 
@@ -87,6 +83,7 @@ struct series {
 static struct {
     size_t nroutes;
     struct route_stats *routes; /* nroutes + 1: the last is "unmatched" */
+    char **labels;              /* nroutes: "GET /v1/incubators/{code}" */
     struct series *series;
 } m;
 
@@ -94,6 +91,15 @@ void metrics_init(size_t nroutes)
 {
     m.nroutes = nroutes;
     m.routes = xcalloc(nroutes + 1, sizeof(struct route_stats));
+    m.labels = xcalloc(nroutes + 1, sizeof(char *));
+}
+
+void metrics_route_label(size_t route_index, const char *label)
+{
+    if (route_index < m.nroutes) {
+        free(m.labels[route_index]);
+        m.labels[route_index] = xstrdup(label);
+    }
 }
 
 void metrics_free(void)
@@ -105,6 +111,10 @@ void metrics_free(void)
         free(s);
     }
     m.series = NULL;
+    for (size_t i = 0; m.labels && i < m.nroutes; i++)
+        free(m.labels[i]);
+    free(m.labels);
+    m.labels = NULL;
     free(m.routes);
     m.routes = NULL;
 }
@@ -201,10 +211,7 @@ void metrics_job_ran(const char *job, time_t when, bool ok)
 
 static void route_label(size_t i, char *out, size_t len)
 {
-    if (i >= m.nroutes)
-        snprintf(out, len, "unmatched");
-    else
-        snprintf(out, len, "%s %s", route_method_name(routes[i].method), routes[i].pattern);
+    snprintf(out, len, "%s", i < m.nroutes && m.labels[i] ? m.labels[i] : "unmatched");
 }
 
 static void render_requests(struct evbuffer *out, const char *name)
@@ -238,21 +245,15 @@ static void render_durations(struct evbuffer *out, const char *name)
     }
 }
 
-static void render_process(struct evbuffer *out, const char *name, const struct server *srv)
+static void render_process(struct evbuffer *out, const char *name, const struct metrics_process *p)
 {
-    struct db_pool_stats ps;
-    memset(&ps, 0, sizeof(ps));
-    if (srv->pool)
-        db_pool_get_stats(srv->pool, &ps);
-    struct db_pool_stats rs;
-    memset(&rs, 0, sizeof(rs));
-    if (srv->read_pool)
-        db_pool_get_stats(srv->read_pool, &rs);
+    const struct db_pool_stats ps = p->pool;
+    const struct db_pool_stats rs = p->read_pool;
 
     if (strcmp(name, "incubatord_http_connections_open") == 0)
-        evbuffer_add_printf(out, "%s %d\n", name, http_open_connections(srv));
+        evbuffer_add_printf(out, "%s %d\n", name, p->connections_open);
     else if (strcmp(name, "incubatord_http_requests_in_flight") == 0)
-        evbuffer_add_printf(out, "%s %d\n", name, http_inflight(srv));
+        evbuffer_add_printf(out, "%s %d\n", name, p->requests_in_flight);
     else if (strcmp(name, "incubatord_db_pool_connections") == 0)
         evbuffer_add_printf(out,
                             "%s{state=\"configured\"} %d\n%s{state=\"connected\"} %d\n"
@@ -275,19 +276,19 @@ static void render_process(struct evbuffer *out, const char *name, const struct 
                             "%s{state=\"busy\"} %d\n",
                             name, rs.size, name, rs.connected, name, rs.busy);
     else if (strcmp(name, "incubatord_db_read_lag_seconds") == 0) {
-        if (srv->read_pool)
+        if (p->has_read_pool)
             evbuffer_add_printf(out, "%s %.3f\n", name,
                                 rs.lag_ms < 0 ? -1.0 : (double)rs.lag_ms / 1000.0);
     } else if (strcmp(name, "incubatord_db_reads_total") == 0)
         evbuffer_add_printf(out, "%s{pool=\"read\"} %llu\n%s{pool=\"primary\"} %llu\n", name,
-                            (unsigned long long)srv->reads_routed[0], name,
-                            (unsigned long long)srv->reads_routed[1]);
+                            (unsigned long long)p->reads_routed[0], name,
+                            (unsigned long long)p->reads_routed[1]);
     else if (strcmp(name, "incubatord_db_listen_up") == 0)
         evbuffer_add_printf(out, "%s %d\n", name, ps.listening ? 1 : 0);
     else if (strcmp(name, "incubatord_schema_ready") == 0)
-        evbuffer_add_printf(out, "%s %d\n", name, server_schema_ready(srv) ? 1 : 0);
+        evbuffer_add_printf(out, "%s %d\n", name, p->schema_ready ? 1 : 0);
     else if (strcmp(name, "incubatord_start_time_seconds") == 0)
-        evbuffer_add_printf(out, "%s %lld\n", name, (long long)srv->started_at);
+        evbuffer_add_printf(out, "%s %lld\n", name, (long long)p->started_at);
     else if (strcmp(name, "incubatord_build_info") == 0)
         evbuffer_add_printf(out, "%s{version=\"%s\",schema=\"%d\"} 1\n", name, INCUBATORD_VERSION,
                             migrate_latest_version());
@@ -305,7 +306,7 @@ static void render_series(struct evbuffer *out, const struct metric_def *def)
     }
 }
 
-void metrics_render(struct evbuffer *out, const struct server *srv)
+void metrics_render(struct evbuffer *out, const struct metrics_process *p)
 {
     for (size_t i = 0; i < ARRAY_LEN(defs); i++) {
         const struct metric_def *def = &defs[i];
@@ -319,7 +320,7 @@ void metrics_render(struct evbuffer *out, const struct server *srv)
             render_durations(out, def->name);
             break;
         case MK_PROCESS:
-            render_process(out, def->name, srv);
+            render_process(out, def->name, p);
             break;
         case MK_SERIES:
             render_series(out, def);

@@ -112,8 +112,7 @@ static void functions_hash(char out[65])
     }
     EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
-    for (unsigned i = 0; i < mdlen && i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex_encode(md, mdlen < 32 ? mdlen : 32, out);
 }
 
 static void finish(struct migration *m, enum migrate_outcome outcome, const char *message)
@@ -229,7 +228,7 @@ static void step_read(void *arg, const struct db_result *r)
     char msg[256];
     if (failed(m, r, "reading schema_migrations"))
         return;
-    m->applied_version = atoi(PQgetvalue(r->res, 0, 0));
+    m->applied_version = atoi(db_text(r, 0, 0));
     if (m->applied_version > migrate_latest_version()) {
         snprintf(msg, sizeof(msg),
                  "the database schema is at version %d, newer than this binary's %d",
@@ -237,8 +236,8 @@ static void step_read(void *arg, const struct db_result *r)
         finish(m, MIGRATE_TOO_NEW, msg);
         return;
     }
-    m->functions_changed = m->mode == MIGRATE_APPLY_FORCE || PQgetisnull(r->res, 0, 1) ||
-                           strcmp(PQgetvalue(r->res, 0, 1), m->hash) != 0 ||
+    m->functions_changed = m->mode == MIGRATE_APPLY_FORCE || db_value(r, 0, 1) == NULL ||
+                           strcmp(db_value(r, 0, 1), m->hash) != 0 ||
                            m->applied_version < migrate_latest_version();
     m->next = 0;
     apply_next_migration(m);
@@ -258,7 +257,7 @@ static void step_check(void *arg, const struct db_result *r)
     char msg[256];
     if (failed(m, r, "reading schema_migrations"))
         return;
-    int v = atoi(PQgetvalue(r->res, 0, 0));
+    int v = atoi(db_text(r, 0, 0));
     int latest = migrate_latest_version();
     snprintf(msg, sizeof(msg), "the database schema is at version %d; this binary's is %d", v,
              latest);
@@ -270,7 +269,7 @@ static void step_check_exists(void *arg, const struct db_result *r)
     struct migration *m = arg;
     if (failed(m, r, "looking for schema_migrations"))
         return;
-    if (strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
+    if (strcmp(db_text(r, 0, 0), "t") != 0) {
         finish(m, MIGRATE_BEHIND, "the database has no schema yet: run incubatord migrate");
         return;
     }

@@ -21,7 +21,7 @@ const struct query_param api_page_query[] = {
 
 /* clang-format off */
 const struct route routes[] = {
-    /* method  pattern                            access            flags                    api.run fn          body / query / check / handler */
+    /* method  pattern                            access            flags                    api fn              body / query / check / handler / hooks */
     {GET,    "/healthz",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_healthz},
     {GET,    "/readyz",                           ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_readyz},
     {GET,    "/metrics",                          ACCESS_PUBLIC,    ROUTE_NOLOG,             NULL,               .handler = api_metrics},
@@ -32,9 +32,9 @@ const struct route routes[] = {
     {PATCH,  "/v1/incubators/{code}",             ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "incubator_patch", .body = api_incubator_patch_body, .check = api_incubator_patch_check},
     {POST,   "/v1/incubators/{code}/close",       ACCESS_ADMIN,     ROUTE_BODY,              "incubator_close",  .body = api_incubator_close_body},
 
-    {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .handler = api_token_create},
+    {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .prepare = api_token_create_prepare, .after = api_token_create_after},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
-    {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .handler = api_token_revoke},
+    {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .after = api_token_revoke_after},
 
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
@@ -66,7 +66,7 @@ const struct route routes[] = {
 
     {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, ROUTE_READ,              "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
     {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
-    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .handler = api_reports_cohorts},
+    {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .authorize = api_reports_cohorts_authorize},
     {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     ROUTE_READ,              "reports_overview", .query = api_on_query},
     {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_READ,              "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
@@ -148,6 +148,14 @@ bool route_param_valid(const char *name, const char *value, size_t len)
         return period_parse(buf, &y, &m);
     }
     return false;
+}
+
+bool route_own_incubator(const json_t *ctx, const char *code)
+{
+    const char *own = json_string_value(json_object_get(ctx, "incubator"));
+    if (json_is_true(json_object_get(ctx, "admin")))
+        return true;
+    return code != NULL && own != NULL && strcmp(code, own) == 0;
 }
 
 /* The parameter names patterns may use; each has its format in route_param_valid(). */

@@ -15,6 +15,8 @@
 
 #include <jansson.h>
 
+#include "incubatord/apicall.h"
+#include "incubatord/busy.h"
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -74,7 +76,6 @@ struct job {
 
 struct sched_state {
     struct job jobs[ARRAY_LEN(jobs)];
-    int running;
 };
 
 /* ---- the monthly arithmetic ---- */
@@ -205,16 +206,14 @@ static int next_delay(const struct job *j)
 
 static void job_finished(struct job *j, bool ok, int retry_s)
 {
-    struct sched_state *st = j->srv->sched;
     if (j->session) {
         db_session_close(j->session);
         j->session = NULL;
     }
     j->running = false;
-    st->running--;
+    busy_leave(BUSY_JOB);
     metrics_job_ran(j->def->name, time(NULL), ok);
     arm(j, ok ? next_delay(j) : retry_s);
-    server_request_done(j->srv);
 }
 
 static bool job_failed(struct job *j, const struct db_result *r, const char *step)
@@ -256,18 +255,18 @@ static void committed(void *arg, const struct db_result *r)
     job_finished(j, true, 0);
 }
 
-static void ran(void *arg, const struct db_result *r)
+static void ran(void *arg, const struct db_result *failure, const char *result)
 {
     struct job *j = arg;
-    if (job_failed(j, r, "api.run_job"))
+    if (failure != NULL && job_failed(j, failure, "api.run_job"))
         return;
-    if (PQgetisnull(r->res, 0, 0)) {
+    if (result == NULL) {
         log_msg(LOG_DEBUG, "job %s: another daemon holds it; skipped", j->def->name);
     } else {
-        json_t *result = json_loads(PQgetvalue(r->res, 0, 0), JSON_DECODE_ANY, NULL);
-        if (result)
-            log_result(j, result);
-        json_decref(result);
+        json_t *doc = json_loads(result, JSON_DECODE_ANY, NULL);
+        if (doc)
+            log_result(j, doc);
+        json_decref(doc);
     }
     db_session_query(j->session, "COMMIT", 0, NULL, committed, j);
 }
@@ -277,8 +276,7 @@ static void timeout_set(void *arg, const struct db_result *r)
     struct job *j = arg;
     if (job_failed(j, r, "set statement_timeout"))
         return;
-    const char *values[] = {j->def->name, j->ctx};
-    db_session_query(j->session, "SELECT api.run_job($1, $2::jsonb)::text", 2, values, ran, j);
+    apicall_run_job(j->session, j->def->name, j->ctx, ran, j);
 }
 
 static void begun(void *arg, const struct db_result *r)
@@ -304,26 +302,26 @@ static void session_opened(void *arg, struct db_session *s, const char *error)
     db_session_query(s, "BEGIN", 0, NULL, begun, j);
 }
 
-/* The context a job's SQL gets: like a request's, with "now" and, for a monthly job, its period. */
+/* The context a job's SQL gets: a request's, with, for a monthly job, its period. */
 static void make_context(struct job *j)
 {
     const struct config *cfg = &j->srv->cfg;
-    time_t now = time(NULL);
-    char today[11], stamp[32], period[8];
-    struct tm tm;
-    date_format(server_today(j->srv), today);
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *ctx = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "request_id", "job", "method",
-                            "JOB", "path", j->def->name, "today", today, "now", stamp, "token_name",
-                            "scheduler", "admin", 1);
+    struct api_caller caller = {
+        .request_id = "job",
+        .method = "JOB",
+        .path = j->def->name,
+        .token_name = "scheduler",
+        .admin = true,
+    };
+    json_t *ctx = apicall_context(&caller);
+    char period[8];
     if (j->def->kind == JOB_MONTHLY) {
-        time_t due = sched_last_monthly(now, cfg->timezone, cfg->payout_day, cfg->payout_hour);
+        time_t due = sched_last_monthly(time(NULL), cfg->timezone, cfg->payout_day, cfg->payout_hour);
         sched_previous_period(due, cfg->timezone, period);
         json_object_set_new(ctx, "period", json_string(period));
     }
     char *text = json_dumps(ctx, JSON_COMPACT);
-    snprintf(j->ctx, sizeof(j->ctx), "%s", text);
+    snprintf(j->ctx, sizeof(j->ctx), "%s", text ? text : "{}");
     free(text);
     json_decref(ctx);
 }
@@ -344,7 +342,7 @@ static void start_job(struct job *j)
         return;
     }
     j->running = true;
-    srv->sched->running++;
+    busy_enter(BUSY_JOB);
     make_context(j);
     snprintf(j->timeout, sizeof(j->timeout), "%d", j->def->timeout_ms);
     db_session_open(srv->pool, SESSION_WAIT_MS, session_opened, j);
@@ -381,19 +379,6 @@ void sched_apply_config(struct server *srv)
         if (!j->running)
             arm(j, j->def->kind == JOB_MONTHLY ? 1 : next_delay(j));
     }
-}
-
-void sched_run_now(struct server *srv, const char *name)
-{
-    struct sched_state *st = srv->sched;
-    for (size_t i = 0; st && i < ARRAY_LEN(jobs); i++)
-        if (strcmp(jobs[i].name, name) == 0)
-            start_job(&st->jobs[i]);
-}
-
-int sched_running(const struct server *srv)
-{
-    return srv->sched ? srv->sched->running : 0;
 }
 
 void sched_free(struct server *srv)

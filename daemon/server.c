@@ -17,6 +17,7 @@
 #endif
 
 #include "incubatord/auth.h"
+#include "incubatord/busy.h"
 #include "incubatord/db.h"
 #include "incubatord/http.h"
 #include "incubatord/log.h"
@@ -47,17 +48,6 @@ static void notify_systemd(const char *state)
 #else
     (void)state;
 #endif
-}
-
-day_t server_today(const struct server *srv)
-{
-    (void)srv;
-    return date_today();
-}
-
-bool server_schema_ready(const struct server *srv)
-{
-    return srv->schema == SCHEMA_CURRENT;
 }
 
 /* ---- schema ---- */
@@ -131,21 +121,6 @@ static void schedule_migrate(struct server *srv, int delay_ms)
     evtimer_add(srv->migrate_timer, &tv);
 }
 
-/* ---- the read pool ---- */
-
-struct db_pool *server_read_pool(struct server *srv)
-{
-    if (srv->read_pool != NULL && db_pool_is_up(srv->read_pool)) {
-        int64_t lag_ms = db_pool_lag_ms(srv->read_pool);
-        if (lag_ms >= 0 && lag_ms <= (int64_t)srv->cfg.read_max_lag_s * 1000) {
-            srv->reads_routed[0]++;
-            return srv->read_pool;
-        }
-    }
-    srv->reads_routed[1]++;
-    return srv->pool;
-}
-
 /* ---- notifications from other daemons ---- */
 
 static void on_notify(void *arg, const char *channel, const char *payload)
@@ -177,12 +152,18 @@ static void stop_now(struct server *srv)
 /* Requests, jobs and deliveries still running: a draining server waits for them. */
 static int busy(const struct server *srv)
 {
-    return http_inflight(srv) + sched_running(srv) + outbox_busy(srv) + gauges_busy(srv);
+    return busy_total() + outbox_busy(srv) + gauges_busy(srv);
 }
 
-void server_request_done(struct server *srv)
+/* How often a draining server looks whether the work is done. */
+#define DRAIN_POLL_MS 5
+
+static void drain_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (srv->draining && busy(srv) == 0)
+    struct server *srv = arg;
+    (void)fd;
+    (void)what;
+    if (busy(srv) == 0)
         stop_now(srv);
 }
 
@@ -194,7 +175,9 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     log_msg(LOG_WARNING,
             "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
             "running after %d ms; exiting",
-            http_inflight(srv), sched_running(srv), outbox_busy(srv) + gauges_busy(srv), srv->cfg.shutdown_timeout_ms);
+            busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
+            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY),
+            srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
 
@@ -214,8 +197,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     log_msg(LOG_NOTICE,
             "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
             "delivery step(s)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", http_inflight(srv), sched_running(srv),
-            outbox_busy(srv) + gauges_busy(srv));
+            sig == SIGINT ? "SIGINT" : "SIGTERM", busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
+            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY));
     if (busy(srv) == 0) {
         stop_now(srv);
         return;
@@ -224,6 +207,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
                          (srv->cfg.shutdown_timeout_ms % 1000) * 1000};
     srv->drain_timer = evtimer_new(srv->base, drain_timeout_cb, srv);
     evtimer_add(srv->drain_timer, &tv);
+    struct timeval poll = {0, DRAIN_POLL_MS * 1000};
+    srv->drain_poll = event_new(srv->base, -1, EV_PERSIST, drain_poll_cb, srv);
+    evtimer_add(srv->drain_poll, &poll);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -323,6 +309,12 @@ int server_run(const char *config_path, bool foreground)
     db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
                    on_listen_reset, &srv);
     metrics_init(routes_count);
+    for (size_t i = 0; i < routes_count; i++) {
+        char label[160];
+        snprintf(label, sizeof(label), "%s %s", route_method_name(routes[i].method),
+                 routes[i].pattern);
+        metrics_route_label(i, label);
+    }
 
     if (!http_start(&srv)) {
         code = 1;
@@ -374,6 +366,8 @@ out:
         event_free(srv.migrate_timer);
     if (srv.drain_timer)
         event_free(srv.drain_timer);
+    if (srv.drain_poll)
+        event_free(srv.drain_poll);
     event_base_free(srv.base);
     config_free(&srv.cfg);
     log_close();

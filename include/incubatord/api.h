@@ -1,13 +1,14 @@
 /*
  * The API's handlers and the tables the route table points at: body field
- * tables, query tables, cross-field checks, and the few handlers that do more
- * than one api.run call. One api_*.c file per resource.
+ * tables, query tables, cross-field checks, route hooks, and the handlers of
+ * the public routes. One api_*.c file per resource.
  */
 #ifndef INCUBATORD_API_H
 #define INCUBATORD_API_H
 
 #include <jansson.h>
 
+#include "incubatord/routes.h"
 #include "incubatord/validate.h"
 
 struct req;
@@ -16,10 +17,10 @@ struct csv_spec;
 /* Shared query tables. */
 extern const struct query_param api_page_query[]; /* limit, cursor */
 
-/* api_ops.c: health, readiness, metrics. */
-void api_healthz(struct req *r);
-void api_readyz(struct req *r);
-void api_metrics(struct req *r);
+/* api_ops.c: health, readiness, metrics (route handlers of the daemon's own). */
+void api_healthz(const struct route_env *env, apicall_cb done, void *arg);
+void api_readyz(const struct route_env *env, apicall_cb done, void *arg);
+void api_metrics(const struct route_env *env, apicall_cb done, void *arg);
 
 /* api_incubators.c */
 extern const struct field api_incubator_create_body[];
@@ -29,8 +30,12 @@ extern const struct field api_incubator_close_body[];
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
-void api_token_create(struct req *r);
-void api_token_revoke(struct req *r);
+/* A new token's secret, made here: its hash goes to the database, the secret into keep. */
+bool api_token_create_prepare(json_t *args, json_t *keep);
+/* The secret shown once, in the 201 (not in a replay). */
+void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *effects);
+/* A revoked token is forgotten here at once (other daemons hear NOTIFY). */
+void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects);
 
 /* api_tenants.c */
 /* The fields of technology a tenant works in (the policy's extended_fields too). */
@@ -78,7 +83,8 @@ extern const struct query_param api_plan_progress_query[]; /* as_of */
 void api_period_started_check(struct req *r, struct vctx *v, json_t *args);
 void api_cohorts_check(struct req *r, struct vctx *v, json_t *args);
 void api_plan_progress_check(struct req *r, struct vctx *v, json_t *args);
-void api_reports_cohorts(struct req *r);
+/* Cohorts: an incubator token must name its own incubator. */
+const char *api_reports_cohorts_authorize(const json_t *ctx, const json_t *request);
 /* The longest daily share series one request may ask for. */
 #define API_SHARE_DAILY_MAX_DAYS 1100
 extern const struct query_param api_share_daily_query[]; /* from, to */
@@ -90,6 +96,6 @@ extern const struct field api_alert_ack_body[];
 
 extern const struct field api_channel_create_body[];
 extern const struct field api_channel_patch_body[];
-void api_channel_test(struct req *r);
+void api_channel_test(const struct route_env *env, apicall_cb done, void *arg);
 
 #endif

@@ -23,6 +23,9 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *bytes, size_t n, char *out);
+
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations, never dates. */
 int64_t mono_ms(void);
 /* Microseconds of CLOCK_MONOTONIC, for latency measurements. */

@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-struct req;
+#include <event2/http.h>
+
+#include "incubatord/apicall.h"
 
 /* One embedded file. */
 struct console_file {
@@ -37,6 +39,7 @@ bool console_owns(const char *path);
  * for a file that does not exist, 405 for a method other than GET and HEAD.
  * Every answer carries the console's security headers (API.md, Console).
  */
-void console_serve(struct req *r);
+void console_serve(enum evhttp_cmd_type method, const char *path, const char *if_none_match,
+                   apicall_cb done, void *arg);
 
 #endif

@@ -146,6 +146,16 @@ void db_session_close(struct db_session *s);
 void db_pool_listen(struct db_pool *pool, const char *const *channels, int nchannels,
                     db_notify_cb on_notify, db_listen_reset_cb on_reset, void *arg);
 
+/*
+ * Reading a DB_OK result, valid in the callback only: the number of rows,
+ * and a value as text (NULL for SQL NULL, or a row or column that does not
+ * exist). No other file reads a PGresult.
+ */
+int db_rows(const struct db_result *r);
+const char *db_value(const struct db_result *r, int row, int col);
+/* The same, "" for NULL. */
+const char *db_text(const struct db_result *r, int row, int col);
+
 /* Whether the SQLSTATE means "try again later" (serialization, shutdown, timeout). */
 bool db_sqlstate_is_transient(const char *sqlstate);
 

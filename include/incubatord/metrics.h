@@ -13,9 +13,23 @@
 
 #include <event2/buffer.h>
 
-struct server;
+#include "incubatord/db.h"
+
+/* The process's state that /metrics shows, read by the caller from its owners. */
+struct metrics_process {
+    int connections_open;
+    int requests_in_flight;
+    struct db_pool_stats pool;
+    bool has_read_pool;             /* [database] read_conninfo is set */
+    struct db_pool_stats read_pool; /* its figures (zero without one) */
+    uint64_t reads_routed[2];       /* ROUTE_READ calls sent to the read pool, the primary */
+    bool schema_ready;
+    time_t started_at;
+};
 
 void metrics_init(size_t nroutes);
+/* The route label of a route's series ("GET /v1/incubators/{code}"), copied. */
+void metrics_route_label(size_t route_index, const char *label);
 void metrics_free(void);
 
 /* One answered request; route_index -1 for a path no route matched. */
@@ -33,6 +47,6 @@ void metrics_reset(const char *name);
 void metrics_job_ran(const char *job, time_t when, bool ok);
 
 /* Writes the exposition text. */
-void metrics_render(struct evbuffer *out, const struct server *srv);
+void metrics_render(struct evbuffer *out, const struct metrics_process *p);
 
 #endif

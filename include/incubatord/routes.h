@@ -1,8 +1,9 @@
 /*
  * The route table: every endpoint is one line saying its method, path
- * pattern, who may call it, what it takes and what serves it. Most endpoints
- * are served by the generic handler: validate the body and query against
- * their tables, then one call of api.run(fn, ctx, args).
+ * pattern, who may call it, what it takes and what serves it. Every endpoint
+ * but the public ones is one API call, api.<fn>(ctx, args), after the body
+ * and query are validated against their tables; hooks (authorize, prepare,
+ * after) add what a route needs beyond that.
  */
 #ifndef INCUBATORD_ROUTES_H
 #define INCUBATORD_ROUTES_H
@@ -13,6 +14,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "incubatord/apicall.h"
 #include "incubatord/validate.h"
 
 struct req;
@@ -34,20 +36,69 @@ enum route_flags {
     ROUTE_READ = 1 << 5,          /* a read that may lag a little: served by the read pool */
 };
 
-typedef void (*route_handler)(struct req *r);
+struct server;
+
+/*
+ * A handler of the daemon's own, for a route that is not one API call: the
+ * public routes (health, readiness, metrics), and work the daemon does
+ * itself (a channel's test message). It answers through done(arg, reply),
+ * at once or later from the loop. A handler of a route with a token runs
+ * after every check of the pipeline, with the validated args.
+ */
+struct route_env {
+    struct server *srv;
+    const char *request_id;
+    int timeout_ms;       /* what is left of the request's deadline */
+    const char *peer;     /* the client's address, or NULL */
+    const json_t *args;   /* the validated arguments; NULL for a public route */
+};
+typedef void (*route_handler)(const struct route_env *env, apicall_cb done, void *arg);
+
 /* Checks what a field table cannot (relations between fields); adds errors to v. */
 typedef void (*route_check)(struct req *r, struct vctx *v, json_t *args);
+
+/*
+ * The hooks of a route, pure functions over JSON, called in this order
+ * around its API call:
+ *
+ * authorize: who may make this request beyond what the access column says.
+ *   ctx is the caller (api.run's context: admin, incubator, ...), request the
+ *   path parameters and the raw query parameters as strings, before they are
+ *   validated (scope is decided first). Returns NULL to go on, or the 403's
+ *   detail.
+ * prepare: completes the validated args before the call. What the answer
+ *   needs later (a secret to show once) goes into keep. false: the call
+ *   cannot be made (500).
+ * after: a successful answer's last step before it is sent. doc is its
+ *   parsed body (NULL for none), which it may change; effects receives what
+ *   the daemon must do about it (see ROUTE_EFFECT_*).
+ */
+typedef const char *(*route_authorize)(const json_t *ctx, const json_t *request);
+typedef bool (*route_prepare)(json_t *args, json_t *keep);
+struct route_answer {
+    int status;
+    bool replayed;       /* an Idempotency-Key replay */
+    const json_t *args;  /* the call's arguments */
+    const json_t *keep;  /* what prepare kept */
+};
+typedef void (*route_after)(const struct route_answer *a, json_t *doc, json_t *effects);
+
+/* The effects an after hook may ask for. */
+#define ROUTE_EFFECT_FORGET_TOKEN "forget_token" /* integer: the token cache forgets this id */
 
 struct route {
     enum evhttp_cmd_type method;
     const char *pattern;
     enum route_access access;
     unsigned flags;
-    const char *fn;                  /* the api.run function of the generic handler */
+    const char *fn;                  /* the API function: api.<fn>(ctx, args) */
     const struct field *body;        /* the body's fields ({NULL}-terminated), or NULL */
     const struct query_param *query; /* allowed query parameters ({NULL}-terminated), or NULL */
     route_check check;               /* optional cross-field check */
-    route_handler handler;           /* a handler of its own, instead of the generic one */
+    route_handler handler;           /* the daemon's own answer instead of an API call */
+    route_authorize authorize;       /* optional hooks, see above */
+    route_prepare prepare;
+    route_after after;
 };
 
 extern const struct route routes[];
@@ -80,5 +131,11 @@ const char *route_method_name(enum evhttp_cmd_type method);
 
 /* Whether a path parameter's value is well-formed for its name. */
 bool route_param_valid(const char *name, const char *value, size_t len);
+
+/*
+ * The own-incubator rule: an admin may act on any incubator, an incubator's
+ * token on its own only. ctx is api.run's context; code may be NULL.
+ */
+bool route_own_incubator(const json_t *ctx, const char *code);
 
 #endif

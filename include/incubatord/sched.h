@@ -31,10 +31,6 @@ void sched_previous_period(time_t t, const char *tz, char out[8]);
 void sched_start(struct server *srv);
 /* Re-reads the reloadable schedule settings. */
 void sched_apply_config(struct server *srv);
-/* Jobs running now (a draining server waits for them). */
-int sched_running(const struct server *srv);
-/* Runs a job now (e.g. after the schema became ready). */
-void sched_run_now(struct server *srv, const char *job);
 void sched_free(struct server *srv);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * The daemon as a whole: the objects every module reaches through a request
  * (configuration, pool, token cache), the start-up sequence, signals,
- * readiness and the orderly shutdown.
+ * readiness and the orderly shutdown. Other modules read this struct; none
+ * calls into server.c (the drain reads busy.h's counter).
  */
 #ifndef INCUBATORD_SERVER_H
 #define INCUBATORD_SERVER_H
@@ -50,6 +51,7 @@ struct server {
     struct event *sig_int;
     struct event *sig_hup;
     struct event *drain_timer;
+    struct event *drain_poll; /* while draining: is the work done? */
     bool draining;
     int64_t drain_deadline_ms;
     time_t started_at;
@@ -58,19 +60,17 @@ struct server {
 /* Runs the daemon until SIGTERM; returns the process exit code. */
 int server_run(const char *config_path, bool foreground);
 
-/* Today in the bureau's time zone. */
-day_t server_today(const struct server *srv);
+/* Today in the bureau's time zone (TZ is set to it at start-up). */
+static inline day_t server_today(const struct server *srv)
+{
+    (void)srv;
+    return date_today();
+}
 
 /* Whether requests that need the database may be served (schema current). */
-bool server_schema_ready(const struct server *srv);
-
-/*
- * The pool for a read that may lag a little: the read pool while it is up
- * and its replay lag is known and at most read_max_lag_s, else the primary.
- */
-struct db_pool *server_read_pool(struct server *srv);
-
-/* A request finished: lets a draining server exit once none is left. */
-void server_request_done(struct server *srv);
+static inline bool server_schema_ready(const struct server *srv)
+{
+    return srv->schema == SCHEMA_CURRENT;
+}
 
 #endif

@@ -1,0 +1,213 @@
+/*
+ * The API call. See apicall.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "incubatord/apicall.h"
+#include "incubatord/auth.h"
+#include "incubatord/dates.h"
+#include "incubatord/log.h"
+
+static const char RUN_SQL[] =
+    "SELECT status, body::text, location, replayed FROM api.run($1, $2::jsonb, $3::jsonb)";
+static const char RUN_JOB_SQL[] = "SELECT api.run_job($1, $2::jsonb)::text";
+
+/* One call in flight. Owned by apicall.c: freed after its callback. */
+struct call {
+    apicall_cb cb;
+    void *arg;
+    char request_id[64];
+    /* A read on a read pool: the primary to try once more, and the call's text. */
+    struct db_pool *fallback;
+    uint64_t *fallbacks;
+    const char *fn;
+    char *ctx_text, *args_text;
+    int64_t deadline_ms;
+};
+
+static void call_free(struct call *c)
+{
+    free(c->ctx_text);
+    free(c->args_text);
+    free(c);
+}
+
+struct job_call {
+    apicall_job_cb cb;
+    void *arg;
+};
+
+json_t *apicall_context(const struct api_caller *c)
+{
+    char today[11], now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    date_format(date_today(), today);
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:b, s:o}", "request_id", c->request_id,
+                     "method", c->method, "path", c->path, "today", today, "now", now, "token_id",
+                     c->token_id > 0 ? json_integer(c->token_id) : json_null(), "token_name",
+                     c->token_name, "admin", c->admin, "incubator",
+                     c->incubator && c->incubator[0] ? json_string(c->incubator) : json_null());
+}
+
+void apicall_context_idempotency(json_t *ctx, const char *key, const char *body, size_t len)
+{
+    unsigned char md[AUTH_HASH_LEN];
+    char hex[2 * AUTH_HASH_LEN + 1];
+    auth_sha256(body ? body : "", len, md);
+    hex_encode(md, sizeof(md), hex);
+    json_object_set_new(ctx, "idempotency_key", json_string(key));
+    json_object_set_new(ctx, "body_sha256", json_string(hex));
+}
+
+void apicall_failure(const struct db_result *res, const char *request_id, struct api_reply *out)
+{
+    memset(out, 0, sizeof(*out));
+    switch (res->status) {
+    case DB_UNAVAILABLE:
+    case DB_TIMEOUT:
+        log_req(LOG_WARNING, request_id, "503: %s", res->message);
+        out->status = 503;
+        out->detail = res->message;
+        out->retry_after_s = res->retry_after_s > 0 ? res->retry_after_s : 1;
+        return;
+    case DB_SQL_ERROR:
+        if (db_sqlstate_is_transient(res->sqlstate)) {
+            log_req(LOG_WARNING, request_id, "503: database: %s (%s)", res->message, res->sqlstate);
+            out->status = 503;
+            out->detail = "the database could not complete the request now; retry";
+            out->retry_after_s = 1;
+            return;
+        }
+        if (strcmp(res->sqlstate, "23505") == 0 || strcmp(res->sqlstate, "23P01") == 0) {
+            /* A constraint caught a conflict a concurrent request created. */
+            log_req(LOG_NOTICE, request_id, "409: %s", res->message);
+            out->status = 409;
+            out->detail = res->message;
+            return;
+        }
+        log_req(LOG_ERR, request_id, "500: database error %s: %s%s%s", res->sqlstate, res->message,
+                res->detail ? " DETAIL: " : "", res->detail ? res->detail : "");
+        out->status = 500;
+        out->detail = "internal error; the request id identifies it in the log";
+        return;
+    case DB_OK:
+        break;
+    }
+    out->status = 500;
+    out->detail = "internal error";
+}
+
+/*
+ * An api.run row: (status, body, location, replayed). A refusal comes back
+ * as a row too, with body {"detail", "errors"?}.
+ */
+static void run_done(void *arg, const struct db_result *res)
+{
+    struct call *c = arg;
+    struct api_reply reply;
+    json_t *problem = NULL;
+
+    memset(&reply, 0, sizeof(reply));
+    if (c->fallback != NULL && (res->status == DB_UNAVAILABLE ||
+                                (res->status == DB_SQL_ERROR &&
+                                 db_sqlstate_is_transient(res->sqlstate)))) {
+        /*
+         * The read pool lost its connection, or the standby cancelled the
+         * statement (a conflict with recovery, a shutdown): a read may run
+         * again, on the primary, before the client sees a 503.
+         */
+        const char *values[] = {c->fn, c->ctx_text, c->args_text};
+        int64_t left = c->deadline_ms - mono_ms();
+        struct db_pool *primary = c->fallback;
+        log_req(LOG_INFO, c->request_id, "read pool: %s; reading from the primary", res->message);
+        c->fallback = NULL;
+        if (c->fallbacks)
+            (*c->fallbacks)++;
+        db_query(primary, RUN_SQL, 3, values, left < 1 ? 1 : (int)left, run_done, c);
+        return;
+    }
+    if (res->status != DB_OK) {
+        apicall_failure(res, c->request_id, &reply);
+    } else if (db_rows(res) != 1 || db_value(res, 0, 0) == NULL) {
+        log_req(LOG_ERR, c->request_id, "api.run returned %d rows", db_rows(res));
+        reply.status = 500;
+        reply.detail = "internal error";
+    } else {
+        const char *body = db_value(res, 0, 1);
+        const char *replayed = db_value(res, 0, 3);
+        reply.status = atoi(db_value(res, 0, 0));
+        reply.location = db_value(res, 0, 2);
+        reply.replayed = replayed != NULL && replayed[0] == 't';
+        if (reply.status >= 400) {
+            problem = body ? json_loads(body, 0, NULL) : NULL;
+            reply.detail = json_string_value(json_object_get(problem, "detail"));
+            reply.errors = json_object_get(problem, "errors");
+            if (!json_is_array(reply.errors))
+                reply.errors = NULL;
+        } else if (body != NULL) {
+            reply.body = body;
+            reply.body_len = strlen(body);
+        }
+    }
+    c->cb(c->arg, &reply);
+    json_decref(problem);
+    call_free(c);
+}
+
+void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *fallbacks,
+                      const char *fn, json_t *ctx, json_t *args, int timeout_ms, apicall_cb cb,
+                      void *arg)
+{
+    struct call *c = xcalloc(1, sizeof(*c));
+    c->cb = cb;
+    c->arg = arg;
+    c->fn = fn;
+    c->fallback = read != primary ? primary : NULL;
+    c->fallbacks = fallbacks;
+    c->deadline_ms = mono_ms() + timeout_ms;
+    snprintf(c->request_id, sizeof(c->request_id), "%s",
+             json_string_value(json_object_get(ctx, "request_id")));
+    c->ctx_text = json_dumps(ctx, JSON_COMPACT);
+    c->args_text = json_dumps(args, JSON_COMPACT);
+    json_decref(ctx);
+    json_decref(args);
+    if (c->ctx_text == NULL || c->args_text == NULL)
+        abort(); /* Jansson dumps a valid value unless memory is exhausted */
+    const char *values[] = {fn, c->ctx_text, c->args_text};
+    db_query(read, RUN_SQL, 3, values, timeout_ms, run_done, c);
+    if (c->fallback == NULL) {
+        /* No second try: the texts are not needed once sent (db_query copies them). */
+        free(c->ctx_text);
+        free(c->args_text);
+        c->ctx_text = c->args_text = NULL;
+    }
+}
+
+void apicall_run(struct db_pool *pool, const char *fn, json_t *ctx, json_t *args, int timeout_ms,
+                 apicall_cb cb, void *arg)
+{
+    apicall_run_read(pool, pool, NULL, fn, ctx, args, timeout_ms, cb, arg);
+}
+
+static void job_done(void *arg, const struct db_result *res)
+{
+    struct job_call *j = arg;
+    j->cb(j->arg, res->status == DB_OK ? NULL : res, db_value(res, 0, 0));
+    free(j);
+}
+
+void apicall_run_job(struct db_session *s, const char *name, const char *ctx, apicall_job_cb cb,
+                     void *arg)
+{
+    struct job_call *j = xcalloc(1, sizeof(*j));
+    const char *values[] = {name, ctx};
+    j->cb = cb;
+    j->arg = arg;
+    db_session_query(s, RUN_JOB_SQL, 2, values, job_done, j);
+}
