@@ -56,3 +56,10 @@ const struct field api_incubator_close_body[] = {
     {"reason", FT_TEXT, F_REQUIRED, .max = 500},
     {NULL},
 };
+
+/* Its tokens fail from the next request on, here; other daemons hear it by NOTIFY. */
+void api_incubator_close_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    (void)doc;
+    json_object_set(effects, ROUTE_EFFECT_FORGET_INCUBATOR, json_object_get(a->args, "code"));
+}

@@ -27,6 +27,7 @@ extern const struct field api_incubator_create_body[];
 extern const struct field api_incubator_patch_body[];
 void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_incubator_close_body[];
+void api_incubator_close_after(const struct route_answer *a, json_t *doc, json_t *effects);
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
