@@ -28,12 +28,28 @@ static const struct field plan_targets[] = {
     {NULL},
 };
 
-static const struct field plan_fields[] = {
+/* A plan's window and targets: in a policy version, and PUT /v1/plans/{plan}. */
+const struct field api_plan_put_body[] = {
     {"from", FT_DATE, F_REQUIRED},
     {"to", FT_DATE, F_REQUIRED},
     {"targets", FT_OBJECT, F_REQUIRED, .fields = plan_targets},
     {NULL},
 };
+
+static void check_plan_window(struct vctx *v, json_t *plan, const char *to_field)
+{
+    const char *from = json_string_value(json_object_get(plan, "from"));
+    const char *to = json_string_value(json_object_get(plan, "to"));
+    if (from && to && strcmp(from, to) > 0)
+        v_error(v, to_field, "must not be before %s (%s)",
+                strcmp(to_field, "to") == 0 ? "from" : "plan.from", from);
+}
+
+void api_plan_put_check(struct req *r, struct vctx *v, json_t *args)
+{
+    (void)r;
+    check_plan_window(v, args, "to");
+}
 
 /* Every field is required: a version states the whole policy. */
 const struct field api_policy_create_body[] = {
@@ -51,7 +67,7 @@ const struct field api_policy_create_body[] = {
     {"graduation_revenue_2y_min_fen", FT_FEN, F_REQUIRED},
     {"stale_after_days", FT_INT, F_REQUIRED, .min = 1, .max = 3650},
     {"repeat_hours", FT_INT, F_REQUIRED, .min = 1, .max = 8760},
-    {"plan", FT_OBJECT, F_REQUIRED, .fields = plan_fields},
+    {"plan", FT_OBJECT, F_REQUIRED, .fields = api_plan_put_body},
     {NULL},
 };
 
@@ -77,11 +93,17 @@ void api_policy_create_check(struct req *r, struct vctx *v, json_t *args)
             }
         }
     }
-    const char *from = json_string_value(json_object_get(plan, "from"));
-    const char *to = json_string_value(json_object_get(plan, "to"));
-    if (from && to && strcmp(from, to) > 0)
-        v_error(v, "plan.to", "must not be before plan.from (%s)", from);
+    check_plan_window(v, plan, "plan.to");
 }
+
+static const char *const details[] = {"graduates", NULL};
+
+/* The CSV of a run: lang=zh, and detail=graduates for one row per graduate. */
+const struct query_param api_payout_run_query[] = {
+    {"lang", Q_ENUM, false, api_csv_langs},
+    {"detail", Q_ENUM, false, details},
+    {NULL, 0, false, NULL},
+};
 
 const struct field api_payout_run_create_body[] = {
     {"period", FT_PERIOD, F_REQUIRED},

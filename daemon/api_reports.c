@@ -13,14 +13,32 @@ const struct query_param api_metrics_query[] = {
     {NULL, 0, false, NULL},
 };
 
+/* lang=zh: a CSV export headed in Chinese (Accept-Language: zh does the same). */
+const char *const api_csv_langs[] = {"zh", "en", NULL};
+
+const struct query_param api_monthly_query[] = {
+    {"period", Q_PERIOD, true, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
+    {NULL, 0, false, NULL},
+};
+
+const struct query_param api_annual_query[] = {
+    {"year", Q_YEAR, true, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
+    {NULL, 0, false, NULL},
+};
+
 const struct query_param api_cohorts_query[] = {
     {"admitted_year", Q_YEAR, true, NULL},
     {"incubator", Q_CODE, false, NULL},
     {NULL, 0, false, NULL},
 };
 
+/* plan: a plan's id, which has the form of an incubator code. */
 const struct query_param api_plan_progress_query[] = {
     {"as_of", Q_DATE, false, NULL},
+    {"plan", Q_CODE, false, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
     {NULL, 0, false, NULL},
 };
 

@@ -891,8 +891,8 @@ static void lag_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     /* A sample never outlives its period: a hung standby reads as unknown. */
-    pool->lag_query = db_query_background(pool, LAG_SQL, 0, NULL, pool->lag_sample_ms,
-                                          lag_sampled, pool);
+    pool->lag_query =
+        db_query_background(pool, LAG_SQL, 0, NULL, pool->lag_sample_ms, lag_sampled, pool);
 }
 
 int64_t db_pool_lag_ms(const struct db_pool *pool)

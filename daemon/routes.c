@@ -35,6 +35,7 @@ const struct route routes[] = {
     {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .prepare = api_token_create_prepare, .after = api_token_create_after},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
     {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .after = api_token_revoke_after},
+    {POST,   "/v1/tokens/{id}/rotate",            ACCESS_ADMIN,     ROUTE_BODY,              "token_rotate",     .body = api_token_rotate_body, .prepare = api_token_create_prepare, .after = api_token_rotate_after},
 
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
@@ -55,7 +56,7 @@ const struct route routes[] = {
     {POST,   "/v1/policy",                        ACCESS_ADMIN,     ROUTE_BODY,              "policy_create",    .body = api_policy_create_body, .check = api_policy_create_check},
     {POST,   "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_BODY,              "payout_run_create", .body = api_payout_run_create_body},
     {GET,    "/v1/payout-runs",                   ACCESS_ADMIN,     ROUTE_READ,              "payout_run_list",  .query = api_page_query},
-    {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get"},
+    {GET,    "/v1/payout-runs/{period}",          ACCESS_ADMIN,     ROUTE_CSV,               "payout_run_get",   .query = api_payout_run_query},
     {POST,   "/v1/payout-runs/{period}/review",   ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_review", .body = api_payout_run_review_body},
     {POST,   "/v1/payout-runs/{period}/approve",  ACCESS_ADMIN,     ROUTE_BODY | ROUTE_BODY_OPTIONAL, "payout_run_approve", .body = api_payout_run_approve_body, .check = api_payout_run_approve_check},
     {POST,   "/v1/incubators/{code}/prior-payouts", ACCESS_ADMIN,   ROUTE_BODY,              "prior_payout_create", .body = api_prior_payout_create_body, .check = api_prior_payout_create_check},
@@ -65,10 +66,14 @@ const struct route routes[] = {
     {GET,    "/v1/audit",                         ACCESS_ADMIN,     0,                       "audit_list",       .query = api_audit_query},
 
     {GET,    "/v1/incubators/{code}/metrics",     ACCESS_INCUBATOR, ROUTE_READ,              "metrics_get",      .query = api_metrics_query, .check = api_period_started_check},
-    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_monthly",  .query = api_metrics_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/monthly",               ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_monthly",  .query = api_monthly_query, .check = api_period_started_check},
+    {GET,    "/v1/reports/annual",                ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_annual",   .query = api_annual_query},
     {GET,    "/v1/reports/cohorts",               ACCESS_ANY,       ROUTE_READ,              "reports_cohorts",  .query = api_cohorts_query, .check = api_cohorts_check, .authorize = api_reports_cohorts_authorize},
     {GET,    "/v1/reports/overview",              ACCESS_ADMIN,     ROUTE_READ,              "reports_overview", .query = api_on_query},
-    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_READ,              "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/reports/plan-progress",         ACCESS_ADMIN,     ROUTE_CSV | ROUTE_READ,  "reports_plan_progress", .query = api_plan_progress_query, .check = api_plan_progress_check},
+    {GET,    "/v1/plans",                         ACCESS_ADMIN,     0,                       "plan_list",        .query = api_page_query},
+    {GET,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     0,                       "plan_get"},
+    {PUT,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     ROUTE_BODY,              "plan_put",         .body = api_plan_put_body, .check = api_plan_put_check},
     {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 
@@ -126,7 +131,7 @@ static bool identifier(const char *s, size_t len, size_t max, const char *extra)
 
 bool route_param_valid(const char *name, const char *value, size_t len)
 {
-    if (strcmp(name, "code") == 0)
+    if (strcmp(name, "code") == 0 || strcmp(name, "plan") == 0)
         return identifier(value, len, 32, "._-");
     if (strcmp(name, "external_id") == 0)
         return identifier(value, len, 64, "._:-");
@@ -158,8 +163,11 @@ bool route_own_incubator(const json_t *ctx, const char *code)
     return code != NULL && own != NULL && strcmp(code, own) == 0;
 }
 
-/* The parameter names patterns may use; each has its format in route_param_valid(). */
-static const char *const param_names[] = {"code", "external_id", "id", "period"};
+/*
+ * The parameter names patterns may use; each has its format in
+ * route_param_valid() (a plan's id has the form of an incubator code).
+ */
+static const char *const param_names[] = {"code", "external_id", "id", "period", "plan"};
 
 static const char *param_name(const char *s, size_t len)
 {

@@ -8,6 +8,16 @@
  * The job's result is JSON; its "log" member, if any, is a list of
  * {"level", "message"} lines this file writes to the log (a payout run's
  * summary, say), so what a job did is visible where operators look.
+ *
+ * A job that works in batches (the alert sweep) returns "next" while there
+ * is more to do: its transaction is committed and the job is called again,
+ * in a new transaction on the same session, with "after" in its context set
+ * to that value, and "batch", the number of items the scheduler asks it to
+ * take: a batch's transaction holds its items' locks, so the size adapts to
+ * keep each batch near BATCH_TARGET_MS whatever the machine's load (halved
+ * after a slower batch, doubled after a much faster one). Its integer
+ * results are summed over the batches and logged once, at the end, with the
+ * time the whole run took.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +36,10 @@
 #define NOT_READY_RETRY_S 2
 #define ERROR_RETRY_S     60
 #define SESSION_WAIT_MS   30000
+/* How long one batch of a batched job should hold its locks, and its sizes. */
+#define BATCH_TARGET_MS 25
+#define BATCH_FIRST     10
+#define BATCH_MAX       1000
 
 enum job_kind {
     JOB_PERIODIC, /* every period_s seconds */
@@ -72,6 +86,12 @@ struct job {
     bool running;
     char ctx[512];
     char timeout[16];
+    char after[32];     /* the batch to continue after ("next"), or "" */
+    json_t *total;      /* the batches' results, integers summed */
+    int batches;        /* run so far in this run */
+    int64_t started_ms; /* when this run started */
+    int batch;          /* the size asked of the next batch */
+    int64_t batch_ms;   /* when the running batch began */
 };
 
 struct sched_state {
@@ -211,6 +231,11 @@ static void job_finished(struct job *j, bool ok, int retry_s)
         j->session = NULL;
     }
     j->running = false;
+    j->after[0] = '\0';
+    j->batches = 0;
+    j->batch = BATCH_FIRST;
+    json_decref(j->total);
+    j->total = NULL;
     busy_leave(BUSY_JOB);
     metrics_job_ran(j->def->name, time(NULL), ok);
     arm(j, ok ? next_delay(j) : retry_s);
@@ -227,8 +252,8 @@ static bool job_failed(struct job *j, const struct db_result *r, const char *ste
     return true;
 }
 
-/* Writes the job's "log" lines. */
-static void log_result(struct job *j, json_t *result)
+/* Writes the job's "log" lines, and adds its results to the run's. */
+static void add_result(struct job *j, json_t *result)
 {
     json_t *lines = json_object_get(result, "log");
     size_t i;
@@ -242,16 +267,54 @@ static void log_result(struct job *j, json_t *result)
             log_msg(l < 0 ? LOG_INFO : l, "%s", message);
     }
     json_object_del(result, "log");
-    char *text = json_dumps(result, JSON_COMPACT);
-    log_msg(LOG_INFO, "job %s: done %s", j->def->name, text);
+    json_object_del(result, "next");
+    if (j->total == NULL)
+        j->total = json_object();
+    const char *key;
+    json_t *value;
+    json_object_foreach(result, key, value)
+    {
+        json_t *sum = json_object_get(j->total, key);
+        if (json_is_integer(value) && json_is_integer(sum))
+            json_integer_set(sum, json_integer_value(sum) + json_integer_value(value));
+        else
+            json_object_set(j->total, key, value);
+    }
+}
+
+/* The run is over: one line with what it did and how long it took. */
+static void log_total(struct job *j)
+{
+    if (j->total == NULL)
+        return;
+    if (j->batches > 1)
+        json_object_set_new(j->total, "batches", json_integer(j->batches));
+    char *text = json_dumps(j->total, JSON_COMPACT);
+    log_msg(LOG_INFO, "job %s: done in %lld ms %s", j->def->name,
+            (long long)(mono_ms() - j->started_ms), text);
     free(text);
 }
+
+static void begun(void *arg, const struct db_result *r);
+static void make_context(struct job *j);
 
 static void committed(void *arg, const struct db_result *r)
 {
     struct job *j = arg;
     if (job_failed(j, r, "COMMIT"))
         return;
+    /* The next batch, unless the daemon is stopping (the next run sweeps anyway). */
+    if (j->after[0] != '\0' && !j->srv->draining) {
+        int64_t took_ms = mono_ms() - j->batch_ms;
+        if (took_ms > BATCH_TARGET_MS && j->batch > 1)
+            j->batch /= 2;
+        else if (took_ms < BATCH_TARGET_MS / 3 && j->batch < BATCH_MAX)
+            j->batch *= 2;
+        make_context(j);
+        db_session_query(j->session, "BEGIN", 0, NULL, begun, j);
+        return;
+    }
+    log_total(j);
     job_finished(j, true, 0);
 }
 
@@ -260,12 +323,17 @@ static void ran(void *arg, const struct db_result *failure, const char *result)
     struct job *j = arg;
     if (failure != NULL && job_failed(j, failure, "api.run_job"))
         return;
+    j->after[0] = '\0';
     if (result == NULL) {
         log_msg(LOG_DEBUG, "job %s: another daemon holds it; skipped", j->def->name);
     } else {
         json_t *doc = json_loads(result, JSON_DECODE_ANY, NULL);
+        json_t *next = json_object_get(doc, "next");
+        if (json_is_integer(next))
+            snprintf(j->after, sizeof(j->after), "%lld", (long long)json_integer_value(next));
+        j->batches++;
         if (doc)
-            log_result(j, doc);
+            add_result(j, doc);
         json_decref(doc);
     }
     db_session_query(j->session, "COMMIT", 0, NULL, committed, j);
@@ -284,6 +352,7 @@ static void begun(void *arg, const struct db_result *r)
     struct job *j = arg;
     if (job_failed(j, r, "BEGIN"))
         return;
+    j->batch_ms = mono_ms();
     const char *values[] = {j->timeout};
     db_session_query(j->session, "SELECT set_config('statement_timeout', $1, true)", 1, values,
                      timeout_set, j);
@@ -315,8 +384,12 @@ static void make_context(struct job *j)
     };
     json_t *ctx = apicall_context(&caller);
     char period[8];
+    if (j->after[0] != '\0')
+        json_object_set_new(ctx, "after", json_integer(strtoll(j->after, NULL, 10)));
+    json_object_set_new(ctx, "batch", json_integer(j->batch));
     if (j->def->kind == JOB_MONTHLY) {
-        time_t due = sched_last_monthly(time(NULL), cfg->timezone, cfg->payout_day, cfg->payout_hour);
+        time_t due =
+            sched_last_monthly(time(NULL), cfg->timezone, cfg->payout_day, cfg->payout_hour);
         sched_previous_period(due, cfg->timezone, period);
         json_object_set_new(ctx, "period", json_string(period));
     }
@@ -343,6 +416,7 @@ static void start_job(struct job *j)
     }
     j->running = true;
     busy_enter(BUSY_JOB);
+    j->started_ms = mono_ms();
     make_context(j);
     snprintf(j->timeout, sizeof(j->timeout), "%d", j->def->timeout_ms);
     db_session_open(srv->pool, SESSION_WAIT_MS, session_opened, j);
@@ -364,6 +438,7 @@ void sched_start(struct server *srv)
         j->def = &jobs[i];
         j->srv = srv;
         j->timer = evtimer_new(srv->base, timer_cb, j);
+        j->batch = BATCH_FIRST;
         /* First run soon after start: catches up what is due (a missed payout run). */
         arm(j, 1);
     }
@@ -386,9 +461,11 @@ void sched_free(struct server *srv)
     struct sched_state *st = srv->sched;
     if (st == NULL)
         return;
-    for (size_t i = 0; i < ARRAY_LEN(jobs); i++)
+    for (size_t i = 0; i < ARRAY_LEN(jobs); i++) {
         if (st->jobs[i].timer)
             event_free(st->jobs[i].timer);
+        json_decref(st->jobs[i].total);
+    }
     free(st);
     srv->sched = NULL;
 }

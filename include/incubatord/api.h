@@ -31,12 +31,15 @@ void api_incubator_close_after(const struct route_answer *a, json_t *doc, json_t
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
+extern const struct field api_token_rotate_body[];
 /* A new token's secret, made here: its hash goes to the database, the secret into keep. */
 bool api_token_create_prepare(json_t *args, json_t *keep);
 /* The secret shown once, in the 201 (not in a replay). */
 void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *effects);
 /* A revoked token is forgotten here at once (other daemons hear NOTIFY). */
 void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects);
+/* A rotation: the new secret shown once, and the old token forgotten here at once. */
+void api_token_rotate_after(const struct route_answer *a, json_t *doc, json_t *effects);
 
 /* api_tenants.c */
 /* The fields of technology a tenant works in (the policy's extended_fields too). */
@@ -67,10 +70,13 @@ extern const struct query_param api_policy_query[];
 extern const struct field api_policy_create_body[];
 void api_policy_create_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_payout_run_create_body[];
+extern const struct query_param api_payout_run_query[];
 extern const struct field api_payout_run_review_body[];
 extern const struct field api_payout_run_approve_body[];
 void api_payout_run_approve_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_graduation_revoke_body[];
+extern const struct field api_plan_put_body[];
+void api_plan_put_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_prior_payout_create_body[];
 void api_prior_payout_create_check(struct req *r, struct vctx *v, json_t *args);
 
@@ -79,6 +85,9 @@ extern const struct query_param api_audit_query[];
 
 /* api_reports.c */
 extern const struct query_param api_metrics_query[];       /* period (required) */
+extern const struct query_param api_monthly_query[];       /* period (required), lang */
+extern const struct query_param api_annual_query[];        /* year (required), lang */
+extern const char *const api_csv_langs[];                  /* the lang values of CSV exports */
 extern const struct query_param api_cohorts_query[];       /* admitted_year, incubator */
 extern const struct query_param api_plan_progress_query[]; /* as_of */
 void api_period_started_check(struct req *r, struct vctx *v, json_t *args);

@@ -237,8 +237,11 @@ BEGIN
                              t.external_id, t.credit_code),
                       (args - 'code') || jsonb_build_object(
                           'warnings', api.tenant_warnings(t, today)));
+    -- The tenant's own alerts, by key: its old and new credit code, its external id.
     PERFORM api.after_change(ctx, ARRAY[incubator] ||
-                             api.incubators_with_code(ARRAY[t.credit_code, old.credit_code]));
+                             api.incubators_with_code(ARRAY[t.credit_code, old.credit_code]),
+                             NULL, array_remove(ARRAY[t.credit_code, old.credit_code,
+                                                      t.external_id], NULL));
     RETURN api.ok(CASE WHEN created THEN 201 ELSE 200 END, api.tenant_json(t, today),
                   CASE WHEN created THEN format('/v1/incubators/%s/tenants/%s', args->>'code',
                                                 t.external_id) END);
@@ -518,7 +521,8 @@ BEGIN
                       format('graduated tenant %s on %s (%s, policy version %s)', t.external_id,
                              graduated, basis, p.version),
                       (args - 'code') || jsonb_build_object('policy_version', p.version));
-    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
+    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]),
+                             NULL, ARRAY[t.credit_code, t.external_id]);
     RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
 END;
 $$;
@@ -617,7 +621,8 @@ BEGIN
     PERFORM api.audit(ctx, incubator,
                       format('tenant %s exited on %s (%s)', t.external_id, exited, t.exit_reason),
                       args - 'code');
-    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]));
+    PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(ARRAY[t.credit_code]),
+                             NULL, ARRAY[t.credit_code, t.external_id]);
     RETURN api.ok(200, api.tenant_json(t, api.today(ctx)));
 END;
 $$;

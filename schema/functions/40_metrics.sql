@@ -405,6 +405,76 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 /*
+ * The language of a CSV export: "zh" when the query says lang=zh or the
+ * daemon found Accept-Language: zh... (ctx.lang), else "en". Only the
+ * header, yes/no and the words for codes change; the columns stay the same.
+ */
+CREATE FUNCTION api.csv_lang(ctx jsonb, args jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN coalesce(args->>'lang', ctx->>'lang') = 'zh' THEN 'zh' ELSE 'en' END
+$$;
+
+-- The header record: the English column names, or their Chinese ones.
+CREATE FUNCTION api.csv_header(lang text, en text[], zh text[]) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT api.csv_record(CASE WHEN lang = 'zh' THEN zh ELSE en END)
+$$;
+
+-- yes / no, or 是 / 否; empty for null.
+CREATE FUNCTION api.csv_bool(lang text, b boolean) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN b IS NULL THEN NULL
+                WHEN lang = 'zh' THEN CASE WHEN b THEN '是' ELSE '否' END
+                WHEN b THEN 'yes' ELSE 'no' END
+$$;
+
+-- A code (a reason, a kind, a status) as the export shows it: itself, or in Chinese.
+CREATE FUNCTION api.csv_word(lang text, code text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN lang <> 'zh' OR code IS NULL THEN code
+                ELSE coalesce(CASE code
+                    WHEN 'no_data' THEN '无数据'
+                    WHEN 'veto' THEN '一票否决'
+                    WHEN 'cap' THEN '年度上限'
+                    WHEN 'not_tech' THEN '非科技型企业'
+                    WHEN 'entry_age' THEN '入孵时成立超期'
+                    WHEN 'already_rewarded' THEN '已奖励过'
+                    WHEN 'graduate' THEN '本期毕业'
+                    WHEN 'late_graduation' THEN '补报毕业'
+                    WHEN 'clawback' THEN '追回'
+                    WHEN 'total' THEN '合计'
+                    WHEN 'draft' THEN '草稿'
+                    WHEN 'approved' THEN '已审批'
+                    WHEN 'firing' THEN '告警中'
+                    WHEN 'resolved' THEN '已解除'
+                    WHEN 'critical' THEN '严重'
+                    WHEN 'warning' THEN '警告'
+                    WHEN 'info' THEN '提示'
+                    WHEN 'incubating' THEN '在孵'
+                    WHEN 'graduated' THEN '已毕业'
+                    WHEN 'exited' THEN '已退出'
+                    WHEN 'incubator' THEN '孵化器'
+                    WHEN 'district' THEN '区县'
+                    WHEN 'city' THEN '全市' END, code) END
+$$;
+
+-- A ratio in a CSV: exactly 4 decimals, rounded half-up (0.6 -> 0.6000).
+CREATE FUNCTION api.csv_ratio(x numeric) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT round(x, 4)::text
+$$;
+
+-- A time in a CSV: the bureau's local time with its offset, 2026-11-26T16:00:00+08:00.
+CREATE FUNCTION api.csv_time(ctx jsonb, t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
+           || CASE WHEN off = interval '0' THEN '+00:00'
+                   ELSE to_char(off, 'SGHH24:MI') END
+      FROM (SELECT coalesce(ctx->>'timezone', 'UTC') AS tz) z,
+           LATERAL (SELECT (t AT TIME ZONE z.tz) - (t AT TIME ZONE 'UTC') AS off) o
+$$;
+
+/*
  * GET /v1/reports/monthly?period=YYYY-MM: the metrics of every incubator
  * opened by the period's last day, as {"period", "through", "items"} or, when
  * ctx.format is "csv", as one JSON string holding the CSV text (the daemon
@@ -415,22 +485,33 @@ LANGUAGE plpgsql STABLE SET jit = off AS $$
 DECLARE
     b record := api.period_bounds(args->>'period', api.today(ctx));
     period text := args->>'period';
+    lang text;
 BEGIN
     IF ctx->>'format' = 'csv' THEN
+        lang := api.csv_lang(ctx, args);
         RETURN api.ok(200, to_json(
-            api.csv_record(ARRAY['incubator', 'name', 'period', 'through', 'days',
-                                 'days_with_data', 'share_average', 'share_min', 'share_max',
-                                 'days_below_threshold', 'threshold', 'incubating_at_start',
-                                 'admitted', 'graduated', 'exited', 'incubating_at_end',
-                                 'overdue', 'graduation_rate', 'trailing_12m_graduation_rate'])
+            api.csv_header(lang,
+                ARRAY['incubator', 'name', 'period', 'through', 'days',
+                      'days_with_data', 'share_average', 'share_min', 'share_max',
+                      'days_below_threshold', 'threshold', 'vetoed', 'incubating_at_start',
+                      'admitted', 'graduated', 'exited', 'incubating_at_end',
+                      'overdue', 'graduation_rate', 'trailing_12m_graduation_rate'],
+                ARRAY['孵化器代码', '孵化器名称', '期间', '截至', '天数',
+                      '有数据天数', '科技企业场地占比均值', '占比最低', '占比最高',
+                      '低于否决线天数', '否决线', '一票否决', '期初在孵',
+                      '新入孵', '毕业', '退出', '期末在孵',
+                      '超期在孵', '毕业率', '近12个月毕业率'])
             || coalesce((
                 SELECT string_agg(api.csv_record(ARRAY[
                            m.code, m.name, period, b.last_day::text, m.days::text,
-                           m.days_with_data::text, m.average::text, m.min::text, m.max::text,
-                           m.days_below_threshold::text, api.num(m.threshold)::text,
+                           m.days_with_data::text, api.csv_ratio(m.average),
+                           api.csv_ratio(m.min), api.csv_ratio(m.max),
+                           m.days_below_threshold::text, api.csv_ratio(m.threshold),
+                           api.csv_bool(lang, m.days_with_data = 0 OR m.average_below_threshold),
                            m.incubating_at_start::text, m.admitted::text, m.graduated::text,
                            m.exited::text, m.incubating_at_end::text, m.overdue::text,
-                           m.graduation_rate::text, m.trailing_12m_graduation_rate::text]),
+                           api.csv_ratio(m.graduation_rate),
+                           api.csv_ratio(m.trailing_12m_graduation_rate)]),
                            '' ORDER BY m.code)
                   FROM api.metrics_rows(b.first_day, b.last_day) m), '')));
     END IF;
@@ -495,53 +576,134 @@ BEGIN
 END;
 $$;
 
-/*
- * GET /v1/reports/plan-progress?as_of=DATE: the plan's targets (科技创业三年行动计划
- * 工作目标) of the policy in force on as_of, against the data up to as_of in
- * the plan's window [from, to]. Enterprises are counted once each (by credit
- * code), wherever they are incubated.
- */
-CREATE FUNCTION api.reports_plan_progress(ctx jsonb, args jsonb) RETURNS api.reply
-LANGUAGE plpgsql STABLE SET jit = off AS $$
-DECLARE
-    today date := api.today(ctx);
-    as_of date := coalesce((args->>'as_of')::date, today);
-    p policies;
-    window_from date;
-    window_to date;
-    upto date;
-    items json;
-BEGIN
-    IF as_of > today THEN
-        PERFORM api.fail_field('as_of', format('must not be after today (%s)', today));
-    END IF;
-    p := api.policy_on(as_of);
-    window_from := (p.plan->>'from')::date;
-    window_to := (p.plan->>'to')::date;
-    upto := least(window_to, as_of);
+CREATE FUNCTION api.plan_json(p plans) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT json_build_object(
+        'id', p.id,
+        'from', p.window_from,
+        'to', p.window_to,
+        'targets', p.targets,
+        'created_at', api.ts(p.created_at),
+        'created_by', p.created_by,
+        'updated_at', api.ts(p.updated_at),
+        'updated_by', p.updated_by)
+$$;
 
+-- The plan of an id, or 404.
+CREATE FUNCTION api.plan_named(plan_id text) RETURNS plans
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    p plans;
+BEGIN
+    SELECT * INTO p FROM plans WHERE id = plan_id;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no plan %s', plan_id));
+    END IF;
+    RETURN p;
+END;
+$$;
+
+-- GET /v1/plans/{plan}
+CREATE FUNCTION api.plan_get(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.plan_json(api.plan_named(args->>'plan')))
+$$;
+
+-- GET /v1/plans: ordered by id.
+CREATE FUNCTION api.plan_list(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT api.ok(200, api.page(array_agg(api.plan_json(p) ORDER BY p.id),
+                                array_agg(p.id ORDER BY p.id), (args->>'limit')::int))
+      FROM (SELECT * FROM plans
+             WHERE args->>'cursor' IS NULL
+                OR id > api.cursor_matching(args->>'cursor', '^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$')
+             ORDER BY id LIMIT (args->>'limit')::int + 1) p
+$$;
+
+/*
+ * PUT /v1/plans/{plan} {"from", "to", "targets"}: 201 created, 200 replaced
+ * (or the same again: nothing is written). The reward policy is untouched.
+ */
+CREATE FUNCTION api.plan_put(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    old plans;
+    p plans;
+BEGIN
+    SELECT * INTO old FROM plans WHERE id = args->>'plan' FOR UPDATE;
+    IF FOUND AND old.window_from = (args->>'from')::date AND old.window_to = (args->>'to')::date
+       AND old.targets = args->'targets' THEN
+        RETURN api.ok(200, api.plan_json(old));
+    END IF;
+    INSERT INTO plans AS x (id, window_from, window_to, targets, created_at, created_by,
+                            updated_at, updated_by)
+    VALUES (args->>'plan', (args->>'from')::date, (args->>'to')::date, args->'targets',
+            api.now(ctx), ctx->>'token_name', api.now(ctx), ctx->>'token_name')
+    ON CONFLICT (id) DO UPDATE
+       SET window_from = excluded.window_from, window_to = excluded.window_to,
+           targets = excluded.targets, updated_at = excluded.updated_at,
+           updated_by = excluded.updated_by
+    RETURNING * INTO p;
+    PERFORM api.audit(ctx, NULL, format('%s plan %s (%s to %s)',
+                                        CASE WHEN old.id IS NULL THEN 'created' ELSE 'replaced' END,
+                                        p.id, p.window_from, p.window_to), args);
+    RETURN api.ok(CASE WHEN old.id IS NULL THEN 201 ELSE 200 END, api.plan_json(p),
+                  '/v1/plans/' || p.id);
+END;
+$$;
+
+/*
+ * GET /v1/reports/plan-progress?as_of=DATE&plan=ID: a plan's targets (科技创业
+ * 三年行动计划 工作目标) against the data up to as_of in the plan's window
+ * [from, to]. Without plan: the plan whose window holds as_of (the latest
+ * starting one if several do), else the latest. Enterprises are counted once
+ * each (by credit code), wherever they are incubated.
+ */
+CREATE FUNCTION api.plan_progress_rows(plan_id text, as_of date)
+RETURNS TABLE (plan text, window_from date, window_to date, key text, description text,
+               target bigint, actual bigint, met boolean, ord integer)
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+#variable_conflict use_column
+DECLARE
+    p plans;
+    upto date;
+BEGIN
+    IF plan_id IS NOT NULL THEN
+        p := api.plan_named(plan_id);
+    ELSE
+        SELECT * INTO p FROM plans x
+         ORDER BY as_of BETWEEN x.window_from AND x.window_to DESC, x.window_from DESC,
+                  x.window_to DESC, x.id
+         LIMIT 1;
+        IF NOT FOUND THEN
+            PERFORM api.fail(404, 'no plan: create one with PUT /v1/plans/{id}');
+        END IF;
+    END IF;
+    upto := least(p.window_to, as_of);
+
+    RETURN QUERY
     WITH actual AS (
         SELECT 'incubators' AS key,
                (SELECT count(*) FROM incubators WHERE opened_on <= as_of) AS n
         UNION ALL
         SELECT 'new_tech_enterprises', count(DISTINCT credit_code) FROM tenants
-         WHERE least(tech_certified_on, high_tech_certified_on) BETWEEN window_from AND upto
+         WHERE least(tech_certified_on, high_tech_certified_on) BETWEEN p.window_from AND upto
         UNION ALL
         SELECT 'revenue_over_5m', count(DISTINCT t.credit_code)
           FROM tenants t JOIN tenant_revenues r ON r.tenant_id = t.id
          WHERE r.revenue_fen >= 500000000
-           AND r.year BETWEEN extract(year FROM window_from) AND extract(year FROM upto)
+           AND r.year BETWEEN extract(year FROM p.window_from) AND extract(year FROM upto)
         UNION ALL
         SELECT 'revenue_over_20m', count(DISTINCT t.credit_code)
           FROM tenants t JOIN tenant_revenues r ON r.tenant_id = t.id
          WHERE r.revenue_fen >= 2000000000
-           AND r.year BETWEEN extract(year FROM window_from) AND extract(year FROM upto)
+           AND r.year BETWEEN extract(year FROM p.window_from) AND extract(year FROM upto)
         UNION ALL
         SELECT 'listed', count(DISTINCT credit_code) FROM tenants
-         WHERE listed_on BETWEEN window_from AND upto
+         WHERE listed_on BETWEEN p.window_from AND upto
         UNION ALL
         SELECT 'new_high_tech', count(DISTINCT credit_code) FROM tenants
-         WHERE high_tech_certified_on BETWEEN window_from AND upto
+         WHERE high_tech_certified_on BETWEEN p.window_from AND upto
     ),
     described(key, position, description) AS (
         VALUES ('incubators', 1, '孵化器数量 / incubators opened'),
@@ -556,21 +718,50 @@ BEGIN
                ('listed', 5, '上市企业 / listed enterprises'),
                ('new_high_tech', 6, '新增高新技术企业 / new national high-tech enterprises')
     )
-    SELECT json_agg(json_build_object(
-               'key', d.key,
-               'description', d.description,
-               'target', (p.plan->'targets'->>d.key)::bigint,
-               'actual', a.n,
-               'met', a.n >= (p.plan->'targets'->>d.key)::bigint) ORDER BY d.position)
-      INTO items
+    SELECT p.id, p.window_from, p.window_to, d.key, d.description,
+           (p.targets->>d.key)::bigint, a.n::bigint, a.n >= (p.targets->>d.key)::bigint,
+           d.position
       FROM described d JOIN actual a ON a.key = d.key
-     WHERE p.plan->'targets' ? d.key;
+     WHERE p.targets ? d.key;
+END;
+$$;
 
-    RETURN api.ok(200, json_build_object(
-        'as_of', as_of,
-        'from', window_from,
-        'to', window_to,
-        'policy_version', p.version,
-        'items', coalesce(items, '[]'::json)));
+-- GET /v1/reports/plan-progress (JSON, or CSV with Accept: text/csv)
+CREATE FUNCTION api.reports_plan_progress(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+DECLARE
+    today date := api.today(ctx);
+    as_of date := coalesce((args->>'as_of')::date, today);
+    lang text := api.csv_lang(ctx, args);
+    csv text;
+    result json;
+BEGIN
+    IF as_of > today THEN
+        PERFORM api.fail_field('as_of', format('must not be after today (%s)', today));
+    END IF;
+    IF ctx->>'format' = 'csv' THEN
+        SELECT api.csv_header(lang, ARRAY['plan', 'from', 'to', 'as_of', 'key', 'description',
+                                          'target', 'actual', 'met'],
+                              ARRAY['计划', '起始日期', '截止日期', '统计日期', '指标',
+                                    '说明', '目标', '实际', '是否达成'])
+               || coalesce(string_agg(api.csv_record(ARRAY[
+                      r.plan, r.window_from::text, r.window_to::text, as_of::text, r.key,
+                      r.description, r.target::text, r.actual::text, api.csv_bool(lang, r.met)]),
+                      '' ORDER BY r.ord), '')
+          INTO csv
+          FROM api.plan_progress_rows(args->>'plan', as_of) r;
+        RETURN api.ok(200, to_json(csv));
+    END IF;
+    SELECT json_build_object(
+               'plan', min(r.plan),
+               'as_of', as_of,
+               'from', min(r.window_from),
+               'to', min(r.window_to),
+               'items', coalesce(json_agg(json_build_object(
+                   'key', r.key, 'description', r.description, 'target', r.target,
+                   'actual', r.actual, 'met', r.met) ORDER BY r.ord), '[]'))
+      INTO result
+      FROM api.plan_progress_rows(args->>'plan', as_of) r;
+    RETURN api.ok(200, result);
 END;
 $$;

@@ -61,7 +61,9 @@ CREATE TYPE api.alert_observation AS (
 /*
  * What the rules listed say on day `today` (at the moment `at`) for the
  * incubators in scope (both explicit lists), under the policy in force that
- * month:
+ * month; with subjects, the subject rules only for those subjects (credit
+ * codes, external ids, token names), looked up by key, so that a write about
+ * one tenant costs the same however many tenants its incubator has:
  *   space_share_breach    share(today) < veto_threshold
  *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
  *   stale_data            today - latest snapshot's as_of (without one, the later
@@ -74,7 +76,7 @@ CREATE TYPE api.alert_observation AS (
  * Comparisons use the exact shares; messages show them rounded to 4 decimals.
  */
 CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[],
-                                       at timestamptz)
+                                       at timestamptz, subjects text[] DEFAULT NULL)
 RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -157,10 +159,20 @@ BEGIN
             SELECT t.incubator_id, t.credit_code
               FROM tenants t
              WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
+               AND subjects IS NULL
                AND EXISTS (SELECT 1 FROM tenants o
                             WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
                               AND o.incubator_id <> t.incubator_id)
              GROUP BY t.incubator_id, t.credit_code
+            UNION
+            -- The same for the given credit codes, through their index.
+            SELECT t.incubator_id, t.credit_code
+              FROM tenants t
+             WHERE t.credit_code = ANY (subjects) AND t.status = 'incubating'
+               AND t.incubator_id = ANY (scope)
+               AND EXISTS (SELECT 1 FROM tenants o
+                            WHERE o.credit_code = t.credit_code AND o.status = 'incubating'
+                              AND o.incubator_id <> t.incubator_id)
         )
         SELECT 'duplicate_enterprise'::text, d.incubator_id, d.credit_code, true,
                c.n::numeric, NULL::numeric,
@@ -186,18 +198,26 @@ BEGIN
                        CASE WHEN d.field = ANY (ps.extended_fields) THEN ps.extended_limit_months
                             ELSE ps.incubation_limit_months END))::date AS limit_on
               FROM (SELECT DISTINCT t.admitted_on, t.field FROM tenants t
-                     WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)) d
+                     WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
+                       AND (subjects IS NULL OR t.external_id = ANY (subjects))) d
               JOIN api.policy_spans ps ON ps.span @> d.admitted_on
+        ), incubating AS (
+            SELECT t.* FROM tenants t
+             WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope) AND subjects IS NULL
+            UNION ALL
+            -- The given tenants only, through (incubator_id, external_id).
+            SELECT t.* FROM tenants t
+             WHERE t.incubator_id = ANY (scope) AND t.external_id = ANY (subjects)
+               AND t.status = 'incubating'
         )
         SELECT 'overdue_tenant'::text, t.incubator_id, t.external_id, true,
                (today - l.limit_on)::numeric, NULL::numeric,
                format('在孵企业 %s（%s）超过孵化期限 %s 仍在孵：%s 入孵，已超期 %s 天',
                       t.external_id, t.credit_code, l.limit_on, t.admitted_on,
                       today - l.limit_on)
-          FROM tenants t
+          FROM incubating t
           JOIN limits l ON l.admitted_on = t.admitted_on AND l.field = t.field
-         WHERE t.status = 'incubating' AND t.incubator_id = ANY (scope)
-           AND today > l.limit_on;
+         WHERE today > l.limit_on;
     END IF;
 
     IF 'token_expiring' = ANY (rules) THEN
@@ -218,6 +238,7 @@ BEGIN
           FROM tokens t JOIN incubators i ON i.id = t.incubator_id
          WHERE t.incubator_id = ANY (scope) AND t.revoked_at IS NULL AND t.replaced_by IS NULL
            AND t.expires_at <= at + interval '14 days'
+           AND (subjects IS NULL OR t.name = ANY (subjects))
          ORDER BY t.incubator_id, t.name, t.expires_at;
     END IF;
 END;
@@ -331,10 +352,12 @@ $$;
  *   - with repeats, an open, unacknowledged alert last notified repeat_hours
  *     (of the policy in force) or more ago is notified again: alert.repeat.
  * New alerts are notified before resolutions, so a receiver never sees an
- * incubator all clear between its warning and its breach. Returns the counts.
+ * incubator all clear between its warning and its breach. With subjects
+ * (NULL: all), the alerts of subject rules are brought in line for those
+ * subjects only: the others' outcome is what it was. Returns the counts.
  */
 CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean,
-                                    rules text[] DEFAULT NULL)
+                                    rules text[] DEFAULT NULL, subjects text[] DEFAULT NULL)
 RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
     today date := api.today(ctx);
@@ -354,7 +377,7 @@ BEGIN
     -- From here on explicit lists, which the statements' plans look up by key.
     scope := coalesce(scope, ARRAY(SELECT id FROM incubators ORDER BY id));
     rules := coalesce(rules, api.alert_rules());
-    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules, at) o);
+    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules, at, subjects) o);
 
     -- Whether any alert opens or resolves. Most evaluations change neither,
     -- and the statements that do cost more to plan than to run. (The locks
@@ -368,7 +391,8 @@ BEGIN
       INTO opening, resolving
       FROM (SELECT f.id, f.rule, f.incubator_id, f.subject FROM alerts f
              WHERE f.state = 'firing' AND f.incubator_id = ANY (scope)
-               AND f.rule = ANY (rules)) x
+               AND f.rule = ANY (rules)
+               AND (subjects IS NULL OR f.subject IS NULL OR f.subject = ANY (subjects))) x
       FULL JOIN unnest(obs) o
         ON o.rule = x.rule AND o.incubator_id = x.incubator_id
        AND coalesce(o.subject, '') = coalesce(x.subject, '');
@@ -404,6 +428,7 @@ BEGIN
                   LEFT JOIN unnest(obs) o ON o.rule = x.rule AND o.incubator_id = x.incubator_id
                                          AND coalesce(o.subject, '') = coalesce(x.subject, '')
                  WHERE x.state = 'firing' AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
+                   AND (subjects IS NULL OR x.subject IS NULL OR x.subject = ANY (subjects))
                    AND NOT coalesce(o.firing, false)
             ), done AS (
                 UPDATE alerts x
@@ -450,19 +475,44 @@ $$;
 
 -- Called by every write that can change a rule's outcome, as its last step, in
 -- the write's transaction, with the incubators it may have affected (NULL:
--- all of them, e.g. for a policy change) and the rules it can change (NULL:
+-- all of them, e.g. for a policy change), the rules it can change (NULL:
 -- all of them; an occupancy snapshot changes only the space share and stale
--- data rules). Call it once per transaction.
-CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[], rules text[] DEFAULT NULL)
+-- data rules) and the subjects whose subject rules it can change (NULL: all;
+-- a tenant's write, its credit codes and external id). Call it once per
+-- transaction.
+CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[], rules text[] DEFAULT NULL,
+                                 subjects text[] DEFAULT NULL)
 RETURNS void LANGUAGE sql AS $$
-    SELECT api.alerts_evaluate(ctx, incubators, false, rules)
+    SELECT api.alerts_evaluate(ctx, incubators, false, rules, subjects)
 $$;
 
--- The periodic sweep (schedule.alert_sweep_seconds): every incubator, every
--- rule, on the daemon's today, and the repeats on its now.
+/*
+ * The periodic sweep (schedule.alert_sweep_seconds): every rule, on the
+ * daemon's today, and the repeats on its now, for one batch of incubators:
+ * the ctx.batch (default 100) with the smallest ids after ctx.after (default
+ * none). Each batch is a transaction of its own that locks only its own
+ * incubators, so a write waits at most one batch for the sweep, never the
+ * whole sweep; the scheduler calls it again with "after" set to the "next"
+ * it returns until it returns none. Returns the counts and "next".
+ */
 CREATE FUNCTION api.job_alert_sweep(ctx jsonb) RETURNS json
-LANGUAGE sql AS $$
-    SELECT api.alerts_evaluate(ctx, NULL, true)
+LANGUAGE plpgsql AS $$
+DECLARE
+    size integer := coalesce((ctx->>'batch')::integer, 100);
+    batch bigint[] := ARRAY(SELECT i.id FROM incubators i
+                             WHERE i.id > coalesce((ctx->>'after')::bigint, 0)
+                             ORDER BY i.id LIMIT size);
+    counts jsonb;
+BEGIN
+    IF cardinality(batch) = 0 THEN
+        RETURN json_build_object('fired', 0, 'resolved', 0, 'repeated', 0);
+    END IF;
+    counts := api.alerts_evaluate(ctx, batch, true)::jsonb;
+    IF cardinality(batch) = size THEN
+        counts := counts || jsonb_build_object('next', batch[size]);
+    END IF;
+    RETURN counts::json;
+END;
 $$;
 
 -- ---- the API ----

@@ -426,19 +426,105 @@ LANGUAGE sql STABLE AS $$
                 WHERE l.period = r.period)))::json
 $$;
 
--- The finance office's export: one row per incubator, amounts in CNY.
-CREATE FUNCTION api.payout_run_csv(r payout_runs) RETURNS text
+/*
+ * The finance office's export: one row per incubator, amounts in CNY, then a
+ * total row (incubator "total" / 合计). lang "zh": the same columns headed
+ * in Chinese, yes/no and codes in words.
+ */
+CREATE FUNCTION api.payout_run_csv(r payout_runs, lang text) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT api.csv_record(ARRAY['period', 'incubator', 'name', 'share_average', 'days_with_data',
-                                'vetoed', 'eligible_graduates', 'base_cny', 'amount_cny',
-                                'reason'])
+    SELECT api.csv_header(lang,
+               ARRAY['period', 'incubator', 'name', 'share_average', 'days_with_data', 'vetoed',
+                     'eligible_graduates', 'base_cny', 'adjustments_cny', 'amount_cny',
+                     'reason'],
+               ARRAY['期间', '孵化器代码', '孵化器名称', '科技企业场地占比均值', '有数据天数',
+                     '一票否决', '符合条件毕业企业数', '基础奖励（元）', '调整金额（元）',
+                     '奖励金额（元）', '原因'])
            || coalesce(string_agg(api.csv_record(ARRAY[
-                  api.period_text(r.period), i.code, i.name, api.ratio(l.share_average)::text,
-                  l.days_with_data::text, CASE WHEN l.vetoed THEN 'yes' ELSE 'no' END,
+                  api.period_text(r.period), i.code, i.name, api.csv_ratio(l.share_average),
+                  l.days_with_data::text, api.csv_bool(lang, l.vetoed),
                   l.eligible_graduates::text, api.fen_as_cny(l.base_fen),
-                  api.fen_as_cny(l.amount_fen), l.reason]), '' ORDER BY i.code), '')
+                  api.fen_as_cny(l.adjustments_fen), api.fen_as_cny(l.amount_fen),
+                  api.csv_word(lang, l.reason)]), '' ORDER BY i.code), '')
+           || api.csv_record(ARRAY[
+                  api.period_text(r.period), api.csv_word(lang, 'total'), NULL, NULL, NULL,
+                  (count(*) FILTER (WHERE l.vetoed))::text,
+                  coalesce(sum(l.eligible_graduates), 0)::text,
+                  api.fen_as_cny(coalesce(sum(l.base_fen), 0)::bigint),
+                  api.fen_as_cny(coalesce(sum(l.adjustments_fen), 0)::bigint),
+                  api.fen_as_cny(coalesce(sum(l.amount_fen), 0)::bigint), NULL])
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
      WHERE l.period = r.period
+$$;
+
+/*
+ * What a run pays for each graduate and adjustment: a line's own amount is
+ * spread over its eligible graduates in the order of graduation (each gets
+ * its base until the cap remaining runs out; nothing on a vetoed line), so
+ * the rows of a line add up to its amount_fen.
+ */
+CREATE FUNCTION api.payout_run_items(run_period date)
+RETURNS TABLE (incubator_id bigint, kind text, for_period date, tenant_id bigint,
+               external_id text, credit_code text, graduated_on date, high_tech boolean,
+               eligible boolean, reason text, amount_fen bigint)
+LANGUAGE sql STABLE AS $$
+    WITH g AS (
+        SELECT pg.*, l.vetoed, l.cap_remaining_fen,
+               CASE WHEN pg.eligible AND NOT l.vetoed
+                    THEN p.reward_per_graduate_fen
+                         + CASE WHEN pg.high_tech THEN p.high_tech_bonus_fen ELSE 0 END
+                    ELSE 0 END AS base
+          FROM payout_graduates pg
+          JOIN payout_lines l ON l.period = pg.period AND l.incubator_id = pg.incubator_id
+          JOIN payout_runs r ON r.period = pg.period
+          JOIN policies p ON p.version = r.policy_version
+         WHERE pg.period = run_period
+    ), filled AS (
+        SELECT g.*, sum(g.base) OVER (PARTITION BY g.incubator_id
+                                      ORDER BY g.graduated_on, g.external_id
+                                      ROWS UNBOUNDED PRECEDING) AS upto
+          FROM g
+    )
+    SELECT f.incubator_id, 'graduate', f.period, f.tenant_id, f.external_id, f.credit_code,
+           f.graduated_on, f.high_tech, f.eligible, f.reason,
+           (least(f.upto, f.cap_remaining_fen) - least(f.upto - f.base, f.cap_remaining_fen))::bigint
+      FROM filled f
+    UNION ALL
+    SELECT a.incubator_id, a.kind, a.for_period, a.tenant_id, a.external_id, a.credit_code,
+           a.graduated_on, a.high_tech,
+           a.kind = 'late_graduation'
+             AND coalesce(a.reason, '') NOT IN ('not_tech', 'entry_age', 'already_rewarded'),
+           a.reason, a.amount_fen
+      FROM payout_adjustments a
+     WHERE a.period = run_period
+$$;
+
+-- ?detail=graduates: one row per graduate and adjustment, then the total row.
+CREATE FUNCTION api.payout_run_detail_csv(r payout_runs, lang text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT api.csv_header(lang,
+               ARRAY['period', 'incubator', 'incubator_name', 'kind', 'for_period',
+                     'external_id', 'name', 'credit_code', 'graduated_on', 'high_tech',
+                     'eligible', 'reason', 'amount_cny'],
+               ARRAY['期间', '孵化器代码', '孵化器名称', '类别', '所属期间', '企业编号',
+                     '企业名称', '统一社会信用代码', '毕业日期', '高新技术企业', '符合条件',
+                     '原因', '奖励金额（元）'])
+           || coalesce(string_agg(api.csv_record(ARRAY[
+                  api.period_text(r.period), i.code, i.name, api.csv_word(lang, x.kind),
+                  api.period_text(x.for_period), x.external_id, t.name, x.credit_code,
+                  x.graduated_on::text, api.csv_bool(lang, x.high_tech),
+                  api.csv_bool(lang, x.eligible), api.csv_word(lang, x.reason),
+                  api.fen_as_cny(x.amount_fen)]),
+                  '' ORDER BY i.code, array_position(ARRAY['graduate', 'late_graduation',
+                                                            'clawback'], x.kind),
+                              x.graduated_on, x.external_id), '')
+           || api.csv_record(ARRAY[
+                  api.period_text(r.period), api.csv_word(lang, 'total'), NULL, NULL, NULL,
+                  NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                  api.fen_as_cny(coalesce(sum(x.amount_fen), 0)::bigint)])
+      FROM api.payout_run_items(r.period) x
+      JOIN incubators i ON i.id = x.incubator_id
+      JOIN tenants t ON t.id = x.tenant_id
 $$;
 
 -- The payout_run.computed event and its log lines.
@@ -604,8 +690,10 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
     END IF;
-    IF ctx->>'format' = 'csv' THEN
-        RETURN api.ok(200, to_json(api.payout_run_csv(r)));
+    IF ctx->>'format' = 'csv' AND args->>'detail' = 'graduates' THEN
+        RETURN api.ok(200, to_json(api.payout_run_detail_csv(r, api.csv_lang(ctx, args))));
+    ELSIF ctx->>'format' = 'csv' THEN
+        RETURN api.ok(200, to_json(api.payout_run_csv(r, api.csv_lang(ctx, args))));
     END IF;
     RETURN api.ok(200, api.payout_run_json(r));
 END;

@@ -217,13 +217,25 @@ def outbox(sql):
              "attempts": r[4]} for r in rows]
 
 
-def sweep(sql, on, now=None):
-    """Runs the alert sweep with an explicit today (and now) as the scheduler would."""
+def sweep(sql, on, now=None, batch=None):
+    """Runs the alert sweep with an explicit today (and now) as the scheduler
+    would: batch after batch, each its own transaction; returns the summed
+    counts as JSON text."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     ctx = {"request_id": "test", "method": "JOB", "path": "alert_sweep", "today": str(on),
            "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "token_name": "scheduler", "admin": True}
-    return sql.execute("SELECT api.job_alert_sweep(%s::jsonb)::text",
-                       (json.dumps(ctx),)).fetchone()[0]
+    if batch:
+        ctx["batch"] = batch
+    total = {}
+    while True:
+        done = json.loads(sql.execute("SELECT api.job_alert_sweep(%s::jsonb)::text",
+                                      (json.dumps(ctx),)).fetchone()[0])
+        for k, v in done.items():
+            if k != "next":
+                total[k] = total.get(k, 0) + v
+        if "next" not in done:
+            return json.dumps(total)
+        ctx["after"] = done["next"]
 
 
 def alerts(sql, rule=None):

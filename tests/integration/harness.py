@@ -68,13 +68,17 @@ class PgCluster:
         self.port = port or free_port()
         self.host = self.dir  # the socket directory
         self.user = "postgres"
+        self.initdb()
+
+    def initdb(self, settings=""):
+        """Makes the data directory: fast and unsafe (no fsync), on a Unix socket only."""
         subprocess.run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust",
                         "-U", self.user, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
                        check=True, stdout=subprocess.DEVNULL, **_as_postgres())
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "listen_addresses = ''\nmax_connections = 300\n"
-                    f"unix_socket_directories = '{self.dir}'\nport = {self.port}\n")
+                    f"unix_socket_directories = '{self.dir}'\nport = {self.port}\n" + settings)
 
     def conninfo(self, dbname="postgres"):
         return f"host={self.host} port={self.port} user={self.user} dbname={dbname}"
@@ -187,7 +191,10 @@ class Daemon:
 
     def write_config(self, extra_config=""):
         sections = {
-            "server": {"listen": f"127.0.0.1:{self.port}", "request_timeout_ms": "5000"},
+            # No rate limit by default: tests send hundreds of requests with one
+            # token; test_rate_limits.py sets its own.
+            "server": {"listen": f"127.0.0.1:{self.port}", "request_timeout_ms": "5000",
+                       "rate_limit_per_minute": "0"},
             "database": {"conninfo": self.conninfo, "pool_size": "4"},
             "log": {"syslog": "false", "level": "debug"},
             "schedule": {"alert_sweep_seconds": "3600", "payout_enabled": "false"},

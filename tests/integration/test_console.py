@@ -305,7 +305,7 @@ def test_payouts_review_approve_csv_and_statement(town, admin_page):
     data = open(path, "rb").read()
     assert data[:3] == b"\xef\xbb\xbf"
     rows = list(csv.reader(io.StringIO(data[3:].decode("utf-8"))))
-    assert len(rows) == len(run["lines"]) + 1
+    assert len(rows) == 1 + len(run["lines"]) + 1  # the header, a row per line, the total row
 
     # Cancelling a confirmation changes nothing.
     step = "#review" if four_eyes(town) else "#approve"

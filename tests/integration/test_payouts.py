@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import time
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -387,28 +388,159 @@ def test_approving_out_of_order_is_refused(city):
                                                          ("2025-08", "approved")]
 
 
-def test_csv_export(city, daemon):
-    city.incubator("CSV-1")
-    r = city.api.patch("/v1/incubators/CSV-1", {"name": '哈尔滨 "创新", 孵化器'})
-    assert r.status == 200
-    city.incubator("CSV-2")
-    for inc in ("CSV-1", "CSV-2"):
-        city.tenant(inc, "A", high_tech="2024-01-01")
-        city.snapshot(inc, "2025-10-01", {"A": 7000})
-        city.graduate(inc, "A", "2025-10-09", basis="high_tech")
-    run = city.run("2025-10").json()
-    r = daemon.request("GET", "/v1/payout-runs/2025-10", token=daemon.admin_token,
-                       headers={"Accept": "text/csv"})
-    assert r.status == 200
+def csv_rows(daemon, path, lang=None):
+    """The CSV export at path as a list of rows (the header first), via csv.reader."""
+    headers = {"Accept": "text/csv"}
+    if lang:
+        headers["Accept-Language"] = lang
+    r = daemon.request("GET", path, token=daemon.admin_token, headers=headers)
+    assert r.status == 200, r
     assert r.header("Content-Type") == "text/csv; charset=utf-8"
     assert r.body.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.DictReader(io.StringIO(r.body[3:].decode("utf-8"), newline="")))
-    assert list(rows[0].keys()) == ["period", "incubator", "name", "share_average",
-                                    "days_with_data", "vetoed", "eligible_graduates", "base_cny",
-                                    "amount_cny", "reason"]
-    assert rows[0]["name"] == '哈尔滨 "创新", 孵化器'
-    assert sum(Fraction(row["amount_cny"]) for row in rows) * 100 == run["total_fen"]
-    assert rows[0]["amount_cny"] == "70000.00"
+    text = r.body[3:].decode("utf-8")
+    assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def cny(fen):
+    """Fen as the CSV shows yuan, computed here: -5000000 -> '-50000.00'."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+
+
+def ratio4(x):
+    return "" if x is None else str(Decimal(str(x)).quantize(Decimal("0.0001")))
+
+
+ZH_WORDS = {"yes": "是", "no": "否", "veto": "一票否决", "no_data": "无数据", "cap": "年度上限",
+            "not_tech": "非科技型企业", "entry_age": "入孵时成立超期",
+            "already_rewarded": "已奖励过", "total": "合计", "graduate": "本期毕业",
+            "late_graduation": "补报毕业", "clawback": "追回"}
+
+
+def assert_zh_same_cells(en, zh, zh_header):
+    """The Chinese export: its own header, then every cell as the English one's,
+    with yes/no and codes in words."""
+    assert zh[0] == zh_header and len(zh) == len(en)
+    for en_row, zh_row in zip(en[1:], zh[1:]):
+        assert zh_row == [ZH_WORDS.get(c, c) for c in en_row]
+
+
+@pytest.fixture
+def exported(city):
+    """A run with every kind of line: a quoted name, a veto, no data, a cap, a late
+    graduation and a clawback (October 2025, after September was approved)."""
+    r = city.api.post("/v1/policy", dict(POLICY, effective_from="2025-09",
+                                         annual_cap_fen=3 * REWARD))
+    assert r.status == 201, r
+    city.incubator("CSV-1")
+    assert city.api.patch("/v1/incubators/CSV-1", {"name": '哈尔滨 "创新", 孵化器'}).status == 200
+    city.incubator("CSV-2")
+    city.incubator("CSV-3")  # no data
+    for ext in ("A", "B", "C", "D"):
+        city.tenant("CSV-1", ext, high_tech="2024-01-01" if ext == "A" else None)
+    city.tenant("CSV-2", "V")
+    city.snapshot("CSV-1", "2025-09-01", {"A": 2000, "B": 2000, "C": 1000, "D": 1000})
+    city.snapshot("CSV-2", "2025-09-01", {"V": 4000})   # 0.4: vetoed
+    city.graduate("CSV-1", "A", "2025-09-05", basis="high_tech")
+    city.graduate("CSV-2", "V", "2025-09-06")
+    city.run("2025-09")
+    city.approve("2025-09")
+    city.graduate("CSV-1", "B", "2025-09-20")           # late: 5,000,000
+    revoke(city.api, "CSV-1", "A")                       # clawback: -7,000,000
+    city.graduate("CSV-1", "C", "2025-10-10")
+    city.graduate("CSV-1", "D", "2025-10-11")            # the cap cuts D
+    return city.run("2025-10").json()
+
+
+def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
+    run = exported
+    rows = csv_rows(daemon, "/v1/payout-runs/2025-10")
+    assert rows[0] == ["period", "incubator", "name", "share_average", "days_with_data",
+                       "vetoed", "eligible_graduates", "base_cny", "adjustments_cny",
+                       "amount_cny", "reason"]
+    names = {"CSV-1": '哈尔滨 "创新", 孵化器', "CSV-2": "孵化器 CSV-2", "CSV-3": "孵化器 CSV-3"}
+    lines = run["lines"]
+    assert len(rows) == 1 + len(lines) + 1
+    for row, ln in zip(rows[1:], lines):
+        assert row == ["2025-10", ln["incubator"], names[ln["incubator"]],
+                       ratio4(ln["share_average"]), str(ln["days_with_data"]),
+                       "yes" if ln["vetoed"] else "no", str(ln["eligible_graduates"]),
+                       cny(ln["base_fen"]), cny(ln["adjustments_fen"]), cny(ln["amount_fen"]),
+                       ln["reason"] or ""]
+    one = line(run, "CSV-1")
+    # 2025's cap (15,000,000) after September (7,000,000) and B's late 5,000,000: 3,000,000
+    # for C and D; A's 7,000,000 is recovered.
+    assert (one["base_fen"], one["cap_remaining_fen"], one["adjustments_fen"],
+            one["amount_fen"]) == (2 * REWARD, 3 * REWARD - (REWARD + BONUS) - REWARD,
+                                   REWARD - (REWARD + BONUS),
+                                   3 * REWARD - (REWARD + BONUS) - REWARD - BONUS)
+    assert rows[1][8] == "-20000.00"  # 5,000,000 late, less 7,000,000 recovered
+    total = rows[-1]
+    assert total == ["2025-10", "total", "", "", "", str(len(run["vetoed"])),
+                     str(sum(l["eligible_graduates"] for l in lines)),
+                     cny(sum(l["base_fen"] for l in lines)),
+                     cny(sum(l["adjustments_fen"] for l in lines)), cny(run["total_fen"]), ""]
+    assert sum(Fraction(r[9]) for r in rows[1:-1]) * 100 == run["total_fen"]
+    # Chinese: the same cells.
+    zh_header = ["期间", "孵化器代码", "孵化器名称", "科技企业场地占比均值", "有数据天数", "一票否决",
+                 "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "奖励金额（元）", "原因"]
+    assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10?lang=zh"), zh_header)
+
+
+def test_payout_csv_per_graduate_adds_up_to_each_line(exported, daemon):
+    run = exported
+    rows = csv_rows(daemon, "/v1/payout-runs/2025-10?detail=graduates")
+    head = rows[0]
+    assert head == ["period", "incubator", "incubator_name", "kind", "for_period", "external_id",
+                    "name", "credit_code", "graduated_on", "high_tech", "eligible", "reason",
+                    "amount_cny"]
+    items = [dict(zip(head, r)) for r in rows[1:-1]]
+    # One row per graduate of the month and per adjustment, as the JSON lists them.
+    expected = []
+    for ln in run["lines"]:
+        for g in ln["graduates"]:
+            expected.append((ln["incubator"], "graduate", "2025-10", g["external_id"],
+                             g["credit_code"], g["graduated_on"],
+                             "yes" if g["high_tech"] else "no", "yes" if g["eligible"] else "no",
+                             g["reason"] or ""))
+        for a in ln["adjustments"]:
+            expected.append((ln["incubator"], a["kind"], a["for_period"], a["external_id"],
+                             a["credit_code"], a["graduated_on"],
+                             "yes" if a["high_tech"] else "no",
+                             "yes" if a["kind"] == "late_graduation" else "no", a["reason"] or ""))
+    assert [(i["incubator"], i["kind"], i["for_period"], i["external_id"], i["credit_code"],
+             i["graduated_on"], i["high_tech"], i["eligible"], i["reason"]) for i in items] \
+        == expected
+    assert all(i["name"] == f"企业 {i['external_id']}" for i in items)
+    # Each line's rows add up to its amount; the cap left C 3,000,000 of its 5,000,000 and
+    # D, graduated last, nothing; a vetoed line pays nobody.
+    for ln in run["lines"]:
+        assert sum(Fraction(i["amount_cny"]) for i in items
+                   if i["incubator"] == ln["incubator"]) * 100 == ln["amount_fen"]
+    by = {(i["incubator"], i["kind"], i["external_id"]): i["amount_cny"] for i in items}
+    cap_left = 3 * REWARD - (REWARD + BONUS) - REWARD
+    assert by[("CSV-1", "graduate", "C")] == cny(cap_left) == "30000.00"
+    assert by[("CSV-1", "graduate", "D")] == "0.00"
+    assert by[("CSV-1", "late_graduation", "B")] == cny(REWARD)
+    assert by[("CSV-1", "clawback", "A")] == cny(-(REWARD + BONUS)) == "-70000.00"
+    sept = {(r[1], r[5]): r[-1] for r in
+            csv_rows(daemon, "/v1/payout-runs/2025-09?detail=graduates")[1:-1]}
+    assert sept == {("CSV-1", "A"): cny(REWARD + BONUS), ("CSV-2", "V"): "0.00"}
+    assert rows[-1][1] == "total" and rows[-1][-1] == cny(run["total_fen"])
+    zh = csv_rows(daemon, "/v1/payout-runs/2025-10?detail=graduates&lang=zh")
+    assert_zh_same_cells(rows, zh, ["期间", "孵化器代码", "孵化器名称", "类别", "所属期间", "企业编号",
+                                    "企业名称", "统一社会信用代码", "毕业日期", "高新技术企业",
+                                    "符合条件", "原因", "奖励金额（元）"])
+
+
+def test_payout_csv_bad_query(city, daemon, sql):
+    city.incubator("Q1")
+    city.run("2025-10")
+    for q in ("lang=fr", "detail=lines", "lang=", "x=1"):
+        r = daemon.request("GET", f"/v1/payout-runs/2025-10?{q}", token=daemon.admin_token,
+                           headers={"Accept": "text/csv"})
+        assert_problem(r, 400)
 
 
 def test_incubator_reads_its_own_approved_lines(city, daemon):

@@ -265,21 +265,36 @@ def test_monthly_report_csv(town):
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[0] == ["incubator", "name", "period", "through", "days", "days_with_data",
                        "share_average", "share_min", "share_max", "days_below_threshold",
-                       "threshold", "incubating_at_start", "admitted", "graduated", "exited",
-                       "incubating_at_end", "overdue", "graduation_rate",
+                       "threshold", "vetoed", "incubating_at_start", "admitted", "graduated",
+                       "exited", "incubating_at_end", "overdue", "graduation_rate",
                        "trailing_12m_graduation_rate"]
     assert len(rows) == 3
     one = dict(zip(rows[0], rows[1]))
     assert one["incubator"] == "HRB-001" and one["name"] == "哈尔滨HRB-001孵化器"
-    assert one["share_average"] == "0.5242" and one["share_min"] == "0.45"
+    # Ratios with exactly 4 decimals, as the API rounds them.
+    assert one["share_average"] == "0.5242" and one["share_min"] == "0.4500"
+    assert one["threshold"] == "0.5000" and one["vetoed"] == "no"
     assert one["days_below_threshold"] == "10" and one["overdue"] == "1"
-    assert one["graduation_rate"] == "0.5" and one["trailing_12m_graduation_rate"] == "0.3333"
+    assert one["graduation_rate"] == "0.5000"
+    assert one["trailing_12m_graduation_rate"] == "0.3333"
     two = dict(zip(rows[0], rows[2]))
+    assert two["vetoed"] == "yes"  # no data in the month
     # The name with a quote and a comma survives RFC 4180 quoting intact...
     assert two["name"] == '松北区"智谷",创新中心'
     assert '"松北区""智谷"",创新中心"' in text
     # ...and a missing figure is an empty field.
     assert two["share_average"] == "" and two["days_with_data"] == "0"
+    # In Chinese: the same columns in the same order, headed in Chinese.
+    zh = ok(town.get("/v1/reports/monthly?period=2024-03&lang=zh",
+                     headers={"Accept": "text/csv"}))
+    zh_rows = list(csv.reader(io.StringIO(zh.body[3:].decode("utf-8"), newline="")))
+    assert zh_rows[0][:3] == ["孵化器代码", "孵化器名称", "期间"]
+    assert zh_rows[0][rows[0].index("vetoed")] == "一票否决"
+    assert len(zh_rows[0]) == len(rows[0]) and len(zh_rows) == len(rows)
+    for en_row, zh_row in zip(rows[1:], zh_rows[1:]):
+        for name, en_cell, zh_cell in zip(rows[0], en_row, zh_row):
+            assert zh_cell == {"yes": "是", "no": "否"}.get(en_cell, en_cell) \
+                if name == "vetoed" else zh_cell == en_cell
     # Without Accept: text/csv, the same report is JSON.
     r = town.get("/v1/reports/monthly?period=2024-03")
     assert r.header("Content-Type") == "application/json"
@@ -399,26 +414,29 @@ def test_plan_progress(daemon, admin, sql):
     assert got == {"incubators": 1, "new_tech_enterprises": 1, "revenue_over_5m": 2,
                    "revenue_over_20m": 0, "listed": 0, "new_high_tech": 0}
 
-    # A later policy version with a window over 2018 and small targets: `met`
-    # is actual >= target. (Written as POST /v1/policy would write it.)
-    sql.execute("""INSERT INTO policies SELECT 2, '2018-01-01', veto_threshold, warning_margin,
-                   reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
-                   incubation_limit_months, extended_limit_months, extended_fields,
-                   entry_max_age_months, graduation_investment_min_fen,
-                   graduation_revenue_2y_min_fen, stale_after_days, repeat_hours,
-                   '{"from": "2018-01-01", "to": "2020-12-31", "targets": {"incubators": 2,
-                     "new_tech_enterprises": 2, "revenue_over_5m": 1, "revenue_over_20m": 2,
-                     "listed": 1, "new_high_tech": 1}}', now(), 'test'
-                   FROM policies WHERE version = 1""")
+    # A later plan with a window over 2018 and small targets: `met` is
+    # actual >= target. It takes over for the days of its window.
+    r = admin.put("/v1/plans/2018-2020", {
+        "from": "2018-01-01", "to": "2020-12-31",
+        "targets": {"incubators": 2, "new_tech_enterprises": 2, "revenue_over_5m": 1,
+                    "revenue_over_20m": 2, "listed": 1, "new_high_tech": 1}})
+    assert r.status == 201, r
     r = dec(ok(admin.get("/v1/reports/plan-progress?as_of=2020-06-30")))
-    assert (r["from"], r["to"], r["policy_version"]) == ("2018-01-01", "2020-12-31", 2)
+    assert (r["plan"], r["from"], r["to"]) == ("2018-2020", "2018-01-01", "2020-12-31")
     got = {i["key"]: (i["target"], i["actual"], i["met"]) for i in r["items"]}
     # R: certified and high-tech 2018-01-01, listed 2018-02-01; Q: 30 million in 2018.
     assert got == {"incubators": (2, 2, True), "new_tech_enterprises": (2, 1, False),
                    "revenue_over_5m": (1, 1, True), "revenue_over_20m": (2, 1, False),
                    "listed": (1, 1, True), "new_high_tech": (1, 1, True)}
+    # The seed's plan by its id, on the same day; a day in no window: the latest plan.
+    r = dec(ok(admin.get("/v1/reports/plan-progress?as_of=2020-06-30&plan=2015-2017")))
+    assert (r["plan"], r["from"]) == ("2015-2017", "2015-01-01")
+    assert dec(ok(admin.get("/v1/reports/plan-progress?as_of=2014-06-30")))["plan"] \
+        == "2018-2020"
+    assert dec(ok(admin.get("/v1/reports/plan-progress?as_of=2016-06-30")))["plan"] \
+        == "2015-2017"
 
-    # Without as_of: today; the newest policy's window.
+    # Without as_of: today.
     r = dec(ok(admin.get("/v1/reports/plan-progress")))
     assert r["as_of"] == today().isoformat()
 
@@ -431,3 +449,89 @@ def test_reports_change_nothing(town, sql):
     ok(town.get("/v1/reports/plan-progress"))
     assert_problem(town.get("/v1/reports/monthly?period=2999-01"), 422)
     assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before
+
+
+PLAN = {"from": "2026-01-01", "to": "2028-12-31",
+        "targets": {"incubators": 80, "new_tech_enterprises": 1500, "revenue_over_5m": 700,
+                    "revenue_over_20m": 150, "listed": 40, "new_high_tech": 200}}
+
+
+def test_plans_are_their_own_resource(daemon, admin, sql):
+    seed = dec(ok(admin.get("/v1/plans/2015-2017")))
+    assert (seed["from"], seed["to"], seed["targets"]) == (
+        "2015-01-01", "2017-12-31",
+        {"incubators": 60, "new_tech_enterprises": 1000, "revenue_over_5m": 600,
+         "revenue_over_20m": 100, "listed": 30, "new_high_tech": 120})
+    policies = sql.execute("SELECT count(*) FROM policies").fetchone()[0]
+    r = admin.put("/v1/plans/2026-2028", PLAN)
+    assert r.status == 201 and r.header("Location") == "/v1/plans/2026-2028"
+    created = r.json()
+    assert created["created_by"] == created["updated_by"] == "test-admin"
+    # The same document again changes nothing: no write, no audit.
+    audits = sql.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    assert dec(ok(admin.put("/v1/plans/2026-2028", PLAN))) == dec(ok(admin.get(
+        "/v1/plans/2026-2028")))
+    assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == audits
+    # A target changes; the reward policy does not.
+    changed = dict(PLAN, targets=dict(PLAN["targets"], listed=45))
+    again = dec(ok(admin.put("/v1/plans/2026-2028", changed)))
+    assert again["targets"]["listed"] == 45 and again["created_at"] == created["created_at"]
+    assert sql.execute("SELECT count(*) FROM policies").fetchone()[0] == policies
+    listed = dec(ok(admin.get("/v1/plans?limit=1")))
+    assert [p["id"] for p in listed["items"]] == ["2015-2017"]
+    rest = dec(ok(admin.get(f"/v1/plans?limit=1&cursor={listed['next_cursor']}")))
+    assert [p["id"] for p in rest["items"]] == ["2026-2028"] and rest["next_cursor"] is None
+    # Plan progress as CSV, in both languages.
+    r = ok(admin.get("/v1/reports/plan-progress?plan=2026-2028&as_of=2026-06-30",
+                     headers={"Accept": "text/csv"}))
+    rows = list(csv.reader(io.StringIO(r.body[3:].decode("utf-8"), newline="")))
+    js = dec(ok(admin.get("/v1/reports/plan-progress?plan=2026-2028&as_of=2026-06-30")))
+    assert rows[0] == ["plan", "from", "to", "as_of", "key", "description", "target", "actual",
+                       "met"]
+    assert [r_[4:] for r_ in rows[1:]] == [[i["key"], i["description"], str(i["target"]),
+                                            str(i["actual"]), "yes" if i["met"] else "no"]
+                                           for i in js["items"]]
+    zh = ok(admin.get("/v1/reports/plan-progress?plan=2026-2028&as_of=2026-06-30&lang=zh",
+                      headers={"Accept": "text/csv"}))
+    zh_rows = list(csv.reader(io.StringIO(zh.body[3:].decode("utf-8"), newline="")))
+    assert zh_rows[0][:3] == ["计划", "起始日期", "截止日期"] and len(zh_rows) == len(rows)
+    assert [x[-1] for x in zh_rows[1:]] == [{"yes": "是", "no": "否"}[x[-1]] for x in rows[1:]]
+
+
+def test_plan_bad_input(daemon, admin, sql):
+    from harness import Api as Client
+    incubator(admin, "HRB-PL", "2020-01-01", 3000, 300)
+    tok = admin.post("/v1/incubators/HRB-PL/tokens", {"name": "t"}).json()["token"]
+    before = sql.execute("SELECT row_to_json(p)::text FROM plans p ORDER BY id").fetchall()
+    audits = sql.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    path = "/v1/plans/2015-2017"
+    bad = [({**PLAN, "from": "2026-02-30"}, "from"), ({**PLAN, "to": 2028}, "to"),
+           ({**PLAN, "to": "2025-12-31"}, "to"),
+           ({**PLAN, "targets": dict(PLAN["targets"], listed=-1)}, "targets.listed"),
+           ({**PLAN, "targets": dict(PLAN["targets"], listed=1.5)}, "targets.listed"),
+           ({**PLAN, "targets": dict(PLAN["targets"], spin_offs=3)}, "targets.spin_offs"),
+           ({**PLAN, "targets": {"listed": 1}}, "targets.incubators"),
+           ({k: v for k, v in PLAN.items() if k != "targets"}, "targets"),
+           ({**PLAN, "name": "x"}, "name")]
+    for body, field in bad:
+        assert_problem(admin.put(path, body), 422, field)
+    assert_problem(daemon.request("PUT", path, token=daemon.admin_token, body='{"from": '), 400)
+    assert_problem(daemon.request("PUT", path, token=daemon.admin_token,
+                                  body='{"from": "2026-01-01", "from": "2026-01-02"}'), 400)
+    assert_problem(daemon.request("PUT", path, token=daemon.admin_token, body="from=x",
+                                  content_type="text/plain"), 415)
+    assert_problem(daemon.request("PUT", path, token=daemon.admin_token,
+                                  body=b"x" * (1024 * 1024 + 1)), 413)
+    assert_problem(Client(daemon, tok).put(path, PLAN), 403)
+    assert_problem(Client(daemon, tok).get(path), 403)
+    assert_problem(Client(daemon, "ikd_" + "x" * 43).put(path, PLAN), 401)
+    assert_problem(admin.put("/v1/plans/-bad", PLAN), 404)
+    assert_problem(admin.put("/v1/plans/" + "x" * 33, PLAN), 404)
+    assert_problem(admin.get("/v1/plans/2099-2101"), 404)
+    assert_problem(admin.get("/v1/reports/plan-progress?plan=2099-2101"), 404)
+    assert_problem(admin.get("/v1/reports/plan-progress?plan=-x"), 400, "plan")
+    assert_problem(admin.get("/v1/plans?cursor=%%%"), 400)
+    assert_problem(admin.call("DELETE", path), 405)
+    assert sql.execute("SELECT row_to_json(p)::text FROM plans p ORDER BY id").fetchall() \
+        == before
+    assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == audits

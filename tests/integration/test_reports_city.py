@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import pytest
 
-from harness import assert_problem
+from harness import Api, assert_problem, run_cli
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 import city as citygen  # noqa: E402
@@ -204,6 +204,8 @@ def test_csv_matches_json(town, admin):
         assert same(row["share_average"], s["average"]) and same(row["share_min"], s["min"])
         assert same(row["share_max"], s["max"])
         assert int(row["days_below_threshold"]) == s["days_below_threshold"]
+        assert row["vetoed"] == ("yes" if item["days_with_data"] == 0
+                                 or s["average_below_threshold"] else "no")
         for k in t:
             assert int(row[k]) == t[k]
         assert same(row["graduation_rate"], item["graduation_rate"])
@@ -243,15 +245,11 @@ def test_cohorts_match_an_independent_computation(town, admin):
 def test_plan_progress_matches_an_independent_computation(town, admin, sql):
     start = min(i.opened_on for i in town.incubators)
     window = (start.replace(month=1, day=1), dt.date(town.today.year + 1, 12, 31))
-    sql.execute("""INSERT INTO policies SELECT 2, '2000-01-01', veto_threshold, warning_margin,
-                   reward_per_graduate_fen, high_tech_bonus_fen, annual_cap_fen,
-                   incubation_limit_months, extended_limit_months, extended_fields,
-                   entry_max_age_months, graduation_investment_min_fen,
-                   graduation_revenue_2y_min_fen, stale_after_days, repeat_hours,
-                   jsonb_build_object('from', %s::date, 'to', %s::date, 'targets',
-                       '{"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
-                         "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}'::jsonb),
-                   now(), 'test' FROM policies WHERE version = 1""", window)
+    r = admin.put("/v1/plans/city-window", {
+        "from": window[0].isoformat(), "to": window[1].isoformat(),
+        "targets": {"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
+                    "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}})
+    assert r.status == 201, r
     ts = [t for i in town.incubators for t in i.tenants]
     for as_of in (town.today, town.today - dt.timedelta(days=400)):
         upto = min(window[1], as_of)
@@ -270,7 +268,7 @@ def test_plan_progress_matches_an_independent_computation(town, admin, sql):
             "listed": len({t.credit_code for t in ts if inside(t.listed_on)}),
             "new_high_tech": len({t.credit_code for t in ts if inside(t.high_tech_certified_on)}),
         }
-        got = dec(admin.get(f"/v1/reports/plan-progress?as_of={as_of}"))
+        got = dec(admin.get(f"/v1/reports/plan-progress?as_of={as_of}&plan=city-window"))
         assert {i["key"]: i["actual"] for i in got["items"]} == want
         targets = {"incubators": 8, "new_tech_enterprises": 60, "revenue_over_5m": 50,
                    "revenue_over_20m": 10, "listed": 5, "new_high_tech": 40}
@@ -286,3 +284,132 @@ def test_incubator_metrics_of_one_incubator_equal_its_report_line(town, admin):
         one = dec(admin.get(f"/v1/incubators/{item['incubator']}/metrics?period={period}"))
         assert one == item
     assert_problem(admin.get("/v1/incubators/C-0099/metrics?period=" + period), 404)
+
+
+def expected_annual(town, year, rewards):
+    """The yearly report of API.md by brute force: every figure from the
+    fixture's dates and each day's share, pooled over incubator-days for the
+    districts and the city."""
+    first, today = dt.date(year, 1, 1), town.today
+    through = min(dt.date(year, 12, 31), today)
+
+    def tech_on(t, d):
+        return any(x is not None and x <= d for x in (t.tech_certified_on,
+                                                      t.high_tech_certified_on))
+
+    def figures(incs):
+        shares, g, tg, x, months_, vetoed = [], 0, 0, 0, 0, 0
+        for inc in incs:
+            d = first
+            while d <= through:
+                s = day_share(inc, d)
+                if s is not None:
+                    shares.append(s)
+                d += dt.timedelta(days=1)
+            for t in inc.tenants:
+                if t.graduated_on and first <= t.graduated_on <= through:
+                    g += 1
+                    tg += tech_on(t, t.graduated_on)
+                if t.graduated_on is None and t.exited_on and first <= t.exited_on <= through:
+                    x += 1
+            for m in months(first, dt.date(year, 12, 1)):
+                end = citygen.add_months(m, 1) - dt.timedelta(days=1)
+                if end >= today or inc.opened_on > end:
+                    continue
+                months_ += 1
+                ms = [day_share(inc, m + dt.timedelta(days=k)) for k in range((end - m).days + 1)]
+                ms = [s for s in ms if s is not None]
+                vetoed += not ms or sum(ms) / len(ms) < THRESHOLD
+        return {"tech_graduates": tg, "graduates": g, "exits": x,
+                "graduation_rate": half_up(Fraction(g, g + x)) if g + x else None,
+                "share_average": half_up(sum(shares) / len(shares)) if shares else None,
+                "days_with_data": len(shares), "months": months_, "months_vetoed": vetoed,
+                "rewards_approved_fen": sum(rewards.get(i.code, 0) for i in incs)}
+
+    opened = sorted((i for i in town.incubators if i.opened_on <= through), key=lambda i: i.code)
+    districts = sorted({i.district for i in opened})
+    return {
+        "year": year, "through": through.isoformat(),
+        "items": [dict({"incubator": i.code, "name": i.name, "district": i.district},
+                       **figures([i])) for i in opened],
+        "districts": [dict({"district": d, "incubators": sum(i.district == d for i in opened)},
+                           **figures([i for i in opened if i.district == d]))
+                      for d in districts],
+        "city": dict({"incubators": len(opened)}, **figures(opened)),
+    }
+
+
+def test_annual_report_matches_a_brute_force_computation(town, admin, daemon):
+    # Last year's runs, approved, so that rewards are not all zero.
+    last_year = town.today.year - 1
+    reviewer = Api(daemon, run_cli(daemon.config_path, "token", "create", "--admin",
+                                   "annual-reviewer").stdout.strip())
+    rewards = {}
+    for month in range(1, 13):
+        period = f"{last_year}-{month:02d}"
+        assert admin.post("/v1/payout-runs", {"period": period}).status == 201
+        assert reviewer.post(f"/v1/payout-runs/{period}/review").status == 200
+        for ln in dec(admin.post(f"/v1/payout-runs/{period}/approve"))["lines"]:
+            rewards[ln["incubator"]] = rewards.get(ln["incubator"], 0) + ln["amount_fen"]
+    assert any(rewards.values()), "the runs pay something"
+    for year in (last_year, town.today.year):
+        got = dec(admin.get(f"/v1/reports/annual?year={year}"))
+        want = expected_annual(town, year, rewards if year == last_year else {})
+        assert got == want, year
+    full = expected_annual(town, last_year, rewards)
+    assert full["city"]["months_vetoed"] > 0 and full["city"]["graduates"] > 0
+    assert len(full["districts"]) > 1
+    # The CSV: the same figures, incubators, then districts, then the city.
+    r = admin.get(f"/v1/reports/annual?year={last_year}", headers={"Accept": "text/csv"})
+    assert r.status == 200 and r.body[:3] == b"\xef\xbb\xbf"
+    rows = list(csv.DictReader(io.StringIO(r.body[3:].decode("utf-8"), newline="")))
+    expected_rows = ([("incubator", i) for i in full["items"]]
+                     + [("district", d) for d in full["districts"]] + [("city", full["city"])])
+    assert len(rows) == len(expected_rows)
+    for row, (level, item) in zip(rows, expected_rows):
+        assert row["level"] == level and row["year"] == str(last_year)
+        assert row["incubator"] == (item.get("incubator") or "")
+        assert row["district"] == (item.get("district") or "")
+        for k in ("tech_graduates", "graduates", "exits", "days_with_data", "months",
+                  "months_vetoed"):
+            assert int(row[k]) == item[k], (level, k)
+        for k in ("graduation_rate", "share_average"):
+            assert row[k] == ("" if item[k] is None else f"{item[k]:.4f}"), (level, k)
+        assert Decimal(row["rewards_approved_cny"]) * 100 == item["rewards_approved_fen"]
+    zh = admin.get(f"/v1/reports/annual?year={last_year}&lang=zh", headers={"Accept": "text/csv"})
+    zh_rows = list(csv.reader(io.StringIO(zh.body[3:].decode("utf-8"), newline="")))
+    assert zh_rows[0][:4] == ["年度", "截至", "层级", "孵化器代码"]
+    assert [r[2] for r in zh_rows[1:]] == [{"incubator": "孵化器", "district": "区县",
+                                            "city": "全市"}[lvl] for lvl, _ in expected_rows]
+
+
+def test_annual_report_bad_input(admin, daemon, sql):
+    from harness import Api as Client
+    before = sql.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    next_year = dt.date.today().year + 1
+    for q in ("", "year=20x5", "year=25", f"year={next_year}x", "year=2025&lang=fr",
+              "year=2025&x=1", "year=1899"):
+        assert_problem(admin.get(f"/v1/reports/annual?{q}"), 400)
+    assert_problem(admin.get(f"/v1/reports/annual?year={next_year + 1}"), 422, "year")
+    tok = admin.post("/v1/incubators", {
+        "code": "AN-1", "name": "n", "level": "municipal", "kind": "comprehensive",
+        "disposable_area_m2": 100})
+    assert tok.status == 201
+    inc_token = admin.post("/v1/incubators/AN-1/tokens", {"name": "t"}).json()["token"]
+    assert_problem(Client(daemon, inc_token).get("/v1/reports/annual?year=2025"), 403)
+    assert_problem(Client(daemon, "ikd_" + "x" * 43).get("/v1/reports/annual?year=2025"), 401)
+    assert_problem(admin.call("POST", "/v1/reports/annual?year=2025", {}), 405)
+    # Reads write nothing: only the two setup writes above were audited.
+    assert sql.execute("SELECT count(*) FROM audit_log").fetchone()[0] == before + 2
+
+
+def test_the_demo_city_has_a_current_plan(town, admin):
+    y = town.today.year
+    r = dec(admin.get("/v1/reports/plan-progress"))
+    assert (r["plan"], r["from"], r["to"]) == (f"{y - 1}-{y + 1}", f"{y - 1}-01-01",
+                                               f"{y + 1}-12-31")
+    actual = {i["key"]: i["actual"] for i in r["items"]}
+    assert actual["incubators"] == len(town.incubators)
+    assert actual["new_tech_enterprises"] > 0 and not all(i["met"] for i in r["items"])
+    # The seed's plan is there too.
+    assert dec(admin.get("/v1/reports/plan-progress?plan=2015-2017"))["to"] == "2017-12-31"

@@ -35,6 +35,8 @@ static const struct {
     {"external_id", "T-0001:a.b_c", {"-T", ":T", "T 1", "T/1", "", NULL}},
     {"id", "7", {"0", "07", "-7", "7a", "1234567890123456789", "", NULL}},
     {"period", "2026-10", {"2026-13", "2026-00", "2026-1", "2026-10-01", "202610", "", NULL}},
+    {"plan", "2026-2028", {"-2026", "2026 2028", "2026/2028", "0123456789012345678901234567890XY",
+                           "", NULL}},
 };
 
 static int sample_of(const char *name, size_t len)
@@ -365,6 +367,9 @@ static void test_param_formats(void **state)
     assert_true(route_param_valid("period", "2026-12", 7));
     assert_false(route_param_valid("period", "2026-12", 6));
     assert_false(route_param_valid("period", "1899-12", 7));
+    /* plan: the form of a code */
+    assert_true(route_param_valid("plan", "2015-2017", 9));
+    assert_false(route_param_valid("plan", "_2015", 5));
     /* A name the router does not know is never valid. */
     assert_false(route_param_valid("name", "x", 1));
 }

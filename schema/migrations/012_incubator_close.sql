@@ -1,4 +1,4 @@
--- 011: closing an incubator (POST /v1/incubators/{code}/close), and the day
+-- 012: closing an incubator (POST /v1/incubators/{code}/close), and the day
 -- an incubator was registered, from which stale_data counts when it has sent
 -- no snapshot yet.
 
