@@ -521,7 +521,7 @@ def test_plan_bad_input(daemon, admin, sql):
     assert_problem(daemon.request("PUT", path, token=daemon.admin_token, body="from=x",
                                   content_type="text/plain"), 415)
     assert_problem(daemon.request("PUT", path, token=daemon.admin_token,
-                                  body=b"x" * (1024 * 1024 + 1)), 413)
+                                  body=b"x" * (MAX_BODY_BYTES + 1)), 413)
     assert_problem(Client(daemon, tok).put(path, PLAN), 403)
     assert_problem(Client(daemon, tok).get(path), 403)
     assert_problem(Client(daemon, "ikd_" + "x" * 43).put(path, PLAN), 401)
