@@ -173,10 +173,11 @@ static void access_log(struct req *r)
     struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
     if (evcon)
         evhttp_connection_get_peer(evcon, &peer, &port);
-    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s", r->method,
+    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s%s%s%s", r->method,
             r->path ? r->path : "?", r->status, ms, r->reply_bytes,
             r->authenticated ? r->token.name : "-", peer ? peer : "-",
-            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "");
+            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "",
+            r->problem[0] ? " problem=\"" : "", r->problem, r->problem[0] ? "\"" : "");
 }
 
 /*
@@ -261,8 +262,9 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
                                         : "Bearer realm=\"incubatord\"");
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    if (status >= 400 && status < 500)
-        log_req(LOG_INFO, r->id, "%d: %s", status, detail ? detail : title);
+    /* The reason goes on the request's one access line. */
+    if (r->problem[0] == '\0')
+        snprintf(r->problem, sizeof(r->problem), "%s", detail ? detail : title);
     if (text == NULL) {
         reply_text(r, 500, NULL, NULL, 0, false);
         return;
@@ -345,6 +347,8 @@ static void answer(void *arg, const struct api_reply *a)
     if (a->replayed)
         add_header(r, "Idempotent-Replayed", "true");
     if (a->status >= 400) {
+        if (a->reason[0] != '\0')
+            snprintf(r->problem, sizeof(r->problem), "%s", a->reason);
         reply_problem(r, a->status, a->detail,
                       a->errors ? json_deep_copy(a->errors) : NULL);
         return;
@@ -429,10 +433,6 @@ static json_t *query_value(struct req *r, struct vctx *v, const struct query_par
         if (!route_param_valid("code", s, strlen(s)))
             break;
         return json_string(s);
-    case Q_TEXT:
-        if (strlen(s) == 0 || strlen(s) > 100)
-            break;
-        return json_string(s);
     }
     (void)r;
     static const char *const what[] = {
@@ -443,7 +443,6 @@ static json_t *query_value(struct req *r, struct vctx *v, const struct query_par
         [Q_YEAR] = "a year YYYY",
         [Q_ENUM] = "one of the listed values",
         [Q_CODE] = "an incubator code",
-        [Q_TEXT] = "1 to 100 characters",
     };
     if (q->type == Q_ENUM) {
         char list[256] = "";

@@ -113,28 +113,12 @@ const char *route_method_name(enum evhttp_cmd_type method)
     return "?";
 }
 
-static bool alnum(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
-static bool identifier(const char *s, size_t len, size_t max, const char *extra)
-{
-    if (len == 0 || len > max || !alnum(s[0]))
-        return false;
-    for (size_t i = 1; i < len; i++)
-        if (!alnum(s[i]) && strchr(extra, s[i]) == NULL)
-            return false;
-    return true;
-}
-
 bool route_param_valid(const char *name, const char *value, size_t len)
 {
     if (strcmp(name, "code") == 0 || strcmp(name, "plan") == 0)
-        return identifier(value, len, 32, "._-");
+        return validate_code(value, len);
     if (strcmp(name, "external_id") == 0)
-        return identifier(value, len, 64, "._:-");
+        return validate_external_id(value, len);
     if (strcmp(name, "id") == 0) {
         if (len == 0 || len > 18 || value[0] == '0')
             return false;

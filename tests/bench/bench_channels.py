@@ -209,18 +209,18 @@ def latency_under_ingest(pg, workdir, robot):
         rps, refused = wrk(d, wrk_script, bench_ingest.MAIN_START, SECONDS)
         stop.set()
         t.join()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while any(e not in robot.arrived for e in committed) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert d.stop() == 0, d.log()[-3000:]
     finally:
         stop.set()
         d.stop()
-    lat = sorted((robot.arrived[e] - at) * 1000 for e, at in committed.items()
-                 if e in robot.arrived)
-    missing = len(committed) - len(lat)
-    assert missing == 0, f"{missing} events never arrived"
-    return rps, refused, statistics.median(lat), lat[int(len(lat) * 0.99) - 1], len(lat)
+    # An event that did not arrive within 60 s of the load's end counts as
+    # infinitely late.
+    lat = sorted((robot.arrived[e] - at) * 1000 if e in robot.arrived else float("inf")
+                 for e, at in committed.items())
+    return rps, refused, statistics.median(lat), lat[max(int(len(lat) * 0.99) - 1, 0)], len(lat)
 
 
 def wrk(daemon, script, start, seconds):
@@ -279,7 +279,8 @@ def main():
     print(f"under ingest:   {rps:.0f} snapshots/s (bench_ingest's load, "
           f"{bench_ingest.CONNECTIONS} connections; {refused} answers not 2xx) while {count} "
           f"events were committed, one every 100 ms")
-    print(f"commit->robot:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < "
+    print(f"commit->robot:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (inf: not within 60 s of the "
+          f"load's end; target p99 < "
           f"{P99_TARGET_MS:.0f} ms: {'met' if lat_ok else 'MISSED'})")
     print(f"host load:      {os.getloadavg()[0]:.1f} (1-minute load average at the end)")
     return 1 if STRICT and not ok else 0

@@ -1,8 +1,8 @@
 """Rate limits (API.md 1.1): each token may make [server]
 rate_limit_per_minute requests a minute with bursts of rate_limit_burst, per
 daemon (a token bucket); beyond it 429 rate-limited with Retry-After (whole
-seconds, at least 1), counted in /metrics by token name; /healthz, /readyz
-and /metrics are never limited; SIGHUP changes the limits."""
+seconds, at least 1), counted in /metrics by token name; /healthz, /readyz,
+/metrics and /console/ are never limited; SIGHUP changes the limits."""
 
 import signal
 import time
@@ -27,10 +27,11 @@ def test_burst_then_refill(pg, db, workdir, sql):
         d.wait_startup_jobs()
         # The burst: five at once, then 429 until the bucket refills.
         start = time.monotonic()
-        for _ in range(5):
-            assert hrb.get("/v1/incubators/HRB-001").status == 200
-        r = hrb.get("/v1/incubators/HRB-001")
-        assert time.monotonic() - start < 1, "too slow to see the burst"
+        ok = 0
+        while (r := hrb.get("/v1/incubators/HRB-001")).status == 200 and ok < 50:
+            ok += 1
+        # Five at once, and one more for each second the five took (a busy machine).
+        assert 5 <= ok <= 5 + int(time.monotonic() - start) + 1, ok
         p = assert_problem(r, 429)
         assert p["type"] == "urn:incubatord:problem:rate-limited"
         assert r.header("Retry-After") == "1"
@@ -42,15 +43,15 @@ def test_burst_then_refill(pg, db, workdir, sql):
         assert limited_metric(d, "erp-sync") == 2
         # Another token has a bucket of its own.
         assert admin.get("/v1/incubators").status == 200
-        # Health, readiness and metrics are never limited.
-        for _ in range(20):
-            for path in ("/healthz", "/readyz", "/metrics"):
-                assert d.request("GET", path).status == 200
         # One request a second comes back: one, not two.
         time.sleep(1.05)
         assert hrb.get("/v1/incubators/HRB-001").status == 200
         assert_problem(hrb.get("/v1/incubators/HRB-001"), 429)
         assert limited_metric(d, "erp-sync") == 3
+        # Health, readiness, metrics and the console's page are never limited.
+        for _ in range(20):
+            for path in ("/healthz", "/readyz", "/metrics", "/console/"):
+                assert d.request("GET", path).status == 200, path
         lines = [line for line in d.request("GET", "/metrics").text.splitlines()
                  if "incubatord_rate_limited_total" in line]
         assert "# TYPE incubatord_rate_limited_total counter" in lines
