@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "incubatord/apicall.h"
 #include "incubatord/auth.h"
 #include "incubatord/busy.h"
 #include "incubatord/db.h"
@@ -303,6 +304,7 @@ int server_run(const char *config_path, bool foreground)
     db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
                    on_listen_reset, &srv);
     metrics_init(routes_count);
+    apicall_init(routes_count);
     for (size_t i = 0; i < routes_count; i++) {
         char label[160];
         snprintf(label, sizeof(label), "%s %s", route_method_name(routes[i].method),
@@ -350,6 +352,7 @@ out:
     gauges_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
+    apicall_free();
     if (srv.sig_term)
         event_free(srv.sig_term);
     if (srv.sig_int)
