@@ -27,6 +27,7 @@
 #include "incubatord/busy.h"
 #include "incubatord/config.h"
 #include "incubatord/console.h"
+#include "incubatord/csv.h"
 #include "incubatord/http.h"
 #include "incubatord/http_conn.h"
 #include "incubatord/log.h"
@@ -152,6 +153,7 @@ static void req_free(struct req *r)
     wipe_keep(r->keep);
     json_decref(r->keep);
     json_decref(r->args);
+    json_decref(r->csv_rows);
     evhttp_clear_headers(&r->query);
     json_decref(r->body);
     for (int i = 0; i < r->nparams; i++)
@@ -275,11 +277,14 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
 static void apply_effects(struct req *r, const json_t *effects)
 {
     json_t *forget = json_object_get(effects, ROUTE_EFFECT_FORGET_TOKEN);
+    json_t *incubator = json_object_get(effects, ROUTE_EFFECT_FORGET_INCUBATOR);
     /* A dry run changed nothing: its effects are not made either. */
     if (r->dry_run)
         return;
     if (json_is_integer(forget))
         auth_cache_forget(r->srv->auth, json_integer_value(forget));
+    if (json_is_string(incubator))
+        auth_cache_forget_incubator(r->srv->auth, json_string_value(incubator));
 }
 
 /*
@@ -290,10 +295,17 @@ static void reply_after(struct req *r, const struct api_reply *a)
 {
     struct route_answer answer = {a->status, a->replayed, r->args, r->keep};
     json_t *doc = a->body ? json_loadb(a->body, a->body_len, 0, NULL) : NULL;
+    json_t *sent = doc ? json_deep_copy(doc) : NULL;
     json_t *effects = json_object();
     r->route->after(&answer, doc, effects);
     apply_effects(r, effects);
     json_decref(effects);
+    /* A body the hook left as it was goes out as SQL wrote it (numbers as text). */
+    if (doc != NULL && json_equal(doc, sent)) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    json_decref(sent);
     if (doc == NULL) {
         if (a->body)
             reply_text(r, a->status, "application/json", a->body, a->body_len, true);
@@ -496,19 +508,53 @@ static bool collect_query(struct req *r, json_t *args)
     return true;
 }
 
-static bool media_type_is_json(const char *ct)
+/* Whether a Content-Type is this media type (parameters such as charset aside). */
+static bool media_type_is(const char *ct, const char *type)
 {
-    static const char json[] = "application/json";
+    size_t n = strlen(type);
     if (ct == NULL)
         return false;
     while (*ct == ' ')
         ct++;
-    if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+    if (strncasecmp(ct, type, n) != 0)
         return false;
-    ct += sizeof(json) - 1;
+    ct += n;
     while (*ct == ' ')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * A text/csv body of a route that takes one (rt->csv): parsed into the JSON
+ * its body table validates, with the row of each record kept for the
+ * errors. false after answering 400 (not CSV, not UTF-8) or 422 (columns).
+ */
+static bool parse_csv_body(struct req *r)
+{
+    struct vctx v;
+    struct csv_body b;
+    char detail[300];
+
+    vctx_init(&v, date_today());
+    if (!csv_parse_body(r->route->csv, r->raw_body, r->raw_body_len, &v, &b, detail,
+                        sizeof(detail))) {
+        vctx_free(&v);
+        reply_problem(r, 400, detail, NULL);
+        return false;
+    }
+    if (!vctx_ok(&v)) {
+        size_t n = json_array_size(v.errors);
+        snprintf(detail, sizeof(detail), "%zu problem%s with the CSV's columns or rows", n,
+                 n == 1 ? "" : "s");
+        reply_problem(r, 422, detail, json_incref(v.errors));
+        vctx_free(&v);
+        csv_body_free(&b);
+        return false;
+    }
+    vctx_free(&v);
+    r->body = b.body;
+    r->csv_rows = b.rows;
+    return true;
 }
 
 /* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
@@ -562,6 +608,12 @@ static json_t *build_args(struct req *r)
     }
     if (vctx_ok(&v) && rt->check != NULL)
         rt->check(r, &v, args);
+    if (r->csv_rows != NULL) {
+        /* A CSV body: its errors name rows, and SQL's will too. */
+        csv_rename_errors(rt->csv, r->csv_rows, v.errors);
+        json_object_set_new(args, "source", json_string("csv"));
+        json_object_set(args, "rows", r->csv_rows);
+    }
     if (!vctx_ok(&v)) {
         size_t n = json_array_size(v.errors);
         char detail[160];
@@ -677,8 +729,14 @@ static bool parse_body(struct req *r)
         r->body = json_object();
         return true;
     }
-    if (!media_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-        reply_problem(r, 415, "the body must be JSON, sent with Content-Type: application/json",
+    if (rt->csv != NULL && media_type_is(evhttp_find_header(in, "Content-Type"), "text/csv"))
+        return parse_csv_body(r);
+    if (!media_type_is(evhttp_find_header(in, "Content-Type"), "application/json")) {
+        reply_problem(r, 415,
+                      rt->csv != NULL ? "the body must be JSON (Content-Type: application/json) "
+                                        "or CSV (Content-Type: text/csv)"
+                                      : "the body must be JSON, sent with Content-Type: "
+                                        "application/json",
                       NULL);
         return false;
     }

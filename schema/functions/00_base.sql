@@ -174,6 +174,27 @@ END;
 $$;
 
 -- The incubator a path names, or 404.
+-- The incubator a write names: 404 when there is none, 409 once it is closed
+-- (a closed incubator's data, tenants and occupancy take no more writes).
+CREATE FUNCTION api.incubator_writable(code text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found_id bigint;
+    closed date;
+BEGIN
+    SELECT i.id, i.closed_on INTO found_id, closed FROM incubators i
+     WHERE i.code = incubator_writable.code;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no incubator %s', code));
+    END IF;
+    IF closed IS NOT NULL THEN
+        PERFORM api.fail(409, format('incubator %s closed on %s: it takes no more writes',
+                                     code, closed));
+    END IF;
+    RETURN found_id;
+END;
+$$;
+
 CREATE FUNCTION api.incubator_id(code text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
