@@ -451,8 +451,20 @@ LANGUAGE sql IMMUTABLE AS $$
                     WHEN 'graduated' THEN '已毕业'
                     WHEN 'exited' THEN '已退出'
                     WHEN 'incubator' THEN '孵化器'
+                    WHEN 'space_share_breach' THEN '科技企业场地占比低于一票否决线'
+                    WHEN 'space_share_warning' THEN '科技企业场地占比接近一票否决线'
+                    WHEN 'stale_data' THEN '数据未及时更新'
+                    WHEN 'duplicate_enterprise' THEN '同一企业在多个孵化器在孵'
+                    WHEN 'overdue_tenant' THEN '在孵企业超期'
+                    WHEN 'token_expiring' THEN '令牌即将过期'
                     WHEN 'district' THEN '区县'
                     WHEN 'city' THEN '全市' END, code) END
+$$;
+
+-- A CSV answer with the file name it is saved under (Content-Disposition).
+CREATE FUNCTION api.csv_reply(csv text, filename text) RETURNS json
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT json_build_object('csv', csv, 'filename', filename)
 $$;
 
 -- A ratio in a CSV: exactly 4 decimals, rounded half-up (0.6 -> 0.6000).
@@ -464,11 +476,13 @@ $$;
 -- A time in a CSV: the bureau's local time with its offset, 2026-11-26T16:00:00+08:00.
 CREATE FUNCTION api.csv_time(ctx jsonb, t timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
-    SELECT to_char(t AT TIME ZONE tz, 'YYYY-MM-DD"T"HH24:MI:SS')
-           || CASE WHEN off = interval '0' THEN '+00:00'
-                   ELSE to_char(off, 'SGHH24:MI') END
+    SELECT to_char(t AT TIME ZONE z.tz, 'YYYY-MM-DD"T"HH24:MI:SS')
+           || CASE WHEN o.s < 0 THEN '-' ELSE '+' END
+           || lpad((abs(o.s) / 3600)::text, 2, '0') || ':'
+           || lpad((abs(o.s) % 3600 / 60)::text, 2, '0')
       FROM (SELECT coalesce(ctx->>'timezone', 'UTC') AS tz) z,
-           LATERAL (SELECT (t AT TIME ZONE z.tz) - (t AT TIME ZONE 'UTC') AS off) o
+           LATERAL (SELECT extract(epoch FROM (t AT TIME ZONE z.tz) - (t AT TIME ZONE 'UTC'))::integer
+                           AS s) o
 $$;
 
 /*
@@ -486,7 +500,7 @@ DECLARE
 BEGIN
     IF ctx->>'format' = 'csv' THEN
         lang := api.csv_lang(ctx, args);
-        RETURN api.ok(200, to_json(
+        RETURN api.ok(200, api.csv_reply(
             api.csv_header(lang,
                 ARRAY['incubator', 'name', 'period', 'through', 'days',
                       'days_with_data', 'share_average', 'share_min', 'share_max',
@@ -510,7 +524,8 @@ BEGIN
                            api.csv_ratio(m.graduation_rate),
                            api.csv_ratio(m.trailing_12m_graduation_rate)]),
                            '' ORDER BY m.code)
-                  FROM api.metrics_rows(b.first_day, b.last_day) m), '')));
+                  FROM api.metrics_rows(b.first_day, b.last_day) m), ''),
+            format('report-monthly-%s.csv', period)));
     END IF;
     RETURN api.ok(200, json_build_object(
         'period', period,
@@ -747,7 +762,8 @@ BEGIN
                       '' ORDER BY r.ord), '')
           INTO csv
           FROM api.plan_progress_rows(args->>'plan', as_of) r;
-        RETURN api.ok(200, to_json(csv));
+        RETURN api.ok(200, api.csv_reply(csv, format('plan-progress-%s-%s.csv',
+            (SELECT min(r.plan) FROM api.plan_progress_rows(args->>'plan', as_of) r), as_of)));
     END IF;
     SELECT json_build_object(
                'plan', min(r.plan),
