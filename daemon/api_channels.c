@@ -59,6 +59,7 @@ struct channel_test {
     char id[24];
     int timeout_ms;
     enum channel_kind kind;
+    bool dry_run; /* check the channel, send nothing */
 };
 
 static void refuse(struct channel_test *t, int status, const char *detail)
@@ -115,6 +116,14 @@ static void target_read(void *arg, const struct db_result *res)
         refuse(t, 404, detail);
         return;
     }
+    if (t->dry_run) {
+        /* A dry run sends nothing: it says the channel exists and would be tried. */
+        static const char body[] = "{\"delivered\":false,\"dry_run\":true}";
+        struct api_reply reply = {.status = 200, .body = body, .body_len = sizeof(body) - 1};
+        t->done(t->arg, &reply);
+        free(t);
+        return;
+    }
     json_t *target = json_loads(text, 0, NULL);
     if (!channel_kind_parse(json_string_value(json_object_get(target, "kind")), &t->kind))
         t->kind = CHANNEL_WEBHOOK;
@@ -140,6 +149,7 @@ void api_channel_test(const struct route_env *env, apicall_cb done, void *arg)
     t->done = done;
     t->arg = arg;
     t->timeout_ms = env->timeout_ms;
+    t->dry_run = env->dry_run;
     snprintf(t->request_id, sizeof(t->request_id), "%s", env->request_id);
     snprintf(t->id, sizeof(t->id), "%s", json_string_value(json_object_get(env->args, "id")));
     const char *values[] = {t->id};

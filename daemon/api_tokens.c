@@ -1,6 +1,8 @@
 /*
- * Incubator tokens over the API. The secret is made here, in C, and only its
- * hash goes to the database; the answer gets the secret added on its way out.
+ * Tokens over the API: creation and rotation make a secret here, in C, and
+ * only its hash goes to the database; the answer gets the secret added on
+ * its way out. Rotation and revocation forget the old token in this daemon's
+ * cache at once (other daemons hear of it by NOTIFY incubatord_tokens).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,12 @@
 
 const struct field api_token_create_body[] = {
     {"name", FT_TEXT, F_REQUIRED, .max = 100},
+    {"expires_in_days", FT_INT, 0, .min = 1, .max = 3650},
+    {NULL},
+};
+
+const struct field api_token_rotate_body[] = {
+    {"grace_hours", FT_INT, F_REQUIRED, .min = 0, .max = 168},
     {NULL},
 };
 
@@ -37,12 +45,25 @@ void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *e
         json_object_set(doc, "token", secret);
 }
 
-void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects)
+/* The token of the path is forgotten here (the pipeline skips this for a dry run). */
+static void forget_token(const struct route_answer *a, json_t *effects)
 {
     const char *id = json_string_value(json_object_get(a->args, "id"));
-    (void)doc;
-    /* Fails from the next request on, here; other daemons hear it by NOTIFY. */
     if (id != NULL)
         json_object_set_new(effects, ROUTE_EFFECT_FORGET_TOKEN,
                             json_integer(strtoll(id, NULL, 10)));
+}
+
+void api_token_rotate_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    api_token_create_after(a, doc, effects);
+    /* The old token's expiry moved: with no grace it fails from the next request on. */
+    forget_token(a, effects);
+}
+
+void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    (void)doc;
+    /* Fails from the next request on, here; other daemons hear it by NOTIFY. */
+    forget_token(a, effects);
 }

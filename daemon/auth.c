@@ -21,7 +21,11 @@
 #define CACHE_TTL_MS      60000
 #define CACHE_MAX_ENTRIES 100000
 
-static const char LOOKUP_SQL[] = "SELECT id, name, admin, incubator FROM api.token_lookup($1)";
+static const char LOOKUP_SQL[] = "SELECT id, name, admin, incubator, expires_at "
+                                 "FROM api.token_lookup($1, to_timestamp($2::bigint))";
+
+#define RATE_BUCKETS     1024
+#define RATE_MAX_ENTRIES 100000
 
 struct cache_entry {
     unsigned char hash[AUTH_HASH_LEN];
@@ -37,17 +41,28 @@ struct cache_entry {
  * revocation's NOTIFY was handled (two connections, either may be read
  * first), and caching it would keep a revoked token working for CACHE_TTL_MS.
  */
+/* A token's rate-limit bucket: level requests left at at_ms. */
+struct rate_entry {
+    int64_t token_id;
+    double level;
+    int64_t at_ms;
+    struct rate_entry *next;
+};
+
 struct auth_cache {
     struct cache_entry *buckets[CACHE_BUCKETS];
     int entries;
     bool trusted;
     uint64_t epoch;
+    struct rate_entry *rate[RATE_BUCKETS]; /* not emptied with the cache */
+    int rate_entries;
 };
 
 struct lookup {
     struct auth_cache *cache;
     unsigned char hash[AUTH_HASH_LEN];
     uint64_t epoch; /* the cache's epoch when the lookup started */
+    int64_t now_s;  /* the caller's clock */
     auth_cb cb;
     void *arg;
 };
@@ -73,11 +88,25 @@ static void cache_clear(struct auth_cache *c)
     c->entries = 0;
 }
 
+static void rate_clear(struct auth_cache *c)
+{
+    for (int i = 0; i < RATE_BUCKETS; i++) {
+        struct rate_entry *e = c->rate[i], *next;
+        for (; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+        c->rate[i] = NULL;
+    }
+    c->rate_entries = 0;
+}
+
 void auth_cache_free(struct auth_cache *c)
 {
     if (c == NULL)
         return;
     cache_clear(c);
+    rate_clear(c);
     free(c);
 }
 
@@ -208,6 +237,11 @@ bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1], unsigned char hash[AUTH
     return true;
 }
 
+static bool expired(const struct auth_token *t, int64_t now_s)
+{
+    return t->expires_at != 0 && t->expires_at <= now_s;
+}
+
 static void lookup_done(void *arg, const struct db_result *r)
 {
     struct lookup *l = arg;
@@ -228,17 +262,20 @@ static void lookup_done(void *arg, const struct db_result *r)
     snprintf(t.name, sizeof(t.name), "%s", db_text(r, 0, 1));
     t.admin = db_text(r, 0, 2)[0] == 't';
     snprintf(t.incubator, sizeof(t.incubator), "%s", db_text(r, 0, 3)); /* "" for an admin */
+    t.expires_at = db_value(r, 0, 4) ? strtoll(db_value(r, 0, 4), NULL, 10) : 0;
     if (l->epoch == l->cache->epoch)
         cache_put(l->cache, l->hash, &t);
-    l->cb(l->arg, AUTH_OK, &t, NULL);
+    l->cb(l->arg, expired(&t, l->now_s) ? AUTH_EXPIRED : AUTH_OK, &t, NULL);
     free(l);
 }
 
 enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, const char *token,
-                                    int timeout_ms, struct auth_token *out, auth_cb cb, void *arg)
+                                    int64_t now_s, int timeout_ms, struct auth_token *out,
+                                    auth_cb cb, void *arg)
 {
     unsigned char hash[AUTH_HASH_LEN];
     char bytea[2 + 2 * AUTH_HASH_LEN + 1];
+    char now[24];
 
     if (!auth_token_well_formed(token))
         return AUTH_REJECTED;
@@ -247,17 +284,75 @@ enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, 
         const struct cache_entry *e = cache_find(c, hash);
         if (e != NULL) {
             *out = e->token;
-            return AUTH_OK;
+            return expired(out, now_s) ? AUTH_EXPIRED : AUTH_OK;
         }
     }
     struct lookup *l = xcalloc(1, sizeof(*l));
     l->cache = c;
     memcpy(l->hash, hash, AUTH_HASH_LEN);
     l->epoch = c->epoch;
+    l->now_s = now_s;
     l->cb = cb;
     l->arg = arg;
     auth_hash_to_bytea(hash, bytea);
-    const char *values[] = {bytea};
-    db_query(pool, LOOKUP_SQL, 1, values, timeout_ms, lookup_done, l);
+    snprintf(now, sizeof(now), "%lld", (long long)now_s);
+    const char *values[] = {bytea, now};
+    db_query(pool, LOOKUP_SQL, 2, values, timeout_ms, lookup_done, l);
     return AUTH_PENDING;
+}
+
+/* Forgets the buckets that have refilled: they hold no state a new one would not. */
+static void rate_prune(struct auth_cache *c, int per_minute, int burst, int64_t now_ms)
+{
+    for (int i = 0; i < RATE_BUCKETS; i++) {
+        struct rate_entry **pe = &c->rate[i];
+        while (*pe != NULL) {
+            struct rate_entry *e = *pe;
+            if (e->level + (double)(now_ms - e->at_ms) * per_minute / 60000.0 >= burst) {
+                *pe = e->next;
+                free(e);
+                c->rate_entries--;
+            } else {
+                pe = &e->next;
+            }
+        }
+    }
+}
+
+bool auth_rate_take(struct auth_cache *c, int64_t token_id, int per_minute, int burst,
+                    int64_t now_ms, int *retry_after_s)
+{
+    unsigned b = (unsigned)((uint64_t)token_id % RATE_BUCKETS);
+    struct rate_entry *e = c->rate[b];
+
+    *retry_after_s = 0;
+    if (per_minute <= 0)
+        return true;
+    while (e != NULL && e->token_id != token_id)
+        e = e->next;
+    if (e == NULL) {
+        if (c->rate_entries >= RATE_MAX_ENTRIES)
+            rate_prune(c, per_minute, burst, now_ms);
+        e = xcalloc(1, sizeof(*e));
+        e->token_id = token_id;
+        e->level = burst;
+        e->at_ms = now_ms;
+        e->next = c->rate[b];
+        c->rate[b] = e;
+        c->rate_entries++;
+    }
+    /* Refilled since the last request; a smaller burst after a reload caps it. */
+    e->level += (double)(now_ms - e->at_ms) * per_minute / 60000.0;
+    if (e->level > burst)
+        e->level = burst;
+    e->at_ms = now_ms;
+    if (e->level >= 1.0) {
+        e->level -= 1.0;
+        return true;
+    }
+    double wait_ms = (1.0 - e->level) * 60000.0 / per_minute;
+    *retry_after_s = (int)((wait_ms + 999.0) / 1000.0);
+    if (*retry_after_s < 1)
+        *retry_after_s = 1;
+    return false;
 }

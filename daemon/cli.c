@@ -151,20 +151,23 @@ static void token_created(void *arg, const struct api_reply *a)
         json_t *doc = json_loadb(a->body ? a->body : "", a->body_len, 0, NULL);
         printf("%s\n", c->secret);
         fflush(stdout);
-        fprintf(stderr, "created token %lld \"%s\"%s%s; it is shown only this once\n",
+        const char *expires = json_string_value(json_object_get(doc, "expires_at"));
+        fprintf(stderr, "created token %lld \"%s\"%s%s%s%s; it is shown only this once\n",
                 (long long)json_integer_value(json_object_get(doc, "id")),
                 json_string_value(json_object_get(doc, "name")),
                 json_is_string(json_object_get(doc, "incubator")) ? " for incubator " : " (admin)",
                 json_is_string(json_object_get(doc, "incubator"))
                     ? json_string_value(json_object_get(doc, "incubator"))
-                    : "");
+                    : "",
+                expires ? ", expiring at " : "", expires ? expires : "");
         json_decref(doc);
         c->code = 0;
     }
     event_base_loopexit(c->base, NULL);
 }
 
-int cli_token_create(const char *config_path, const char *incubator_code, const char *name)
+int cli_token_create(const char *config_path, const char *incubator_code, const char *name,
+                     int expires_in_days)
 {
     struct cli c;
     unsigned char hash[AUTH_HASH_LEN];
@@ -182,7 +185,9 @@ int cli_token_create(const char *config_path, const char *incubator_code, const 
     }
     auth_hash_to_bytea(hash, bytea);
     run_api(&c, "token_create", "token create",
-            json_pack("{s:s, s:s, s:s?}", "name", name, "hash", bytea, "code", incubator_code),
+            json_pack("{s:s, s:s, s:s?, s:o?}", "name", name, "hash", bytea, "code",
+                      incubator_code, "expires_in_days",
+                      expires_in_days > 0 ? json_integer(expires_in_days) : NULL),
             token_created);
     return cli_close(&c);
 }

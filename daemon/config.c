@@ -60,6 +60,12 @@ static const struct config_key keys[] = {
      "comma-separated; others get 403. Empty: every client may."},
     {"server", "shutdown_timeout_ms", CT_INT, FIELD(shutdown_timeout_ms), "10000", 0, 600000, true,
      false, "On SIGTERM, how long in-flight requests may take to finish."},
+    {"server", "rate_limit_per_minute", CT_INT, FIELD(rate_limit_per_minute), "600", 0, 1000000,
+     true, false,
+     "Requests each token may make a minute at this daemon (a token bucket); beyond it, 429 "
+     "with Retry-After. 0: no limit."},
+    {"server", "rate_limit_burst", CT_INT, FIELD(rate_limit_burst), "100", 1, 1000000, true, false,
+     "Requests a token may make at once, before rate_limit_per_minute paces it."},
     {"database", "conninfo", CT_STRING, FIELD(conninfo), "", 0, 0, false, true,
      "libpq connection string or URI; empty uses the PG* environment. Use hostaddr, an IP "
      "address or a socket directory: a host name is resolved with a blocking lookup."},

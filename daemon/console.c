@@ -71,11 +71,7 @@ static const char *media_type(const char *path)
     return "application/octet-stream";
 }
 
-/*
- * Whether an If-None-Match header names etag: a list of entity tags
- * (weak ones compare by their opaque part, RFC 9110 13.1.2) or "*".
- */
-static bool etag_matches(const char *header, const char *etag)
+bool console_etag_matches(const char *header, const char *etag)
 {
     size_t elen = strlen(etag);
     const char *p = header;
@@ -143,7 +139,7 @@ void console_serve(enum evhttp_cmd_type method, const char *path, const char *if
         done(arg, &reply);
         return;
     }
-    if (if_none_match != NULL && etag_matches(if_none_match, f->etag)) {
+    if (if_none_match != NULL && console_etag_matches(if_none_match, f->etag)) {
         const char *const headers[] = {SECURITY_HEADERS, "ETag", f->etag, NULL};
         reply.status = 304;
         reply.headers = headers;
@@ -152,8 +148,8 @@ void console_serve(enum evhttp_cmd_type method, const char *path, const char *if
     }
     /* Set here, so that a HEAD answer carries the length of the GET's body. */
     snprintf(length, sizeof(length), "%zu", f->len);
-    const char *const headers[] = {SECURITY_HEADERS, "ETag", f->etag, "Content-Length", length,
-                                   NULL};
+    const char *const headers[] = {SECURITY_HEADERS, "ETag", f->etag,
+                                   "Content-Length", length, NULL};
     reply.status = 200;
     reply.content_type = media_type(f->path);
     reply.body = f->data;

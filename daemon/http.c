@@ -53,6 +53,7 @@ static const struct {
     {413, "too-large", "Request body too large"},
     {415, "unsupported-media-type", "Unsupported media type"},
     {422, "validation", "Request body failed validation"},
+    {429, "rate-limited", "Too many requests"},
     {500, "internal", "Internal error"},
     {502, "bad-gateway", "The remote end did not take the message"},
     {503, "unavailable", "Service unavailable"},
@@ -91,6 +92,8 @@ static const char *reason_phrase(int status)
         return "Unsupported Media Type";
     case 422:
         return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
     case 502:
         return "Bad Gateway";
     case 503:
@@ -204,10 +207,10 @@ static void access_log(struct req *r)
     struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
     if (evcon)
         evhttp_connection_get_peer(evcon, &peer, &port);
-    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s", r->method,
+    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s", r->method,
             r->path ? r->path : "?", r->status, ms, r->reply_bytes,
             r->authenticated ? r->token.name : "-", peer ? peer : "-",
-            r->client_gone ? " client_gone" : "");
+            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "");
 }
 
 /*
@@ -228,6 +231,8 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     /* API answers are never stored; the console's files say no-cache themselves. */
     if (evhttp_find_header(out, "Cache-Control") == NULL)
         evhttp_add_header(out, "Cache-Control", "no-store");
+    if (r->dry_run)
+        evhttp_add_header(out, "Dry-Run", "true");
     if (srv->draining)
         evhttp_add_header(out, "Connection", "close");
     /*
@@ -284,8 +289,10 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
         json_object_set_new(p, "errors", errors);
     if (status == 401)
         add_header(r, "WWW-Authenticate",
-                   r->token_presented ? "Bearer realm=\"incubatord\", error=\"invalid_token\""
-                                      : "Bearer realm=\"incubatord\"");
+                   r->token_expired ? "Bearer realm=\"incubatord\", error=\"invalid_token\", "
+                                      "error_description=\"token expired\""
+                   : r->token_presented ? "Bearer realm=\"incubatord\", error=\"invalid_token\""
+                                        : "Bearer realm=\"incubatord\"");
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     if (status >= 400 && status < 500)
@@ -302,6 +309,9 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
 static void apply_effects(struct req *r, const json_t *effects)
 {
     json_t *forget = json_object_get(effects, ROUTE_EFFECT_FORGET_TOKEN);
+    /* A dry run changed nothing: its effects are not made either. */
+    if (r->dry_run)
+        return;
     if (json_is_integer(forget))
         auth_cache_forget(r->srv->auth, json_integer_value(forget));
 }
@@ -638,7 +648,10 @@ static json_t *context(const struct req *r)
         .admin = r->token.admin,
         .incubator = r->token.incubator,
     };
-    return apicall_context(&caller);
+    json_t *ctx = apicall_context(&caller);
+    if (r->dry_run)
+        json_object_set_new(ctx, "dry_run", json_true());
+    return ctx;
 }
 
 /*
@@ -688,7 +701,7 @@ static void call_api(struct req *r, json_t *ctx)
     }
     if (rt->handler != NULL) {
         /* The daemon's own work on the validated request, instead of a call. */
-        struct route_env env = {r->srv, r->id, req_remaining_ms(r), NULL, args};
+        struct route_env env = {r->srv, r->id, req_remaining_ms(r), NULL, args, r->dry_run};
         json_decref(ctx);
         r->args = args;
         rt->handler(&env, answer, r);
@@ -802,6 +815,33 @@ static void serve(struct req *r)
     call_api(r, ctx);
 }
 
+/*
+ * The token's bucket ([server] rate_limit_per_minute and rate_limit_burst, at
+ * this daemon): true after answering 429 with Retry-After.
+ */
+static bool rate_limited(struct req *r)
+{
+    const struct config *cfg = &r->srv->cfg;
+    int retry_after_s;
+    char retry[16], name[512], incubator[80], labels[640];
+
+    if (auth_rate_take(r->srv->auth, r->token.id, cfg->rate_limit_per_minute,
+                       cfg->rate_limit_burst, mono_ms(), &retry_after_s))
+        return false;
+    metrics_label_value(name, sizeof(name), r->token.name);
+    metrics_label_value(incubator, sizeof(incubator), r->token.incubator);
+    snprintf(labels, sizeof(labels), "token=\"%s\",incubator=\"%s\"", name, incubator);
+    metrics_add("incubatord_rate_limited_total", labels, 1);
+    snprintf(retry, sizeof(retry), "%d", retry_after_s);
+    add_header(r, "Retry-After", retry);
+    char detail[160];
+    snprintf(detail, sizeof(detail),
+             "this token made more than %d requests a minute (bursts of %d); retry in %d s",
+             cfg->rate_limit_per_minute, cfg->rate_limit_burst, retry_after_s);
+    reply_problem(r, 429, detail, NULL);
+    return true;
+}
+
 static void authenticated(void *arg, enum auth_outcome outcome, const struct auth_token *token,
                           const struct db_result *failure)
 {
@@ -810,7 +850,13 @@ static void authenticated(void *arg, enum auth_outcome outcome, const struct aut
     case AUTH_OK:
         r->token = *token;
         r->authenticated = true;
+        if (rate_limited(r))
+            return;
         serve(r);
+        return;
+    case AUTH_EXPIRED:
+        r->token_expired = true;
+        reply_problem(r, 401, "the token expired", NULL);
         return;
     case AUTH_REJECTED:
         reply_problem(r, 401, "the token is unknown or revoked", NULL);
@@ -821,6 +867,41 @@ static void authenticated(void *arg, enum auth_outcome outcome, const struct aut
     case AUTH_PENDING:
         break;
     }
+}
+
+/*
+ * ?dry_run=true on a PUT, POST, PATCH or DELETE under /v1/ (API.md "Dry
+ * runs"): api.run carries the request out in a transaction that it rolls
+ * back, and every answer says Dry-Run: true. The parameter is taken out of
+ * the query here, once for every route, so no route's table lists it.
+ * Returns false after answering 400 for a value other than true or false.
+ */
+static bool take_dry_run(struct req *r)
+{
+    enum evhttp_cmd_type m = r->route->method;
+    const char *value = evhttp_find_header(&r->query, "dry_run");
+    bool ok;
+
+    if (value == NULL || strncmp(r->path, "/v1/", 4) != 0 ||
+        (m != EVHTTP_REQ_POST && m != EVHTTP_REQ_PUT && m != EVHTTP_REQ_PATCH &&
+         m != EVHTTP_REQ_DELETE))
+        return true;
+    r->dry_run = strcmp(value, "true") == 0;
+    ok = r->dry_run || strcmp(value, "false") == 0;
+    evhttp_remove_header(&r->query, "dry_run");
+    if (evhttp_find_header(&r->query, "dry_run") != NULL) {
+        /* Given twice: which one was meant is anybody's guess. */
+        ok = false;
+        evhttp_remove_header(&r->query, "dry_run");
+    }
+    if (!ok) {
+        r->dry_run = false;
+        reply_problem(r, 400, "dry_run must be given once, as true or false",
+                           json_pack("[{s:s, s:s}]", "field", "dry_run", "message",
+                                     "must be true or false, given once"));
+        return false;
+    }
+    return true;
 }
 
 static void make_request_id(struct req *r, struct evkeyvalq *in)
@@ -898,6 +979,8 @@ static void request_cb(struct evhttp_request *ev, void *arg)
         memcpy(r->params[i].value, params[i].value, params[i].len);
         r->params[i].value[params[i].len] = '\0';
     }
+    if (!take_dry_run(r))
+        return;
 
     struct evbuffer *body = evhttp_request_get_input_buffer(ev);
     r->raw_body_len = evbuffer_get_length(body);
@@ -928,10 +1011,12 @@ static void request_cb(struct evhttp_request *ev, void *arg)
     while (*token == ' ')
         token++;
     struct auth_token t;
-    switch (
-        auth_authenticate(srv->auth, srv->pool, token, req_remaining_ms(r), &t, authenticated, r)) {
+    enum auth_outcome outcome = auth_authenticate(srv->auth, srv->pool, token, server_now(srv),
+                                                  req_remaining_ms(r), &t, authenticated, r);
+    switch (outcome) {
     case AUTH_OK:
-        authenticated(r, AUTH_OK, &t, NULL);
+    case AUTH_EXPIRED:
+        authenticated(r, outcome, &t, NULL);
         return;
     case AUTH_REJECTED:
         authenticated(r, AUTH_REJECTED, NULL, NULL);

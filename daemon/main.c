@@ -3,6 +3,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,7 +13,7 @@
 #include "incubatord/server.h"
 
 static const char usage_text[] =
-    "usage: incubatord [-c FILE] [-f] [COMMAND]\n"
+    "usage: incubatord [-c FILE] [-f] [COMMAND] (options may come anywhere)\n"
     "\n"
     "Commands:\n"
     "  run                               run the daemon (the default)\n"
@@ -20,9 +21,11 @@ static const char usage_text[] =
     "  check-config [--print|--reference]\n"
     "                                    validate the configuration file; print it with\n"
     "                                    secrets masked, or print the key reference\n"
-    "  token create --admin NAME         make an admin token and print it once\n"
-    "  token create --incubator CODE NAME\n"
-    "                                    make a token of one incubator and print it once\n"
+    "  token create --admin NAME [--expires-in-days N]\n"
+    "                                    make an admin token and print it once\n"
+    "  token create --incubator CODE NAME [--expires-in-days N]\n"
+    "                                    make a token of one incubator and print it once;\n"
+    "                                    it expires after N days (1-3650), else never\n"
     "  token revoke ID                   revoke a token\n"
     "  version                           print the version\n"
     "\n"
@@ -47,15 +50,36 @@ static const char *config_file(const char *given)
     return access(CONFIG_DEFAULT_PATH, F_OK) == 0 ? CONFIG_DEFAULT_PATH : NULL;
 }
 
-static int token_command(const char *config, int argc, char **argv)
+/* The token command's options. */
+struct token_options {
+    const char *admin;     /* --admin NAME */
+    const char *incubator; /* --incubator CODE */
+    const char *expires;   /* --expires-in-days N */
+};
+
+static int token_command(const char *config, const struct token_options *o, int argc,
+                         char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "create") == 0) {
-        if (argc == 3 && strcmp(argv[1], "--admin") == 0)
-            return cli_token_create(config, NULL, argv[2]);
-        if (argc == 4 && strcmp(argv[1], "--incubator") == 0)
-            return cli_token_create(config, argv[2], argv[3]);
+        int days = 0;
+        if (o->expires != NULL) {
+            char *end;
+            long n = strtol(o->expires, &end, 10);
+            if (o->expires[0] == '\0' || *end != '\0' || n < 1 || n > 3650) {
+                fprintf(stderr, "incubatord: --expires-in-days takes a whole number of days "
+                                "from 1 to 3650\n");
+                return 2;
+            }
+            days = (int)n;
+        }
+        if (o->admin != NULL && o->incubator == NULL && argc == 1)
+            return cli_token_create(config, NULL, o->admin, days);
+        if (o->incubator != NULL && o->admin == NULL && argc == 2)
+            return cli_token_create(config, o->incubator, argv[1], days);
         return usage("token create takes --admin NAME or --incubator CODE NAME");
     }
+    if (o->admin != NULL || o->incubator != NULL || o->expires != NULL)
+        return usage("--admin, --incubator and --expires-in-days go with token create");
     if (argc == 2 && strcmp(argv[0], "revoke") == 0)
         return cli_token_revoke(config, argv[1]);
     return usage("token takes create or revoke");
@@ -63,60 +87,75 @@ static int token_command(const char *config, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    enum { OPT_ADMIN = 256, OPT_INCUBATOR, OPT_EXPIRES };
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'}, {"foreground", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},         {"print", no_argument, NULL, 'p'},
-        {"reference", no_argument, NULL, 'r'},    {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"foreground", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"print", no_argument, NULL, 'p'},
+        {"reference", no_argument, NULL, 'r'},
+        {"admin", required_argument, NULL, OPT_ADMIN},
+        {"incubator", required_argument, NULL, OPT_INCUBATOR},
+        {"expires-in-days", required_argument, NULL, OPT_EXPIRES},
+        {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
     bool foreground = false, print = false, reference = false;
+    struct token_options token = {0};
     int opt;
 
     /*
-     * Options may come before or after the command ("-c FILE migrate" or
-     * "migrate -c FILE"); the token command's own words are left alone.
+     * Options may come anywhere: before the command, after it, between its
+     * words ("-c FILE token create --admin NAME" or "token create --admin
+     * NAME -c FILE"): getopt_long permutes the words to the end. "--" ends
+     * the options, for a token name that begins with "-".
      */
-    char *words[16];
-    int nwords = 0;
-    while (optind < argc) {
-        if ((opt = getopt_long(argc, argv, "+c:fh", options, NULL)) != -1) {
-            switch (opt) {
-            case 'c':
-                config = optarg;
-                break;
-            case 'f':
-                foreground = true;
-                break;
-            case 'h':
-                fputs(usage_text, stdout);
-                return 0;
-            case 'p':
-                print = true;
-                break;
-            case 'r':
-                reference = true;
-                break;
-            default:
-                return usage(NULL);
-            }
-            continue;
-        }
-        if (nwords > 0 && strcmp(words[0], "token") == 0) {
-            /* Everything after "token" is the token command's. */
-            while (optind < argc && nwords < (int)(sizeof(words) / sizeof(words[0])))
-                words[nwords++] = argv[optind++];
+    char problem[160];
+    opterr = 0; /* its messages name the binary's path; usage() says "incubatord:" */
+    while ((opt = getopt_long(argc, argv, ":c:fh", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config = optarg;
             break;
+        case 'f':
+            foreground = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'p':
+            print = true;
+            break;
+        case 'r':
+            reference = true;
+            break;
+        case OPT_ADMIN:
+            token.admin = optarg;
+            break;
+        case OPT_INCUBATOR:
+            token.incubator = optarg;
+            break;
+        case OPT_EXPIRES:
+            token.expires = optarg;
+            break;
+        case ':':
+            snprintf(problem, sizeof(problem), "%s needs a value", argv[optind - 1]);
+            return usage(problem);
+        default:
+            snprintf(problem, sizeof(problem), "unknown option %s", argv[optind - 1]);
+            return usage(problem);
         }
-        if (nwords >= (int)(sizeof(words) / sizeof(words[0])))
-            return usage("too many arguments");
-        words[nwords++] = argv[optind++];
     }
+    char **words = argv + optind;
+    int nwords = argc - optind;
 
     const char *command = nwords > 0 ? words[0] : "run";
     if ((print || reference) && strcmp(command, "check-config") != 0)
         return usage("--print and --reference go with check-config");
     if (strcmp(command, "token") == 0)
-        return token_command(config_file(config), nwords - 1, words + 1);
+        return token_command(config_file(config), &token, nwords - 1, words + 1);
+    if (token.admin != NULL || token.incubator != NULL || token.expires != NULL)
+        return usage("--admin, --incubator and --expires-in-days go with token create");
     if (nwords > 1)
         return usage("unexpected argument");
     if (strcmp(command, "run") == 0)

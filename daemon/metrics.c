@@ -35,6 +35,7 @@ struct metric_def {
 static const struct metric_def defs[] = {
     {"incubatord_http_requests_total", "counter", MK_HTTP_REQUESTS, "HTTP requests answered, by route and status."},
     {"incubatord_http_request_duration_seconds", "histogram", MK_HTTP_DURATION, "Time from a request's arrival to its answer, by route."},
+    {"incubatord_rate_limited_total", "counter", MK_SERIES, "Requests refused with 429 (rate limit), by token name and incubator."},
     {"incubatord_http_connections_open", "gauge", MK_PROCESS, "Client connections open."},
     {"incubatord_http_requests_in_flight", "gauge", MK_PROCESS, "Requests received and not answered yet."},
     {"incubatord_db_pool_connections", "gauge", MK_PROCESS, "Pool connections by state (configured, connected, busy)."},
@@ -197,6 +198,23 @@ void metrics_reset(const char *name)
             ps = &s->next;
         }
     }
+}
+
+void metrics_label_value(char *out, size_t len, const char *value)
+{
+    size_t n = 0;
+    for (const char *p = value; *p && n + 3 < len; p++) {
+        if (*p == '\\' || *p == '"') {
+            out[n++] = '\\';
+            out[n++] = *p;
+        } else if (*p == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
 }
 
 void metrics_job_ran(const char *job, time_t when, bool ok)

@@ -42,7 +42,7 @@
 #define SQL_TIMEOUT_MS  10000 /* one bookkeeping statement's limit */
 #define LOCAL_BATCH     100   /* events claimed at once for syslog and NOTIFY */
 #define LOCAL_LEASE_MS  30000 /* how long such a claim holds */
-#define LEASE_MARGIN_MS 2000  /* a channel's lease: 2 x the attempt's limit + this */
+#define LEASE_MARGIN_MS 5000  /* a channel's lease: 2 x the attempt's limit + this (its record, under load) */
 #define MAX_SENDING     32    /* channels with a message in flight at once */
 #define DIGEST_MAX      200   /* events in one digest at most */
 

@@ -34,6 +34,7 @@ const struct route routes[] = {
     {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .prepare = api_token_create_prepare, .after = api_token_create_after},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
     {DELETE, "/v1/tokens/{id}",                   ACCESS_ADMIN,     0,                       "token_revoke",     .after = api_token_revoke_after},
+    {POST,   "/v1/tokens/{id}/rotate",            ACCESS_ADMIN,     ROUTE_BODY,              "token_rotate",     .body = api_token_rotate_body, .prepare = api_token_create_prepare, .after = api_token_rotate_after},
 
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},

@@ -12,8 +12,12 @@
  * A job that works in batches (the alert sweep) returns "next" while there
  * is more to do: its transaction is committed and the job is called again,
  * in a new transaction on the same session, with "after" in its context set
- * to that value. Its integer results are summed over the batches and logged
- * once, at the end, with the time the whole run took.
+ * to that value, and "batch", the number of items the scheduler asks it to
+ * take: a batch's transaction holds its items' locks, so the size adapts to
+ * keep each batch near BATCH_TARGET_MS whatever the machine's load (halved
+ * after a slower batch, doubled after a much faster one). Its integer
+ * results are summed over the batches and logged once, at the end, with the
+ * time the whole run took.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +36,10 @@
 #define NOT_READY_RETRY_S 2
 #define ERROR_RETRY_S     60
 #define SESSION_WAIT_MS   30000
+/* How long one batch of a batched job should hold its locks, and its sizes. */
+#define BATCH_TARGET_MS 25
+#define BATCH_FIRST     10
+#define BATCH_MAX       1000
 
 enum job_kind {
     JOB_PERIODIC, /* every period_s seconds */
@@ -82,6 +90,8 @@ struct job {
     json_t *total;      /* the batches' results, integers summed */
     int batches;        /* run so far in this run */
     int64_t started_ms; /* when this run started */
+    int batch;          /* the size asked of the next batch */
+    int64_t batch_ms;   /* when the running batch began */
 };
 
 struct sched_state {
@@ -223,6 +233,7 @@ static void job_finished(struct job *j, bool ok, int retry_s)
     j->running = false;
     j->after[0] = '\0';
     j->batches = 0;
+    j->batch = BATCH_FIRST;
     json_decref(j->total);
     j->total = NULL;
     busy_leave(BUSY_JOB);
@@ -294,6 +305,11 @@ static void committed(void *arg, const struct db_result *r)
         return;
     /* The next batch, unless the daemon is stopping (the next run sweeps anyway). */
     if (j->after[0] != '\0' && !j->srv->draining) {
+        int64_t took_ms = mono_ms() - j->batch_ms;
+        if (took_ms > BATCH_TARGET_MS && j->batch > 1)
+            j->batch /= 2;
+        else if (took_ms < BATCH_TARGET_MS / 3 && j->batch < BATCH_MAX)
+            j->batch *= 2;
         make_context(j);
         db_session_query(j->session, "BEGIN", 0, NULL, begun, j);
         return;
@@ -336,6 +352,7 @@ static void begun(void *arg, const struct db_result *r)
     struct job *j = arg;
     if (job_failed(j, r, "BEGIN"))
         return;
+    j->batch_ms = mono_ms();
     const char *values[] = {j->timeout};
     db_session_query(j->session, "SELECT set_config('statement_timeout', $1, true)", 1, values,
                      timeout_set, j);
@@ -369,6 +386,7 @@ static void make_context(struct job *j)
     char period[8];
     if (j->after[0] != '\0')
         json_object_set_new(ctx, "after", json_integer(strtoll(j->after, NULL, 10)));
+    json_object_set_new(ctx, "batch", json_integer(j->batch));
     if (j->def->kind == JOB_MONTHLY) {
         time_t due =
             sched_last_monthly(time(NULL), cfg->timezone, cfg->payout_day, cfg->payout_hour);
@@ -420,6 +438,7 @@ void sched_start(struct server *srv)
         j->def = &jobs[i];
         j->srv = srv;
         j->timer = evtimer_new(srv->base, timer_cb, j);
+        j->batch = BATCH_FIRST;
         /* First run soon after start: catches up what is due (a missed payout run). */
         arm(j, 1);
     }

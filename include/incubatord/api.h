@@ -28,12 +28,15 @@ void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
+extern const struct field api_token_rotate_body[];
 /* A new token's secret, made here: its hash goes to the database, the secret into keep. */
 bool api_token_create_prepare(json_t *args, json_t *keep);
 /* The secret shown once, in the 201 (not in a replay). */
 void api_token_create_after(const struct route_answer *a, json_t *doc, json_t *effects);
 /* A revoked token is forgotten here at once (other daemons hear NOTIFY). */
 void api_token_revoke_after(const struct route_answer *a, json_t *doc, json_t *effects);
+/* A rotation: the new secret shown once, and the old token forgotten here at once. */
+void api_token_rotate_after(const struct route_answer *a, json_t *doc, json_t *effects);
 
 /* api_tenants.c */
 /* The fields of technology a tenant works in (the policy's extended_fields too). */

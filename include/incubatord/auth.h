@@ -25,11 +25,13 @@ struct auth_token {
     char name[129];
     bool admin;         /* the bureau; else bound to one incubator */
     char incubator[33]; /* the incubator's code, "" for admin */
+    int64_t expires_at; /* Unix time from which it fails, 0 for never */
 };
 
 enum auth_outcome {
     AUTH_OK,         /* the token is known: *out is filled */
     AUTH_REJECTED,   /* unknown, malformed or revoked: 401 */
+    AUTH_EXPIRED,    /* known, but expired by the caller's clock: 401; *out is filled */
     AUTH_PENDING,    /* the database is being asked: the callback will tell */
     AUTH_DB_FAILURE, /* (callback only) the database could not be asked */
 };
@@ -47,13 +49,25 @@ void auth_cache_set_trusted(struct auth_cache *c, bool trusted);
 void auth_cache_forget(struct auth_cache *c, int64_t token_id);
 
 /*
- * Authenticates a bearer token. A malformed token or a cache hit is decided
- * at once (AUTH_REJECTED, or AUTH_OK with *out filled); otherwise the
- * database is asked (AUTH_PENDING) and cb is called once, later, from the
- * loop.
+ * Authenticates a bearer token at the caller's clock now_s (Unix time: the
+ * daemon passes its own, so expiry is tested with any time). A malformed
+ * token or a cache hit is decided at once (AUTH_REJECTED, or AUTH_OK or
+ * AUTH_EXPIRED with *out filled); otherwise the database is asked
+ * (AUTH_PENDING) and cb is called once, later, from the loop.
  */
 enum auth_outcome auth_authenticate(struct auth_cache *c, struct db_pool *pool, const char *token,
-                                    int timeout_ms, struct auth_token *out, auth_cb cb, void *arg);
+                                    int64_t now_s, int timeout_ms, struct auth_token *out,
+                                    auth_cb cb, void *arg);
+
+/*
+ * The rate limit: a token bucket per token id, holding up to burst requests
+ * and refilled with per_minute a minute, on the monotonic clock now_ms.
+ * Takes one request from the token's bucket and returns true, or returns
+ * false when it is empty, with *retry_after_s the whole seconds (at least 1)
+ * until a request is allowed again. per_minute 0 means no limit.
+ */
+bool auth_rate_take(struct auth_cache *c, int64_t token_id, int per_minute, int burst,
+                    int64_t now_ms, int *retry_after_s) WARN_UNUSED;
 
 /* Makes a new token and its hash. */
 bool auth_token_generate(char token[AUTH_TOKEN_LEN + 1],

@@ -23,6 +23,8 @@ struct config {
     int max_connections;     /* beyond it, new connections wait in the kernel backlog */
     int idle_timeout_s;      /* an idle keep-alive connection is closed after this */
     int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
+    int rate_limit_per_minute; /* requests a token may make a minute; 0: no limit */
+    int rate_limit_burst;      /* requests a token may make at once */
     char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */

@@ -30,6 +30,13 @@ extern const size_t console_files_count;
 /* The file at a path relative to console/, or NULL. */
 const struct console_file *console_find(const char *path);
 
+/*
+ * Whether an If-None-Match header names etag (a quoted tag): a list of
+ * entity tags, weak ones compared by their opaque part (RFC 9110 13.1.2),
+ * or "*".
+ */
+bool console_etag_matches(const char *if_none_match, const char *etag);
+
 /* Whether a request path is the console's: "/", "/console" or below "/console/". */
 bool console_owns(const char *path);
 

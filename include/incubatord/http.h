@@ -48,6 +48,8 @@ struct req {
     struct auth_token token; /* the caller, once authenticated */
     bool authenticated;
     bool token_presented;      /* an Authorization: Bearer header was sent */
+    bool token_expired;        /* it was a known token past its expires_at */
+    bool dry_run;              /* ?dry_run=true on a write: rolled back, Dry-Run: true */
     char idempotency_key[256]; /* "" when none was sent */
     int64_t started_us;
     int64_t deadline_ms; /* monotonic; the answer is due by then */

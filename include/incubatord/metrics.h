@@ -8,6 +8,7 @@
 #define INCUBATORD_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -43,6 +44,8 @@ void metrics_request(int route_index, int status, int64_t duration_us);
 void metrics_set(const char *name, const char *labels, double value);
 void metrics_add(const char *name, const char *labels, double delta);
 void metrics_reset(const char *name);
+/* A label value in the exposition format (backslash, quote and newline escaped). */
+void metrics_label_value(char *out, size_t len, const char *value);
 /* A scheduled job ran: when, and whether it succeeded. */
 void metrics_job_ran(const char *job, time_t when, bool ok);
 

@@ -51,6 +51,7 @@ struct route_env {
     int timeout_ms;       /* what is left of the request's deadline */
     const char *peer;     /* the client's address, or NULL */
     const json_t *args;   /* the validated arguments; NULL for a public route */
+    bool dry_run;         /* ?dry_run=true: check, change nothing, send nothing */
 };
 typedef void (*route_handler)(const struct route_env *env, apicall_cb done, void *arg);
 

@@ -67,6 +67,17 @@ static inline day_t server_today(const struct server *srv)
     return date_today();
 }
 
+/*
+ * The daemon's clock (Unix time): a request's "now", which token expiry is
+ * judged by. Passed to whatever needs it, so that tests may run the daemon
+ * under another clock (libfaketime) and call the functions with any time.
+ */
+static inline int64_t server_now(const struct server *srv)
+{
+    (void)srv;
+    return (int64_t)time(NULL);
+}
+
 /* Whether requests that need the database may be served (schema current). */
 static inline bool server_schema_ready(const struct server *srv)
 {

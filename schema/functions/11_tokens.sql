@@ -36,13 +36,6 @@ LANGUAGE sql AS $$
               floor(extract(epoch FROM t.expires_at))::bigint
 $$;
 
--- The same at the database's clock, for a daemon that does not pass its own.
-CREATE FUNCTION api.token_lookup(token_hash bytea)
-RETURNS TABLE (id bigint, name text, admin boolean, incubator text, expires_at bigint)
-LANGUAGE sql AS $$
-    SELECT * FROM api.token_lookup(token_hash, now())
-$$;
-
 -- A new token's expiry: expires_in_days (1-3650) days from `at`, or never.
 CREATE FUNCTION api.token_expiry(at timestamptz, expires_in_days integer) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE AS $$

@@ -202,9 +202,16 @@ DECLARE
     n_attempts integer;
 BEGIN
     IF sent THEN
+        -- Only the sends that can still count: those of the last minute, and of
+        -- them at most the newest max_per_minute.
         UPDATE channels c
-           SET sent_at = ARRAY(SELECT t FROM unnest(c.sent_at) t
-                                WHERE t > now() - interval '1 minute' ORDER BY t) || now()
+           SET sent_at = ARRAY(SELECT t FROM (SELECT t FROM unnest(c.sent_at) t
+                                               WHERE t > now() - interval '1 minute'
+                                               ORDER BY t DESC
+                                               LIMIT coalesce(c.max_per_minute, 0)) k
+                                ORDER BY t)
+                         || CASE WHEN c.max_per_minute IS NULL THEN '{}'::timestamptz[]
+                                 ELSE ARRAY[now()] END
          WHERE c.id = channel;
     END IF;
     UPDATE channels c SET claimed_by = NULL, claimed_until = NULL

@@ -191,7 +191,10 @@ class Daemon:
 
     def write_config(self, extra_config=""):
         sections = {
-            "server": {"listen": f"127.0.0.1:{self.port}", "request_timeout_ms": "5000"},
+            # No rate limit by default: tests send hundreds of requests with one
+            # token; test_rate_limits.py sets its own.
+            "server": {"listen": f"127.0.0.1:{self.port}", "request_timeout_ms": "5000",
+                       "rate_limit_per_minute": "0"},
             "database": {"conninfo": self.conninfo, "pool_size": "4"},
             "log": {"syslog": "false", "level": "debug"},
             "schedule": {"alert_sweep_seconds": "3600", "payout_enabled": "false"},

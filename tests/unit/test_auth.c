@@ -130,14 +130,48 @@ static void test_malformed_token_needs_no_database(void **state)
     struct auth_cache *c = auth_cache_new();
     struct auth_token t;
     /* No pool at all: a malformed token must be refused before any database work. */
-    assert_int_equal(auth_authenticate(c, NULL, "not-a-token", 1000, &t, NULL, NULL),
+    assert_int_equal(auth_authenticate(c, NULL, "not-a-token", 0, 1000, &t, NULL, NULL),
                      AUTH_REJECTED);
-    assert_int_equal(auth_authenticate(c, NULL, "", 1000, &t, NULL, NULL), AUTH_REJECTED);
+    assert_int_equal(auth_authenticate(c, NULL, "", 0, 1000, &t, NULL, NULL), AUTH_REJECTED);
     auth_cache_set_trusted(c, true);
     auth_cache_forget(c, 7);
     auth_cache_set_trusted(c, false);
     auth_cache_free(c);
     auth_cache_free(NULL);
+}
+
+/* A bucket of burst requests refilled at per_minute a minute, per token. */
+static void test_rate_bucket_burst_and_refill(void **state)
+{
+    (void)state;
+    struct auth_cache *c = auth_cache_new();
+    int retry;
+    int64_t t0 = 1000000;
+
+    /* 60 a minute, bursts of 5: five at once, the sixth waits one second. */
+    for (int i = 0; i < 5; i++)
+        assert_true(auth_rate_take(c, 1, 60, 5, t0, &retry));
+    assert_false(auth_rate_take(c, 1, 60, 5, t0, &retry));
+    assert_int_equal(retry, 1);
+    /* Another token has a bucket of its own. */
+    assert_true(auth_rate_take(c, 2, 60, 5, t0, &retry));
+    /* Half a second gives half a request: still refused, still 1 s. */
+    assert_false(auth_rate_take(c, 1, 60, 5, t0 + 500, &retry));
+    assert_int_equal(retry, 1);
+    /* A second gives one request, and one only. */
+    assert_true(auth_rate_take(c, 1, 60, 5, t0 + 1000, &retry));
+    assert_false(auth_rate_take(c, 1, 60, 5, t0 + 1000, &retry));
+    /* An hour refills the bucket to its burst, not beyond. */
+    for (int i = 0; i < 5; i++)
+        assert_true(auth_rate_take(c, 1, 60, 5, t0 + 3600000, &retry));
+    assert_false(auth_rate_take(c, 1, 60, 5, t0 + 3600000, &retry));
+    /* At 6 a minute an empty bucket waits 10 s. */
+    assert_false(auth_rate_take(c, 1, 6, 5, t0 + 3600000, &retry));
+    assert_int_equal(retry, 10);
+    /* No limit at all with 0 a minute. */
+    for (int i = 0; i < 1000; i++)
+        assert_true(auth_rate_take(c, 3, 0, 1, t0, &retry));
+    auth_cache_free(c);
 }
 
 int main(void)
@@ -148,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_tokens_differ_and_use_the_whole_alphabet),
         cmocka_unit_test(test_well_formed),
         cmocka_unit_test(test_malformed_token_needs_no_database),
+        cmocka_unit_test(test_rate_bucket_burst_and_refill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@ export default {
   "nav.plan": "Plan",
 
   "common.loading": "Loading…",
+  "common.working": "Working…",
   "common.cancel": "Cancel",
   "common.more": "Load more",
   "common.yes": "yes",

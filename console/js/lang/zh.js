@@ -13,6 +13,7 @@ export default {
   "nav.plan": "计划",
 
   "common.loading": "正在加载…",
+  "common.working": "正在处理，请稍候…",
   "common.cancel": "取消",
   "common.more": "加载更多",
   "common.yes": "是",

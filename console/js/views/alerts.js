@@ -31,7 +31,8 @@ export function ackButton(a, scope, reload) {
   if (!scope.admin || a.state !== "firing") return h("span", { class: "muted" }, "—");
   return h("button", {
     type: "button", class: "secondary small", "data-ack": a.id,
-    onclick: async () => {
+    onclick: async (e) => {
+      const button = e.currentTarget;
       const ok = await confirmDialog({
         title: t("alerts.ack_title"),
         body: [h("p", {}, a.incubator, " · ", tv("rule", a.rule)), h("p", { class: "hint" }, t("alerts.ack_body"))],
@@ -39,11 +40,15 @@ export function ackButton(a, scope, reload) {
         confirm: t("alerts.ack_confirm"),
       });
       if (!ok) return;
+      button.disabled = true;
+      button.textContent = t("common.working");
       try {
         await post(`/v1/alerts/${a.id}/ack`, { note: ok.values.note });
         toast(t("alerts.acked"));
         reload();
       } catch (err) {
+        button.disabled = false;
+        button.textContent = t("alerts.ack");
         if (err.status !== 401) toast(`${errorText(err)} ${err.problem ? err.problem.detail : ""}`, "error");
       }
     },

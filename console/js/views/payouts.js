@@ -58,15 +58,23 @@ export function who(by, at) {
 }
 
 // Runs an action after a confirmation; says what happened either way.
+// The action's buttons are disabled, with a note, while it runs.
 async function act(fn, dialog, done, after) {
   const ok = await confirmDialog(dialog);
   if (!ok) return;
+  const buttons = [...document.querySelectorAll("#run-actions button, #compute-form button")];
+  buttons.forEach((b) => { b.disabled = true; });
+  const working = h("span", { class: "loading inline", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), " ", t("common.working"));
+  (buttons[0] && buttons[0].parentElement ? buttons[0].parentElement : document.body).append(working);
   try {
     await fn(ok.values);
     toast(done);
     after();
   } catch (err) {
     if (err.status !== 401) toast(`${errorText(err)} ${err.problem && err.problem.detail ? err.problem.detail : ""}`, "error");
+  } finally {
+    working.remove();
+    buttons.forEach((b) => { b.disabled = false; });
   }
 }
 
