@@ -11,9 +11,74 @@
 #include "incubatord/dates.h"
 #include "incubatord/log.h"
 
-static const char RUN_SQL[] =
-    "SELECT status, body::text, location, replayed FROM api.run($1, $2::jsonb, $3::jsonb)";
+/*
+ * api.run(fn, ctx, args): the wrapper, for what needs it: an Idempotency-Key
+ * (the stored answer, its lock) and a dry run (the rolled-back block).
+ */
+static const struct db_statement RUN = {
+    "api_run",
+    "SELECT status, body::text, location, replayed FROM api.run($1, $2::jsonb, $3::jsonb)", 3};
 static const char RUN_JOB_SQL[] = "SELECT api.run_job($1, $2::jsonb)::text";
+
+/*
+ * Every other call is api.<fn>(ctx, args) itself, one prepared statement per
+ * function: no subtransaction, no dynamic EXECUTE, and a plan the server
+ * keeps per connection. A refusal (api.fail) then arrives as an error whose
+ * SQLSTATE is 'IK' and the status, its message the detail and its DETAIL
+ * the errors. The text is made once per function, from the route table's
+ * names (lower-case identifiers; nothing from a request).
+ */
+struct fn_statement {
+    struct db_statement st;
+    char fn[64];
+    char name[72];
+    char sql[160];
+};
+
+static struct fn_statement *fn_statements;
+static size_t nfn_statements, capfn_statements;
+
+static bool fn_name_ok(const char *fn)
+{
+    size_t n = strlen(fn);
+    return n > 0 && n < 64 && strspn(fn, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+/* The statement of api.<fn>, or NULL for a name that cannot be one (api.run says why). */
+static const struct db_statement *fn_statement(const char *fn)
+{
+    for (size_t i = 0; i < nfn_statements; i++)
+        if (strcmp(fn_statements[i].fn, fn) == 0)
+            return &fn_statements[i].st;
+    if (!fn_name_ok(fn))
+        return NULL;
+    if (nfn_statements == capfn_statements) {
+        /* Grown only before a statement of it is in use: a pointer into it is kept by db.c. */
+        return NULL;
+    }
+    struct fn_statement *f = &fn_statements[nfn_statements++];
+    snprintf(f->fn, sizeof(f->fn), "%s", fn);
+    snprintf(f->name, sizeof(f->name), "api_%s", fn);
+    snprintf(f->sql, sizeof(f->sql),
+             "SELECT status, body::text, location, false FROM api.%s($1::jsonb, $2::jsonb)", fn);
+    f->st = (struct db_statement){f->name, f->sql, 2};
+    return &f->st;
+}
+
+void apicall_init(size_t nfunctions)
+{
+    free(fn_statements);
+    fn_statements = xcalloc(nfunctions + 1, sizeof(*fn_statements));
+    nfn_statements = 0;
+    capfn_statements = nfunctions + 1;
+}
+
+void apicall_free(void)
+{
+    free(fn_statements);
+    fn_statements = NULL;
+    nfn_statements = capfn_statements = 0;
+}
 
 /* One call in flight. Owned by apicall.c: freed after its callback. */
 struct call {
@@ -23,10 +88,21 @@ struct call {
     /* A read on a read pool: the primary to try once more, and the call's text. */
     struct db_pool *fallback;
     uint64_t *fallbacks;
+    const struct db_statement *st;
     const char *fn;
     char *ctx_text, *args_text;
     int64_t deadline_ms;
 };
+
+/* The call's parameters: (ctx, args) for api.<fn>, (fn, ctx, args) for api.run. */
+static void call_values(const struct call *c, const char *values[3])
+{
+    int n = 0;
+    if (c->st == &RUN)
+        values[n++] = c->fn;
+    values[n++] = c->ctx_text;
+    values[n++] = c->args_text;
+}
 
 static void call_free(struct call *c)
 {
@@ -71,14 +147,14 @@ void apicall_failure(const struct db_result *res, const char *request_id, struct
     switch (res->status) {
     case DB_UNAVAILABLE:
     case DB_TIMEOUT:
-        log_req(LOG_WARNING, request_id, "503: %s", res->message);
         out->status = 503;
         out->detail = res->message;
         out->retry_after_s = res->retry_after_s > 0 ? res->retry_after_s : 1;
         return;
     case DB_SQL_ERROR:
         if (db_sqlstate_is_transient(res->sqlstate)) {
-            log_req(LOG_WARNING, request_id, "503: database: %s (%s)", res->message, res->sqlstate);
+            snprintf(out->reason, sizeof(out->reason), "database: %s (%s)", res->message,
+                     res->sqlstate);
             out->status = 503;
             out->detail = "the database could not complete the request now; retry";
             out->retry_after_s = 1;
@@ -86,7 +162,6 @@ void apicall_failure(const struct db_result *res, const char *request_id, struct
         }
         if (strcmp(res->sqlstate, "23505") == 0 || strcmp(res->sqlstate, "23P01") == 0) {
             /* A constraint caught a conflict a concurrent request created. */
-            log_req(LOG_NOTICE, request_id, "409: %s", res->message);
             out->status = 409;
             out->detail = res->message;
             return;
@@ -103,9 +178,18 @@ void apicall_failure(const struct db_result *res, const char *request_id, struct
     out->detail = "internal error";
 }
 
+/* Whether an error is api.fail's: SQLSTATE 'IK' and a status 400-599. */
+static bool is_refusal(const char *sqlstate)
+{
+    return sqlstate[0] == 'I' && sqlstate[1] == 'K' && sqlstate[2] >= '4' && sqlstate[2] <= '5' &&
+           sqlstate[3] >= '0' && sqlstate[3] <= '9' && sqlstate[4] >= '0' && sqlstate[4] <= '9' &&
+           sqlstate[5] == '\0';
+}
+
 /*
- * An api.run row: (status, body, location, replayed). A refusal comes back
- * as a row too, with body {"detail", "errors"?}.
+ * A call's row: (status, body, location, replayed). Through api.run a
+ * refusal comes back as a row too, with body {"detail", "errors"?}; called
+ * directly, as an error (is_refusal).
  */
 static void run_done(void *arg, const struct db_result *res)
 {
@@ -122,17 +206,24 @@ static void run_done(void *arg, const struct db_result *res)
          * statement (a conflict with recovery, a shutdown): a read may run
          * again, on the primary, before the client sees a 503.
          */
-        const char *values[] = {c->fn, c->ctx_text, c->args_text};
+        const char *values[3];
         int64_t left = c->deadline_ms - mono_ms();
         struct db_pool *primary = c->fallback;
         log_req(LOG_INFO, c->request_id, "read pool: %s; reading from the primary", res->message);
         c->fallback = NULL;
         if (c->fallbacks)
             (*c->fallbacks)++;
-        db_query(primary, RUN_SQL, 3, values, left < 1 ? 1 : (int)left, run_done, c);
+        call_values(c, values);
+        db_query_prepared(primary, c->st, values, left < 1 ? 1 : (int)left, run_done, c);
         return;
     }
-    if (res->status != DB_OK) {
+    if (res->status == DB_SQL_ERROR && is_refusal(res->sqlstate)) {
+        /* api.fail: 'IK' || status, the detail, and the errors as DETAIL. */
+        reply.status = atoi(res->sqlstate + 2);
+        reply.detail = res->message;
+        problem = res->detail && res->detail[0] ? json_loads(res->detail, 0, NULL) : NULL;
+        reply.errors = json_is_array(problem) ? problem : NULL;
+    } else if (res->status != DB_OK) {
         apicall_failure(res, c->request_id, &reply);
     } else if (db_rows(res) != 1 || db_value(res, 0, 0) == NULL) {
         log_req(LOG_ERR, c->request_id, "api.run returned %d rows", db_rows(res));
@@ -173,14 +264,21 @@ void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *f
     c->deadline_ms = mono_ms() + timeout_ms;
     snprintf(c->request_id, sizeof(c->request_id), "%s",
              json_string_value(json_object_get(ctx, "request_id")));
+    /* The wrapper only for what needs it; a dry run or a key is never on a read pool. */
+    bool wrapped = json_object_get(ctx, "idempotency_key") != NULL ||
+                   json_is_true(json_object_get(ctx, "dry_run"));
+    c->st = wrapped ? NULL : fn_statement(fn);
+    if (c->st == NULL)
+        c->st = &RUN;
     c->ctx_text = json_dumps(ctx, JSON_COMPACT);
     c->args_text = json_dumps(args, JSON_COMPACT);
     json_decref(ctx);
     json_decref(args);
     if (c->ctx_text == NULL || c->args_text == NULL)
         abort(); /* Jansson dumps a valid value unless memory is exhausted */
-    const char *values[] = {fn, c->ctx_text, c->args_text};
-    db_query(read, RUN_SQL, 3, values, timeout_ms, run_done, c);
+    const char *values[3];
+    call_values(c, values);
+    db_query_prepared(read, c->st, values, timeout_ms, run_done, c);
     if (c->fallback == NULL) {
         /* No second try: the texts are not needed once sent (db_query copies them). */
         free(c->ctx_text);

@@ -5,7 +5,8 @@
  * socket event: one-shot and re-armed on a fresh PQsocket() while connecting,
  * because libpq may change sockets then (multi-host conninfo); persistent once
  * connected (see conn_arm). Work
- * items (struct db_query) wait in one FIFO queue; a deferred "kick" event
+ * items (struct db_query) wait in one FIFO queue (the daemon's own work ahead of
+ * requests, see submit()); a deferred "kick" event
  * hands them to idle connections, so no callback ever runs inside the call
  * that submitted the work.
  */
@@ -52,12 +53,17 @@ struct db_conn {
     struct db_session *session; /* CONN_HELD, or CONN_BUSY for a session */
     PGresult *last;             /* the last result of the running statement */
     PGresult *error;            /* its first error result */
+    /* The named statements prepared on this connection (db_query_prepared). */
+    const struct db_statement **prepared;
+    int nprepared, capprepared;
+    bool preparing; /* the running work's statement is being prepared first */
 };
 
 struct db_query {
     struct db_pool *pool;
     enum query_kind kind;
     const char *sql; /* static text: not copied */
+    const struct db_statement *stmt; /* a named statement, prepared once per connection */
     int nparams;
     char **values; /* copied; one allocation with the strings */
     bool simple;   /* send with PQsendQuery: a script of several statements */
@@ -226,10 +232,11 @@ static void deliver_result(struct db_query *q, PGresult *res)
             msg ? msg
                 : (res ? first_line(PQresultErrorMessage(res), line, sizeof(line)) : "no result");
         r.detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-        r.hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
         if (r.sqlstate == NULL)
             r.sqlstate = "XX000";
-        q->pool->stats.failed++;
+        /* SQLSTATE class IK is the API refusing a request (api.fail): an answer. */
+        if (strncmp(r.sqlstate, "IK", 2) != 0)
+            q->pool->stats.failed++;
     }
     if (!q->cancelled) {
         if (q->cb)
@@ -378,6 +385,8 @@ static void conn_close(struct db_conn *c)
     PQclear(c->error);
     c->last = c->error = NULL;
     c->flushing = false;
+    c->nprepared = 0; /* a new connection has none */
+    c->preparing = false;
     conn_count(c, false);
 }
 
@@ -482,12 +491,59 @@ static void conn_flush(struct db_conn *c)
     conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
 }
 
+static bool is_prepared(const struct db_conn *c, const struct db_statement *st)
+{
+    for (int i = 0; i < c->nprepared; i++)
+        if (c->prepared[i] == st)
+            return true;
+    return false;
+}
+
+static void add_prepared(struct db_conn *c, const struct db_statement *st)
+{
+    if (c->nprepared == c->capprepared) {
+        int cap = c->capprepared ? 2 * c->capprepared : 16;
+        const struct db_statement **p = xcalloc((size_t)cap, sizeof(*p));
+        if (c->nprepared)
+            memcpy(p, c->prepared, sizeof(*p) * (size_t)c->nprepared);
+        free(c->prepared);
+        c->prepared = p;
+        c->capprepared = cap;
+    }
+    c->prepared[c->nprepared++] = st;
+}
+
+/*
+ * Sends a named statement: PQsendQueryPrepared once the connection has it,
+ * else PQsendPrepare first (statement_done sends the query when that is
+ * done). Parsing and planning are then the server's once per connection.
+ */
+static bool send_prepared(struct db_conn *c, struct db_query *q)
+{
+    const struct db_statement *st = q->stmt;
+    int ok;
+    c->preparing = !is_prepared(c, st);
+    if (c->preparing)
+        ok = PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL);
+    else
+        ok = PQsendQueryPrepared(c->pg, st->name, q->nparams, (const char *const *)q->values, NULL,
+                                 NULL, 0);
+    if (!ok) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return false;
+    }
+    c->flushing = true;
+    return true;
+}
+
 static void run_statement(struct db_conn *c, struct db_query *q)
 {
     c->state = CONN_BUSY;
     c->work = q;
     q->running = true;
-    if (!conn_send(c, q->sql, q->nparams, (const char *const *)q->values, q->simple))
+    if (q->stmt != NULL ? !send_prepared(c, q)
+                        : !conn_send(c, q->sql, q->nparams, (const char *const *)q->values,
+                                     q->simple))
         return;
     conn_flush(c);
 }
@@ -568,6 +624,16 @@ static void statement_done(struct db_conn *c)
         pool_dispatch(pool);
         return;
     case CONN_BUSY:
+        if (c->preparing && res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
+            /* Prepared: now the statement itself, on the same connection. */
+            PQclear(res);
+            add_prepared(c, q->stmt);
+            c->work = q;
+            if (send_prepared(c, q))
+                conn_flush(c);
+            return;
+        }
+        c->preparing = false;
         break;
     default:
         PQclear(res);
@@ -933,6 +999,9 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_config
 static void conn_destroy(struct db_conn *c)
 {
     conn_close(c);
+    free(c->prepared);
+    c->prepared = NULL;
+    c->capprepared = 0;
     if (c->timer)
         event_free(c->timer);
     c->timer = NULL;
@@ -1022,7 +1091,24 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
         fail_later(q, DB_UNAVAILABLE, "too many requests are waiting for the database");
         return;
     }
-    TAILQ_INSERT_TAIL(&pool->queue, q, link);
+    /*
+     * The daemon's own work (deliveries, their bookkeeping, gauges, jobs) goes
+     * before the requests waiting, in its own FIFO order: it is a handful of
+     * items at any time, and a delivery queued behind a full queue of
+     * requests would be an alert arriving seconds late under load.
+     */
+    struct db_query *first_request = NULL;
+    if (q->background) {
+        TAILQ_FOREACH(first_request, &pool->queue, link)
+        {
+            if (!first_request->background)
+                break;
+        }
+    }
+    if (first_request != NULL)
+        TAILQ_INSERT_BEFORE(first_request, q, link);
+    else
+        TAILQ_INSERT_TAIL(&pool->queue, q, link);
     q->queued = true;
     pool->queued++;
     if (!q->background)
@@ -1048,6 +1134,18 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *values, int timeout_ms, db_cb cb, void *arg)
 {
     return statement(pool, sql, nparams, values, timeout_ms, false, cb, arg);
+}
+
+struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
+                                   const char *const *values, int timeout_ms, db_cb cb, void *arg)
+{
+    struct db_query *q = query_new(pool, Q_STATEMENT, st->sql, st->nparams, values);
+    q->simple = false;
+    q->stmt = st;
+    q->cb = cb;
+    q->arg = arg;
+    submit(pool, q, timeout_ms);
+    return q;
 }
 
 struct db_query *db_query_background(struct db_pool *pool, const char *sql, int nparams,

@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "incubatord/busy.h"
 #include "incubatord/db.h"
 #include "incubatord/gauges.h"
 #include "incubatord/metrics.h"
@@ -68,6 +69,7 @@ static void read_done(void *arg, const struct db_result *r)
 {
     struct gauges_state *g = arg;
     g->busy = false;
+    busy_leave(BUSY_DELIVERY);
     if (r->status == DB_OK && PQntuples(r->res) == 1) {
         json_t *m = json_loads(PQgetvalue(r->res, 0, 0), 0, NULL);
         json_t *o = json_object_get(m, "outbox");
@@ -82,7 +84,7 @@ static void read_done(void *arg, const struct db_result *r)
     }
     g->due_ms = mono_ms() + (g->again ? METRICS_SOON_MS : METRICS_MS);
     arm_ms(g->timer, g->again ? METRICS_SOON_MS : METRICS_MS);
-    g->again = false; /* (a draining server reads gauges_busy() until it is 0) */
+    g->again = false;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -98,6 +100,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     g->busy = true;
+    busy_enter(BUSY_DELIVERY);
     db_query_background(g->srv->pool, METRICS_SQL, 0, NULL, SQL_TIMEOUT_MS, read_done, g);
 }
 
@@ -125,11 +128,6 @@ void gauges_soon(struct server *srv)
         g->due_ms = due;
         arm_ms(g->timer, METRICS_SOON_MS);
     }
-}
-
-int gauges_busy(const struct server *srv)
-{
-    return srv->gauges != NULL && srv->gauges->busy ? 1 : 0;
 }
 
 void gauges_free(struct server *srv)

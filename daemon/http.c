@@ -27,6 +27,7 @@
 #include "incubatord/busy.h"
 #include "incubatord/config.h"
 #include "incubatord/console.h"
+#include "incubatord/csv.h"
 #include "incubatord/http.h"
 #include "incubatord/http_conn.h"
 #include "incubatord/log.h"
@@ -188,6 +189,7 @@ static void req_free(struct req *r)
     wipe_keep(r->keep);
     json_decref(r->keep);
     json_decref(r->args);
+    json_decref(r->csv_rows);
     evhttp_clear_headers(&r->query);
     json_decref(r->body);
     for (int i = 0; i < r->nparams; i++)
@@ -207,10 +209,11 @@ static void access_log(struct req *r)
     struct evhttp_connection *evcon = r->ev ? evhttp_request_get_connection(r->ev) : NULL;
     if (evcon)
         evhttp_connection_get_peer(evcon, &peer, &port);
-    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s", r->method,
+    log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s%s%s%s", r->method,
             r->path ? r->path : "?", r->status, ms, r->reply_bytes,
             r->authenticated ? r->token.name : "-", peer ? peer : "-",
-            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "");
+            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "",
+            r->problem[0] ? " problem=\"" : "", r->problem, r->problem[0] ? "\"" : "");
 }
 
 /*
@@ -295,8 +298,9 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
                                         : "Bearer realm=\"incubatord\"");
     char *text = json_dumps(p, JSON_COMPACT);
     json_decref(p);
-    if (status >= 400 && status < 500)
-        log_req(LOG_INFO, r->id, "%d: %s", status, detail ? detail : title);
+    /* The reason goes on the request's one access line. */
+    if (r->problem[0] == '\0')
+        snprintf(r->problem, sizeof(r->problem), "%s", detail ? detail : title);
     if (text == NULL) {
         reply_text(r, 500, NULL, NULL, 0, false);
         return;
@@ -309,11 +313,14 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
 static void apply_effects(struct req *r, const json_t *effects)
 {
     json_t *forget = json_object_get(effects, ROUTE_EFFECT_FORGET_TOKEN);
+    json_t *incubator = json_object_get(effects, ROUTE_EFFECT_FORGET_INCUBATOR);
     /* A dry run changed nothing: its effects are not made either. */
     if (r->dry_run)
         return;
     if (json_is_integer(forget))
         auth_cache_forget(r->srv->auth, json_integer_value(forget));
+    if (json_is_string(incubator))
+        auth_cache_forget_incubator(r->srv->auth, json_string_value(incubator));
 }
 
 /*
@@ -324,10 +331,17 @@ static void reply_after(struct req *r, const struct api_reply *a)
 {
     struct route_answer answer = {a->status, a->replayed, r->args, r->keep};
     json_t *doc = a->body ? json_loadb(a->body, a->body_len, 0, NULL) : NULL;
+    json_t *sent = doc ? json_deep_copy(doc) : NULL;
     json_t *effects = json_object();
     r->route->after(&answer, doc, effects);
     apply_effects(r, effects);
     json_decref(effects);
+    /* A body the hook left as it was goes out as SQL wrote it (numbers as text). */
+    if (doc != NULL && json_equal(doc, sent)) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    json_decref(sent);
     if (doc == NULL) {
         if (a->body)
             reply_text(r, a->status, "application/json", a->body, a->body_len, true);
@@ -370,6 +384,8 @@ static void answer(void *arg, const struct api_reply *a)
     if (a->replayed)
         add_header(r, "Idempotent-Replayed", "true");
     if (a->status >= 400) {
+        if (a->reason[0] != '\0')
+            snprintf(r->problem, sizeof(r->problem), "%s", a->reason);
         reply_problem(r, a->status, a->detail,
                       a->errors ? json_deep_copy(a->errors) : NULL);
         return;
@@ -461,10 +477,6 @@ static json_t *query_value(struct req *r, struct vctx *v, const struct query_par
         if (!route_param_valid("code", s, strlen(s)))
             break;
         return json_string(s);
-    case Q_TEXT:
-        if (strlen(s) == 0 || strlen(s) > 100)
-            break;
-        return json_string(s);
     }
     (void)r;
     static const char *const what[] = {
@@ -475,7 +487,6 @@ static json_t *query_value(struct req *r, struct vctx *v, const struct query_par
         [Q_YEAR] = "a year YYYY",
         [Q_ENUM] = "one of the listed values",
         [Q_CODE] = "an incubator code",
-        [Q_TEXT] = "1 to 100 characters",
     };
     if (q->type == Q_ENUM) {
         char list[256] = "";
@@ -541,19 +552,53 @@ static bool collect_query(struct req *r, json_t *args)
     return true;
 }
 
-static bool media_type_is_json(const char *ct)
+/* Whether a Content-Type is this media type (parameters such as charset aside). */
+static bool media_type_is(const char *ct, const char *type)
 {
-    static const char json[] = "application/json";
+    size_t n = strlen(type);
     if (ct == NULL)
         return false;
     while (*ct == ' ')
         ct++;
-    if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+    if (strncasecmp(ct, type, n) != 0)
         return false;
-    ct += sizeof(json) - 1;
+    ct += n;
     while (*ct == ' ')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * A text/csv body of a route that takes one (rt->csv): parsed into the JSON
+ * its body table validates, with the row of each record kept for the
+ * errors. false after answering 400 (not CSV, not UTF-8) or 422 (columns).
+ */
+static bool parse_csv_body(struct req *r)
+{
+    struct vctx v;
+    struct csv_body b;
+    char detail[300];
+
+    vctx_init(&v, date_today());
+    if (!csv_parse_body(r->route->csv, r->raw_body, r->raw_body_len, &v, &b, detail,
+                        sizeof(detail))) {
+        vctx_free(&v);
+        reply_problem(r, 400, detail, NULL);
+        return false;
+    }
+    if (!vctx_ok(&v)) {
+        size_t n = json_array_size(v.errors);
+        snprintf(detail, sizeof(detail), "%zu problem%s with the CSV's columns or rows", n,
+                 n == 1 ? "" : "s");
+        reply_problem(r, 422, detail, json_incref(v.errors));
+        vctx_free(&v);
+        csv_body_free(&b);
+        return false;
+    }
+    vctx_free(&v);
+    r->body = b.body;
+    r->csv_rows = b.rows;
+    return true;
 }
 
 /* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
@@ -607,6 +652,12 @@ static json_t *build_args(struct req *r)
     }
     if (vctx_ok(&v) && rt->check != NULL)
         rt->check(r, &v, args);
+    if (r->csv_rows != NULL) {
+        /* A CSV body: its errors name rows, and SQL's will too. */
+        csv_rename_errors(rt->csv, r->csv_rows, v.errors);
+        json_object_set_new(args, "source", json_string("csv"));
+        json_object_set(args, "rows", r->csv_rows);
+    }
     if (!vctx_ok(&v)) {
         size_t n = json_array_size(v.errors);
         char detail[160];
@@ -727,8 +778,14 @@ static bool parse_body(struct req *r)
         r->body = json_object();
         return true;
     }
-    if (!media_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-        reply_problem(r, 415, "the body must be JSON, sent with Content-Type: application/json",
+    if (rt->csv != NULL && media_type_is(evhttp_find_header(in, "Content-Type"), "text/csv"))
+        return parse_csv_body(r);
+    if (!media_type_is(evhttp_find_header(in, "Content-Type"), "application/json")) {
+        reply_problem(r, 415,
+                      rt->csv != NULL ? "the body must be JSON (Content-Type: application/json) "
+                                        "or CSV (Content-Type: text/csv)"
+                                      : "the body must be JSON, sent with Content-Type: "
+                                        "application/json",
                       NULL);
         return false;
     }

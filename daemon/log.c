@@ -18,6 +18,7 @@ static struct {
     bool to_stderr;
     bool opened;
     int level;
+    int pid; /* the process never forks: read once, not on every line */
     char ident[64];
 } logger = {.to_stderr = true, .level = LOG_INFO, .ident = "incubatord"};
 
@@ -116,8 +117,10 @@ static void emit(int level, const char *request_id, const char *fmt, va_list ap)
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
         strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        if (logger.pid == 0)
+            logger.pid = (int)getpid();
         fprintf(stderr, "%s.%03ldZ %s[%d] %s: %s\n", stamp, ts.tv_nsec / 1000000L, logger.ident,
-                (int)getpid(), log_level_name(level), line);
+                logger.pid, log_level_name(level), line);
     }
 }
 

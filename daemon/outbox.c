@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <openssl/rand.h>
 
+#include "incubatord/busy.h"
 #include "incubatord/channels.h"
 #include "incubatord/curl.h"
 #include "incubatord/db.h"
@@ -126,7 +127,7 @@ static void arm_ms(struct event *ev, int64_t ms)
     evtimer_add(ev, &tv);
 }
 
-/* A step finished. (A draining server reads outbox_busy() until it is 0.) */
+/* A step finished: the gauges may have moved. */
 static void step_done(struct outbox_state *n)
 {
     gauges_soon(n->srv);
@@ -144,6 +145,7 @@ static void count_delivery(const char *channel, int count)
 static void local_finished(struct outbox_state *n, bool more)
 {
     n->local_busy = false;
+    busy_leave(BUSY_DELIVERY);
     if (more || n->local_again)
         local_run(n);
     step_done(n);
@@ -222,6 +224,7 @@ static void local_run(struct outbox_state *n)
     if (!may_start(n))
         return;
     n->local_busy = true;
+    busy_enter(BUSY_DELIVERY);
     n->local_again = false;
     snprintf(lease, sizeof(lease), "%d", LOCAL_LEASE_MS);
     snprintf(batch, sizeof(batch), "%d", LOCAL_BATCH);
@@ -303,6 +306,7 @@ static void message_recorded(void *arg, const struct db_result *r)
     }
     message_free(m);
     n->sending--;
+    busy_leave(BUSY_DELIVERY);
     channels_run(n); /* the channel's next message, or the wait for its retry */
     step_done(n);
 }
@@ -451,6 +455,7 @@ static void message_start(struct outbox_state *n, const PGresult *res, int row)
         n->messages->prev = m;
     n->messages = m;
     n->sending++;
+    busy_enter(BUSY_DELIVERY);
 
     json_array_foreach(to, i, addr)
     {
@@ -480,6 +485,7 @@ static void channels_claimed(void *arg, const struct db_result *r)
 {
     struct outbox_state *n = arg;
     n->claiming = false;
+    busy_leave(BUSY_DELIVERY);
     if (r->status != DB_OK) {
         log_msg(LOG_WARNING, "outbox: cannot claim channel deliveries: %s", r->message);
         step_done(n);
@@ -509,6 +515,7 @@ static void channels_run(struct outbox_state *n)
     if (!may_start(n) || n->sending >= MAX_SENDING)
         return;
     n->claiming = true;
+    busy_enter(BUSY_DELIVERY);
     n->claim_again = false;
     snprintf(lease, sizeof(lease), "%d", 2 * timeout_of(n, false) + LEASE_MARGIN_MS);
     snprintf(webhook_lease, sizeof(webhook_lease), "%d", 2 * timeout_of(n, true) + LEASE_MARGIN_MS);
@@ -646,6 +653,7 @@ static void configure(struct outbox_state *n)
 static void synced(void *arg, const struct db_result *r)
 {
     struct outbox_state *n = arg;
+    busy_leave(BUSY_DELIVERY);
     if (r->status != DB_OK)
         log_msg(LOG_WARNING, "outbox: cannot record the [webhook] of the configuration: %s",
                 r->message);
@@ -660,6 +668,7 @@ static void sync_config(struct outbox_state *n)
     const char *values[] = {n->srv->cfg.webhook_url};
     if (!server_schema_ready(n->srv))
         return;
+    busy_enter(BUSY_DELIVERY);
     db_query_background(n->srv->pool, SYNC_SQL, 1, values, SQL_TIMEOUT_MS, synced, n);
 }
 
@@ -717,14 +726,6 @@ void outbox_apply_config(struct server *srv)
         return;
     configure(n);
     sync_config(n);
-}
-
-int outbox_busy(const struct server *srv)
-{
-    const struct outbox_state *n = srv->outbox;
-    if (n == NULL)
-        return 0;
-    return (n->local_busy ? 1 : 0) + (n->claiming ? 1 : 0) + n->sending;
 }
 
 void outbox_free(struct server *srv)

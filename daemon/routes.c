@@ -30,6 +30,7 @@ const struct route routes[] = {
     {GET,    "/v1/incubators",                    ACCESS_ADMIN,     0,                       "incubator_list",   .query = api_page_query},
     {GET,    "/v1/incubators/{code}",             ACCESS_INCUBATOR, 0,                       "incubator_get"},
     {PATCH,  "/v1/incubators/{code}",             ACCESS_ADMIN,     ROUTE_BODY | ROUTE_PATCH, "incubator_patch", .body = api_incubator_patch_body, .check = api_incubator_patch_check},
+    {POST,   "/v1/incubators/{code}/close",       ACCESS_ADMIN,     ROUTE_BODY,              "incubator_close",  .body = api_incubator_close_body, .after = api_incubator_close_after},
 
     {POST,   "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     ROUTE_BODY,              "token_create",     .body = api_token_create_body, .prepare = api_token_create_prepare, .after = api_token_create_after},
     {GET,    "/v1/incubators/{code}/tokens",      ACCESS_ADMIN,     0,                       "token_list",       .query = api_page_query},
@@ -39,6 +40,7 @@ const struct route routes[] = {
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
     {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_CSV,               "tenant_list",      .query = api_tenant_list_query},
+    {PUT,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_BODY,              "tenants_sync",     .body = api_tenants_sync_body, .check = api_tenants_sync_check, .csv = &api_tenants_sync_csv},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation/revoke", ACCESS_ADMIN, ROUTE_BODY, "tenant_graduation_revoke", .body = api_graduation_revoke_body},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
@@ -111,28 +113,12 @@ const char *route_method_name(enum evhttp_cmd_type method)
     return "?";
 }
 
-static bool alnum(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-/* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
-static bool identifier(const char *s, size_t len, size_t max, const char *extra)
-{
-    if (len == 0 || len > max || !alnum(s[0]))
-        return false;
-    for (size_t i = 1; i < len; i++)
-        if (!alnum(s[i]) && strchr(extra, s[i]) == NULL)
-            return false;
-    return true;
-}
-
 bool route_param_valid(const char *name, const char *value, size_t len)
 {
     if (strcmp(name, "code") == 0 || strcmp(name, "plan") == 0)
-        return identifier(value, len, 32, "._-");
+        return validate_code(value, len);
     if (strcmp(name, "external_id") == 0)
-        return identifier(value, len, 64, "._:-");
+        return validate_external_id(value, len);
     if (strcmp(name, "id") == 0) {
         if (len == 0 || len > 18 || value[0] == '0')
             return false;

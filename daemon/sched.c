@@ -27,6 +27,7 @@
 
 #include "incubatord/apicall.h"
 #include "incubatord/busy.h"
+#include "incubatord/dates.h"
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 #include "incubatord/metrics.h"
@@ -131,13 +132,6 @@ static void tz_leave(struct tz_guard g)
     free(g.saved);
 }
 
-static int days_in_month(int year, int month0)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    return month0 == 1 && leap ? 29 : days[month0];
-}
-
 /* The due moment in a month (year, month0 0-11) in the current time zone. */
 static time_t due_in_month(int year, int month0, int day, int hour)
 {
@@ -145,7 +139,8 @@ static time_t due_in_month(int year, int month0, int day, int hour)
     memset(&tm, 0, sizeof(tm));
     tm.tm_year = year - 1900;
     tm.tm_mon = month0;
-    tm.tm_mday = day < days_in_month(year, month0) ? day : days_in_month(year, month0);
+    int last = date_days_in_month(year, month0 + 1);
+    tm.tm_mday = day < last ? day : last;
     tm.tm_hour = hour;
     tm.tm_isdst = -1;
     return mktime(&tm);
@@ -291,7 +286,7 @@ static void log_total(struct job *j)
         json_object_set_new(j->total, "batches", json_integer(j->batches));
     char *text = json_dumps(j->total, JSON_COMPACT);
     log_msg(LOG_INFO, "job %s: done in %lld ms %s", j->def->name,
-            (long long)(mono_ms() - j->started_ms), text);
+            (long long)(mono_ms() - j->started_ms), text ? text : "(unprintable result)");
     free(text);
 }
 

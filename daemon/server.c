@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "incubatord/apicall.h"
 #include "incubatord/auth.h"
 #include "incubatord/busy.h"
 #include "incubatord/db.h"
@@ -149,12 +150,6 @@ static void stop_now(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
-/* Requests, jobs and deliveries still running: a draining server waits for them. */
-static int busy(const struct server *srv)
-{
-    return busy_total() + outbox_busy(srv) + gauges_busy(srv);
-}
-
 /* How often a draining server looks whether the work is done. */
 #define DRAIN_POLL_MS 5
 
@@ -163,7 +158,7 @@ static void drain_poll_cb(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     (void)fd;
     (void)what;
-    if (busy(srv) == 0)
+    if (busy_total() == 0)
         stop_now(srv);
 }
 
@@ -176,7 +171,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
             "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
             "running after %d ms; exiting",
             busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
-            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY),
+            busy_count(BUSY_DELIVERY),
             srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
@@ -198,8 +193,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
             "shutdown: %s received; finishing %d request(s), %d job(s) and %d "
             "delivery step(s)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
-            outbox_busy(srv) + gauges_busy(srv) + busy_count(BUSY_DELIVERY));
-    if (busy(srv) == 0) {
+            busy_count(BUSY_DELIVERY));
+    if (busy_total() == 0) {
         stop_now(srv);
         return;
     }
@@ -309,6 +304,7 @@ int server_run(const char *config_path, bool foreground)
     db_pool_listen(srv.pool, listen_channels, (int)ARRAY_LEN(listen_channels), on_notify,
                    on_listen_reset, &srv);
     metrics_init(routes_count);
+    apicall_init(routes_count);
     for (size_t i = 0; i < routes_count; i++) {
         char label[160];
         snprintf(label, sizeof(label), "%s %s", route_method_name(routes[i].method),
@@ -356,6 +352,7 @@ out:
     gauges_free(&srv);
     auth_cache_free(srv.auth);
     metrics_free();
+    apicall_free();
     if (srv.sig_term)
         event_free(srv.sig_term);
     if (srv.sig_int)

@@ -120,9 +120,8 @@ static bool is_blank(const char *s)
 }
 
 /* ^[A-Za-z0-9][A-Za-z0-9<extra>]{0,max-1}$ */
-static bool identifier_ok(const char *s, size_t max, const char *extra)
+static bool identifier_ok(const char *s, size_t n, size_t max, const char *extra)
 {
-    size_t n = strlen(s);
     if (n == 0 || n > max)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -132,6 +131,16 @@ static bool identifier_ok(const char *s, size_t max, const char *extra)
             return false;
     }
     return true;
+}
+
+bool validate_code(const char *s, size_t len)
+{
+    return identifier_ok(s, len, 32, "._-");
+}
+
+bool validate_external_id(const char *s, size_t len)
+{
+    return identifier_ok(s, len, 64, "._:-");
 }
 
 /* {"2025": 320000000, ...}: years as keys, whole fen as values. */
@@ -407,9 +416,6 @@ static bool type_matches(const struct field *f, json_t *value, const char **want
     case FT_EMAIL:
         *want = "a string";
         return json_is_string(value);
-    case FT_CUSTOM:
-        *want = "";
-        return true;
     }
     return false;
 }
@@ -476,7 +482,7 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return json_incref(value);
     }
     case FT_CODE:
-        if (!identifier_ok(json_string_value(value), 32, "._-")) {
+        if (!validate_code(json_string_value(value), json_string_length(value))) {
             v_error(v, path,
                     "must be 1-32 letters, digits, '.', '_' or '-', starting with a letter or "
                     "digit");
@@ -484,7 +490,7 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         }
         return json_incref(value);
     case FT_EXTERNAL_ID:
-        if (!identifier_ok(json_string_value(value), 64, "._:-")) {
+        if (!validate_external_id(json_string_value(value), json_string_length(value))) {
             v_error(v, path,
                     "must be 1-64 letters, digits, '.', '_', ':' or '-', starting with a letter "
                     "or digit");
@@ -505,8 +511,6 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
         return check_url(v, path, value, f);
     case FT_EMAIL:
         return check_email(v, path, value);
-    case FT_CUSTOM:
-        return f->check(v, path, value);
     }
     return NULL;
 }

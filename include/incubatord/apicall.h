@@ -16,6 +16,13 @@
 
 #include "incubatord/db.h"
 
+/*
+ * Makes room for the prepared statements of nfunctions API functions (the
+ * route table's); a function beyond them goes through api.run.
+ */
+void apicall_init(size_t nfunctions);
+void apicall_free(void);
+
 /* Who calls, and on what occasion. */
 struct api_caller {
     const char *request_id;
@@ -53,6 +60,7 @@ struct api_reply {
     const json_t *errors;     /* status >= 400: [{"field", "message"}], or NULL */
     int retry_after_s;        /* > 0: the answer carries Retry-After */
     const char *const *headers; /* more headers: name, value, ..., NULL; or NULL */
+    char reason[256];           /* a failure's cause for the log, when it differs from detail */
 };
 
 typedef void (*apicall_cb)(void *arg, const struct api_reply *reply);
@@ -77,7 +85,9 @@ void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *f
 /*
  * A failed database call as a reply: 503 with Retry-After for a database
  * that is down, busy or slow (or a transient SQLSTATE), 409 for a conflict a
- * concurrent request caused, 500 for anything else; logged under request_id.
+ * concurrent request caused, 500 for anything else. A 500 is logged under
+ * request_id at once (with the server's DETAIL); the others' cause is in
+ * out->reason for the caller's one log line about the request.
  */
 void apicall_failure(const struct db_result *res, const char *request_id, struct api_reply *out);
 

@@ -12,7 +12,6 @@
 #define WARN_UNUSED __attribute__((warn_unused_result))
 /* printf-like functions are checked by the compiler. */
 #define PRINTF_LIKE(fmt, args) __attribute__((format(printf, fmt, args)))
-#define UNUSED                 __attribute__((unused))
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -20,7 +19,6 @@
  * because no request can be served sensibly without memory. */
 void *xmalloc(size_t size);
 void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 
 /* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */

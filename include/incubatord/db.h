@@ -28,7 +28,7 @@
 
 enum db_status {
     DB_OK,          /* the statement ran; res is its result (the last, for a script) */
-    DB_SQL_ERROR,   /* the server refused it: sqlstate, message (and detail, hint) are set */
+    DB_SQL_ERROR,   /* the server refused it: sqlstate, message (and detail) are set */
     DB_UNAVAILABLE, /* no connection could run it: database down, queue full, shutting down */
     DB_TIMEOUT,     /* its deadline passed before it finished */
 };
@@ -39,7 +39,6 @@ struct db_result {
     const char *sqlstate; /* DB_SQL_ERROR: the five-character SQLSTATE */
     const char *message;  /* every status but DB_OK: one line saying why */
     const char *detail;   /* DB_SQL_ERROR: the server's DETAIL, or NULL */
-    const char *hint;     /* DB_SQL_ERROR: the server's HINT, or NULL */
     int retry_after_s;    /* DB_UNAVAILABLE, DB_TIMEOUT: a sensible Retry-After */
 };
 
@@ -104,6 +103,22 @@ void db_pool_set_max_queue(struct db_pool *pool, int max_queue);
  */
 struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
                           const char *const *values, int timeout_ms, db_cb cb, void *arg);
+
+/*
+ * A statement the pool prepares once per connection (PQsendPrepare) and then
+ * only executes (PQsendQueryPrepared): the server parses and plans it once.
+ * The struct must outlive the pool (a static or a table built at start-up);
+ * name is unique among them.
+ */
+struct db_statement {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* Runs a prepared statement, like db_query. */
+struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
+                                   const char *const *values, int timeout_ms, db_cb cb, void *arg);
 
 /*
  * The same for the daemon's own work (deliveries, bookkeeping): it waits in

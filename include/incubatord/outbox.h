@@ -12,6 +12,8 @@
  * again, with the same event id. The outbox wakes on NOTIFY incubatord_outbox
  * (sent by every transaction that writes an event, this daemon's or
  * another's), when the LISTEN connection comes back, and on a periodic poll.
+ * Every step in flight (a claim, a message, a record) counts as BUSY_DELIVERY
+ * work (busy.h): a draining server waits for them.
  */
 #ifndef INCUBATORD_OUTBOX_H
 #define INCUBATORD_OUTBOX_H
@@ -40,8 +42,6 @@ void outbox_schema_ready(struct server *srv, db_cb done, void *arg);
 void outbox_wake(struct server *srv);
 /* Re-reads the reloadable settings (webhook, CA file, proxy, SMTP, retries). */
 void outbox_apply_config(struct server *srv);
-/* Deliveries and bookkeeping in flight (a draining server waits for them). */
-int outbox_busy(const struct server *srv);
 /* Frees everything; in-flight deliveries are abandoned (their leases run out). */
 void outbox_free(struct server *srv);
 

@@ -47,7 +47,6 @@ enum field_type {
     FT_BOOL,        /* true or false */
     FT_URL,         /* an http:// or https:// URL with a host, at most max (default 2000) bytes */
     FT_EMAIL,       /* an e-mail address local@domain, at most 254 bytes */
-    FT_CUSTOM,      /* checked by check() */
 };
 
 enum field_flags {
@@ -67,8 +66,6 @@ struct field {
     const char *const *values;  /* FT_ENUM: NULL-terminated */
     const struct field *fields; /* FT_OBJECT: {NULL}-terminated */
     const struct field *item;   /* FT_ARRAY: each item; FT_OBJECT with F_ANY_KEYS: each value */
-    /* FT_CUSTOM: returns the normalised value, or NULL after v_error(). */
-    json_t *(*check)(struct vctx *v, const char *path, json_t *value);
 };
 
 struct vctx {
@@ -95,6 +92,14 @@ json_t *validate_value(struct vctx *v, const char *path, json_t *value, const st
 
 /* Parses an area (square metres, <= 2 decimals) into hundredths; false if not one. */
 bool area_to_centi(json_t *value, int64_t *centi) WARN_UNUSED;
+/*
+ * The syntax of an incubator code (1-32 of [A-Za-z0-9._-], starting with a
+ * letter or digit) and of a tenant's external_id (1-64, ':' too): the one
+ * rule for bodies, queries and path parameters.
+ */
+bool validate_code(const char *s, size_t len);
+bool validate_external_id(const char *s, size_t len);
+
 /* Writes hundredths as "123.45". */
 void centi_format(int64_t centi, char *out, size_t len);
 
@@ -107,7 +112,6 @@ enum query_type {
     Q_YEAR, /* 1900..2999 */
     Q_ENUM,
     Q_CODE, /* an incubator code */
-    Q_TEXT, /* 1..100 printable characters */
 };
 
 struct query_param {

@@ -42,9 +42,10 @@ RETURNS void LANGUAGE sql AS $$
                     json_build_array(json_build_object('field', field, 'message', message)))
 $$;
 
--- RFC 3339 UTC, e.g. 2026-11-26T08:00:00Z.
+-- RFC 3339 UTC, e.g. 2026-11-26T08:00:00Z. (STABLE as to_char is: an IMMUTABLE
+-- function whose body is not would not be inlined.)
 CREATE FUNCTION api.ts(t timestamptz) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 $$;
 
@@ -60,9 +61,11 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT trim_scale(round(x, 4))
 $$;
 
--- The daemon's "today", from the context.
+-- The daemon's "today", from the context. (STABLE, as the text-to-date cast
+-- is: declared IMMUTABLE it was not inlined, and in a kept plan every call was
+-- a SQL function parsed and planned anew.)
 CREATE FUNCTION api.today(ctx jsonb) RETURNS date
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT (ctx->>'today')::date
 $$;
 
@@ -166,6 +169,27 @@ END;
 $$;
 
 -- The incubator a path names, or 404.
+-- The incubator a write names: 404 when there is none, 409 once it is closed
+-- (a closed incubator's data, tenants and occupancy take no more writes).
+CREATE FUNCTION api.incubator_writable(code text) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    found_id bigint;
+    closed date;
+BEGIN
+    SELECT i.id, i.closed_on INTO found_id, closed FROM incubators i
+     WHERE i.code = incubator_writable.code;
+    IF NOT FOUND THEN
+        PERFORM api.fail(404, format('no incubator %s', code));
+    END IF;
+    IF closed IS NOT NULL THEN
+        PERFORM api.fail(409, format('incubator %s closed on %s: it takes no more writes',
+                                     code, closed));
+    END IF;
+    RETURN found_id;
+END;
+$$;
+
 CREATE FUNCTION api.incubator_id(code text) RETURNS bigint
 LANGUAGE plpgsql STABLE AS $$
 DECLARE

@@ -20,10 +20,10 @@ BEGIN
 END;
 $$;
 
--- The incubator object of API.md; areas are those in force today (or at the
--- opening, for an incubator that opens later).
-CREATE FUNCTION api.incubator_json(i incubators, today date) RETURNS json
-LANGUAGE sql STABLE AS $$
+-- The incubator object of API.md, with the areas given. (Inlined where it is
+-- called: a SQL function of one expression.)
+CREATE FUNCTION api.incubator_object(i incubators, disposable numeric, public_service numeric)
+RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object(
         'code', i.code,
         'name', i.name,
@@ -31,12 +31,26 @@ LANGUAGE sql STABLE AS $$
         'kind', i.kind,
         'district', i.district,
         'opened_on', i.opened_on,
-        'disposable_area_m2',
-            api.num(api.disposable_area_on(i.id, greatest(today, i.opened_on))),
-        'public_service_area_m2',
-            api.num(api.public_service_area_on(i.id, greatest(today, i.opened_on))),
+        'closed_on', i.closed_on,
+        'disposable_area_m2', api.num(disposable),
+        'public_service_area_m2', api.num(public_service),
         'created_at', api.ts(i.created_at),
         'updated_at', api.ts(i.updated_at))
+$$;
+
+-- The day whose areas an incubator object shows: today, or the opening for
+-- an incubator that opens later, or the closing day for one that closed.
+CREATE FUNCTION api.incubator_areas_day(i incubators, today date) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(greatest(today, i.opened_on), i.closed_on)
+$$;
+
+-- The incubator object with the areas of that day.
+CREATE FUNCTION api.incubator_json(i incubators, today date) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT api.incubator_object(
+        i, api.disposable_area_on(i.id, api.incubator_areas_day(i, today)),
+        api.public_service_area_on(i.id, api.incubator_areas_day(i, today)))
 $$;
 
 -- Ends the intervals of one incubator's history at day d and drops those that
@@ -69,9 +83,9 @@ BEGIN
         PERFORM api.fail_field('public_service_area_m2',
                                'must not exceed disposable_area_m2');
     END IF;
-    INSERT INTO incubators (code, name, level, kind, district, opened_on)
+    INSERT INTO incubators (code, name, level, kind, district, opened_on, registered_on)
     VALUES (args->>'code', args->>'name', args->>'level', args->>'kind', args->>'district',
-            opened)
+            opened, api.today(ctx))
     RETURNING * INTO inc;
     INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2)
     VALUES (inc.id, daterange(opened, NULL), disposable);
@@ -83,18 +97,23 @@ BEGIN
 END;
 $$;
 
--- GET /v1/incubators/{code}
-CREATE FUNCTION api.incubator_get(ctx jsonb, args jsonb) RETURNS api.reply
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    inc incubators;
-BEGIN
-    SELECT * INTO inc FROM incubators WHERE code = args->>'code';
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
-    END IF;
-    RETURN api.ok(200, api.incubator_json(inc, api.today(ctx)));
-END;
+-- GET /v1/incubators/{code}. One query the planner sees whole: a SQL function
+-- returning a set, inlined into the caller's statement (the daemon's prepared
+-- call), so the incubator's row and its two current areas are one plan, kept
+-- per connection. No such incubator is a 404 row, not an exception.
+CREATE FUNCTION api.incubator_get(ctx jsonb, args jsonb) RETURNS SETOF api.reply
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN i.id IS NULL THEN 404 ELSE 200 END,
+           CASE WHEN i.id IS NULL
+                THEN json_build_object('detail', format('no incubator %s', args->>'code'))
+                ELSE api.incubator_object(i, a.disposable_area_m2, p.area_m2) END,
+           NULL::text, false
+      FROM (VALUES (args->>'code')) AS wanted(code)
+      LEFT JOIN incubators i ON i.code = wanted.code
+      LEFT JOIN incubator_areas a
+             ON a.incubator_id = i.id AND a.valid @> api.incubator_areas_day(i, api.today(ctx))
+      LEFT JOIN public_service_areas p
+             ON p.incubator_id = i.id AND p.valid @> api.incubator_areas_day(i, api.today(ctx))
 $$;
 
 -- GET /v1/incubators: ordered by code.
@@ -118,10 +137,8 @@ DECLARE
     frozen date := api.frozen_until();
     changed text[] := '{}';
 BEGIN
-    SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
-    END IF;
+    SELECT * INTO inc FROM incubators WHERE id = api.incubator_writable(args->>'code')
+       FOR UPDATE;
 
     IF args ? 'disposable_area_m2' THEN
         IF effective < inc.opened_on THEN

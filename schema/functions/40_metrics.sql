@@ -325,8 +325,8 @@ CREATE TYPE api.metrics_row AS (
     trailing_12m_graduation_rate  numeric
 );
 
--- The metrics of every incubator opened by the period's last day (or of
--- only one incubator), ordered by code.
+-- The metrics of every incubator opened by the period's last day and not
+-- closed before its first (or of only one incubator), ordered by code.
 CREATE FUNCTION api.metrics_rows(period_start date, period_end date,
                                  only_incubator bigint DEFAULT NULL)
 RETURNS SETOF api.metrics_row
@@ -341,7 +341,10 @@ LANGUAGE sql STABLE SET jit = off AS $$
       JOIN api.share_stats(period_start, period_end, only_incubator) s ON s.incubator_id = i.id
       JOIN api.tenant_counts(period_start, period_end, only_incubator) c ON c.incubator_id = i.id
      WHERE (only_incubator IS NULL OR i.id = only_incubator)
-       AND (only_incubator IS NOT NULL OR i.opened_on <= period_end)
+       AND (only_incubator IS NOT NULL
+            OR (i.opened_on <= period_end
+                -- closed before the period: not in its reports
+                AND (i.closed_on IS NULL OR i.closed_on >= period_start)))
      ORDER BY i.code
 $$;
 

@@ -315,6 +315,10 @@ BEGIN
                  ON paid.incubator_id = i.id
           LEFT JOIN adjustments a ON a.incubator_id = i.id
          WHERE i.opened_on <= last_day
+           -- An incubator closed before the period has no line in it, unless
+           -- the line carries an adjustment for a month it was open in (money
+           -- owed for a late graduation, or to recover).
+           AND (i.closed_on IS NULL OR i.closed_on >= run_period OR a.incubator_id IS NOT NULL)
     ), decided AS (
         SELECT l.*,
                l.days = 0 OR l.average_below_threshold AS vetoed
@@ -920,7 +924,7 @@ $$;
 CREATE FUNCTION api.prior_payout_create(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     year integer := (args->>'year')::integer;
     approved date;
     p prior_payouts;

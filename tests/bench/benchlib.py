@@ -35,11 +35,12 @@ def run_wrk(url, seconds, threads, connections, options=(), script_args=(), cont
     return rps, p99
 
 
-def run_pgbench(pg, db, script, seconds, clients, threads, variables):
-    """One pgbench run of script (extended protocol, as the daemon's libpq);
-    returns (transactions/s, transactions processed). A failed transaction
-    fails the benchmark."""
-    cmd = [os.path.join(PG_BIN, "pgbench"), "-n", "-M", "extended", "-f", script,
+def run_pgbench(pg, db, script, seconds, clients, threads, variables, mode="extended"):
+    """One pgbench run of script (by default the extended protocol, as the
+    daemon's libpq; "prepared" as its per-route statements); returns
+    (transactions/s, transactions processed). A failed transaction fails the
+    benchmark."""
+    cmd = [os.path.join(PG_BIN, "pgbench"), "-n", "-M", mode, "-f", script,
            "-c", str(clients), "-j", str(threads), "-T", str(seconds),
            "-h", pg.host, "-p", str(pg.port), "-U", pg.user]
     for name, value in variables.items():
@@ -52,6 +53,31 @@ def run_pgbench(pg, db, script, seconds, clients, threads, variables):
         raise AssertionError("pgbench saw failed transactions:\n" + p.stdout)
     done = int(re.search(r"number of transactions actually processed: (\d+)", p.stdout).group(1))
     return float(re.search(r"^tps = ([\d.]+)", p.stdout, re.M).group(1)), done
+
+
+STRICT = os.environ.get("BENCH_STRICT") == "1"
+
+
+def verdict(ok):
+    """The word every benchmark prints after a target: met, or MISSED."""
+    return "met" if ok else "MISSED"
+
+
+def exit_status(missed):
+    """The one rule of every benchmark: the targets missed (names) are printed
+    as MISSED; under BENCH_STRICT=1 any of them makes the exit status 1."""
+    if missed:
+        print("MISSED: " + ", ".join(missed))
+    return 1 if STRICT and missed else 0
+
+
+def peak_rss_kib(pid):
+    """VmHWM: the process's peak resident set."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc/%d/status" % pid)
 
 
 def stat_fields(pid):

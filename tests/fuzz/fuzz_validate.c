@@ -99,8 +99,6 @@ static void check_value(json_t *value, const struct field *f)
         json_array_foreach(value, i, item) check_value(item, f->item);
         break;
     }
-    case FT_CUSTOM:
-        break;
     }
 }
 
