@@ -49,3 +49,17 @@ void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args)
                 "must change at least one of name, level, kind, district, "
                 "disposable_area_m2");
 }
+
+/* POST /v1/incubators/{code}/close: the day and why (the rest is SQL's, 35_closing.sql). */
+const struct field api_incubator_close_body[] = {
+    {"closed_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
+    {"reason", FT_TEXT, F_REQUIRED, .max = 500},
+    {NULL},
+};
+
+/* Its tokens fail from the next request on, here; other daemons hear it by NOTIFY. */
+void api_incubator_close_after(const struct route_answer *a, json_t *doc, json_t *effects)
+{
+    (void)doc;
+    json_object_set(effects, ROUTE_EFFECT_FORGET_INCUBATOR, json_object_get(a->args, "code"));
+}

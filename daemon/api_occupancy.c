@@ -41,14 +41,12 @@ static int by_id_then_position(const void *a, const void *b)
     return x->position < y->position ? -1 : x->position > y->position;
 }
 
-/* A tenant listed twice is an error in the snapshot, not a last-one-wins. */
-void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args)
+/* A tenant listed twice is an error in the list, not a last-one-wins. */
+void api_check_listed_once(struct vctx *v, json_t *tenants)
 {
-    json_t *tenants = json_object_get(args, "tenants");
     size_t n = json_array_size(tenants);
     struct listed_id *ids;
     char path[64];
-    (void)r;
     if (n < 2)
         return;
     ids = xcalloc(n, sizeof(*ids));
@@ -67,6 +65,12 @@ void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args)
                 ids[i - 1].position);
     }
     free(ids);
+}
+
+void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args)
+{
+    (void)r;
+    api_check_listed_once(v, json_object_get(args, "tenants"));
 }
 
 const struct query_param api_on_query[] = {

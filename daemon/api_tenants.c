@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "incubatord/api.h"
+#include "incubatord/csv.h"
 #include "incubatord/http.h"
 
 const char *const api_tenant_fields[] = {"electronic_information",
@@ -27,33 +28,94 @@ static const char *const bases[] = {"high_tech", "investment", "revenue", "acqui
 static const char *const reasons[] = {"relocated", "closed", "expelled", "other", NULL};
 static const char *const statuses[] = {"incubating", "graduated", "exited", NULL};
 
+/* A tenant's profile: the body of its PUT, and each item of a bulk sync. */
+/* clang-format off */
+#define TENANT_PROFILE_FIELDS                                                \
+    {"name", FT_TEXT, F_REQUIRED, .max = 200},                               \
+    {"credit_code", FT_USCC, F_REQUIRED},                                    \
+    {"founded_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                      \
+    {"admitted_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},                     \
+    {"field", FT_ENUM, F_REQUIRED, .values = api_tenant_fields},             \
+    {"tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},               \
+    {"high_tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},          \
+    {"founder_origin", FT_ENUM, F_NULLABLE, .values = origins},              \
+    {"annual_revenue_fen", FT_YEAR_MAP, F_NULLABLE},                         \
+    {"listed_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE}
+/* clang-format on */
+
 const struct field api_tenant_put_body[] = {
-    {"name", FT_TEXT, F_REQUIRED, .max = 200},
-    {"credit_code", FT_USCC, F_REQUIRED},
-    {"founded_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
-    {"admitted_on", FT_DATE, F_REQUIRED | F_NOT_FUTURE},
-    {"field", FT_ENUM, F_REQUIRED, .values = api_tenant_fields},
-    {"tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},
-    {"high_tech_certified_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},
-    {"founder_origin", FT_ENUM, F_NULLABLE, .values = origins},
-    {"annual_revenue_fen", FT_YEAR_MAP, F_NULLABLE},
-    {"listed_on", FT_DATE, F_NULLABLE | F_NOT_FUTURE},
+    TENANT_PROFILE_FIELDS,
     {NULL},
 };
 
 /* Dates of one enterprise's life come in order: founded, then the rest. */
-void api_tenant_put_check(struct req *r, struct vctx *v, json_t *args)
+static void check_profile_dates(struct vctx *v, const char *prefix, json_t *profile)
 {
     static const char *const after_founding[] = {"admitted_on", "tech_certified_on",
                                                  "high_tech_certified_on", "listed_on"};
-    const char *founded = json_string_value(json_object_get(args, "founded_on"));
-    (void)r;
+    const char *founded = json_string_value(json_object_get(profile, "founded_on"));
+    char path[96];
     for (size_t i = 0; i < ARRAY_LEN(after_founding); i++) {
-        const char *d = json_string_value(json_object_get(args, after_founding[i]));
+        const char *d = json_string_value(json_object_get(profile, after_founding[i]));
         /* ISO dates compare as text. */
-        if (founded && d && strcmp(d, founded) < 0)
-            v_error(v, after_founding[i], "must not be before founded_on (%s)", founded);
+        if (founded && d && strcmp(d, founded) < 0) {
+            snprintf(path, sizeof(path), "%s%s", prefix, after_founding[i]);
+            v_error(v, path, "must not be before founded_on (%s)", founded);
+        }
     }
+}
+
+void api_tenant_put_check(struct req *r, struct vctx *v, json_t *args)
+{
+    (void)r;
+    check_profile_dates(v, "", args);
+}
+
+static const struct field sync_tenant_fields[] = {
+    {"external_id", FT_EXTERNAL_ID, F_REQUIRED},
+    TENANT_PROFILE_FIELDS,
+    {NULL},
+};
+
+static const struct field sync_tenant = {"", FT_OBJECT, 0, .fields = sync_tenant_fields};
+
+const struct field api_tenants_sync_body[] = {
+    {"tenants", FT_ARRAY, F_REQUIRED, .max = API_SYNC_MAX_TENANTS, .item = &sync_tenant},
+    {NULL},
+};
+
+/*
+ * The bulk sync as text/csv: columns named by field or by the Chinese names
+ * of API.md (a register kept in a spreadsheet), dates also as YYYY/MM/DD.
+ * annual_revenue_fen, a map, has no column.
+ */
+static const struct csv_column sync_csv_columns[] = {
+    {"external_id", "企业编号", true, false},
+    {"name", "企业名称", true, false},
+    {"credit_code", "统一社会信用代码", true, false},
+    {"founded_on", "成立时间", true, true},
+    {"admitted_on", "入驻时间", true, true},
+    {"field", "技术领域", true, false},
+    {"tech_certified_on", "科技型中小企业认定日期", false, true},
+    {"high_tech_certified_on", "高新技术企业认定日期", false, true},
+    {"founder_origin", "创业者类型", false, false},
+    {"listed_on", "上市日期", false, true},
+    {NULL, NULL, false, false},
+};
+
+const struct csv_spec api_tenants_sync_csv = {"tenants", sync_csv_columns};
+
+/* Each tenant's dates in order, and no external_id listed twice. */
+void api_tenants_sync_check(struct req *r, struct vctx *v, json_t *args)
+{
+    json_t *tenants = json_object_get(args, "tenants");
+    char prefix[40];
+    (void)r;
+    for (size_t i = 0; i < json_array_size(tenants); i++) {
+        snprintf(prefix, sizeof(prefix), "tenants[%zu].", i);
+        check_profile_dates(v, prefix, json_array_get(tenants, i));
+    }
+    api_check_listed_once(v, tenants);
 }
 
 static const struct field evidence_fields[] = {
@@ -120,5 +182,6 @@ const struct query_param api_tenant_list_query[] = {
     {"status", Q_ENUM, false, statuses},
     {"limit", Q_LIMIT, false, NULL},
     {"cursor", Q_CURSOR, false, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
     {NULL, 0, false, NULL},
 };

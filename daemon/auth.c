@@ -117,13 +117,15 @@ void auth_cache_set_trusted(struct auth_cache *c, bool trusted)
     c->trusted = trusted;
 }
 
-void auth_cache_forget(struct auth_cache *c, int64_t token_id)
+/* Drops the entries whose token matches (by id, or by incubator when code is set). */
+static void forget_matching(struct auth_cache *c, int64_t token_id, const char *code)
 {
     c->epoch++;
     for (int i = 0; i < CACHE_BUCKETS; i++) {
         struct cache_entry **pe = &c->buckets[i];
         while (*pe != NULL) {
-            if ((*pe)->token.id == token_id) {
+            const struct auth_token *t = &(*pe)->token;
+            if (code ? !t->admin && strcmp(t->incubator, code) == 0 : t->id == token_id) {
                 struct cache_entry *dead = *pe;
                 *pe = dead->next;
                 free(dead);
@@ -133,6 +135,16 @@ void auth_cache_forget(struct auth_cache *c, int64_t token_id)
             }
         }
     }
+}
+
+void auth_cache_forget(struct auth_cache *c, int64_t token_id)
+{
+    forget_matching(c, token_id, NULL);
+}
+
+void auth_cache_forget_incubator(struct auth_cache *c, const char *code)
+{
+    forget_matching(c, 0, code);
 }
 
 static unsigned bucket_of(const unsigned char hash[AUTH_HASH_LEN])

@@ -5,7 +5,8 @@
  * socket event: one-shot and re-armed on a fresh PQsocket() while connecting,
  * because libpq may change sockets then (multi-host conninfo); persistent once
  * connected (see conn_arm). Work
- * items (struct db_query) wait in one FIFO queue; a deferred "kick" event
+ * items (struct db_query) wait in one FIFO queue (the daemon's own work ahead of
+ * requests, see submit()); a deferred "kick" event
  * hands them to idle connections, so no callback ever runs inside the call
  * that submitted the work.
  */
@@ -1090,7 +1091,24 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
         fail_later(q, DB_UNAVAILABLE, "too many requests are waiting for the database");
         return;
     }
-    TAILQ_INSERT_TAIL(&pool->queue, q, link);
+    /*
+     * The daemon's own work (deliveries, their bookkeeping, gauges, jobs) goes
+     * before the requests waiting, in its own FIFO order: it is a handful of
+     * items at any time, and a delivery queued behind a full queue of
+     * requests would be an alert arriving seconds late under load.
+     */
+    struct db_query *first_request = NULL;
+    if (q->background) {
+        TAILQ_FOREACH(first_request, &pool->queue, link)
+        {
+            if (!first_request->background)
+                break;
+        }
+    }
+    if (first_request != NULL)
+        TAILQ_INSERT_BEFORE(first_request, q, link);
+    else
+        TAILQ_INSERT_TAIL(&pool->queue, q, link);
     q->queued = true;
     pool->queued++;
     if (!q->background)

@@ -27,6 +27,7 @@
 #include "incubatord/busy.h"
 #include "incubatord/config.h"
 #include "incubatord/console.h"
+#include "incubatord/csv.h"
 #include "incubatord/http.h"
 #include "incubatord/http_conn.h"
 #include "incubatord/log.h"
@@ -48,6 +49,7 @@ static const struct {
     {403, "forbidden", "Forbidden"},
     {404, "not-found", "Not found"},
     {405, "method-not-allowed", "Method not allowed"},
+    {406, "not-acceptable", "Not acceptable"},
     {409, "conflict", "Conflict"},
     {413, "too-large", "Request body too large"},
     {415, "unsupported-media-type", "Unsupported media type"},
@@ -81,6 +83,8 @@ static const char *reason_phrase(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
     case 409:
         return "Conflict";
     case 413:
@@ -128,6 +132,39 @@ static bool wants_csv(const struct req *r)
     return accept != NULL && strcasestr(accept, "text/csv") != NULL;
 }
 
+/*
+ * Accept asks for CSV and takes nothing JSON could be: a route without a
+ * CSV form must say so (406) rather than answer JSON by surprise.
+ */
+static bool wants_only_csv(const struct req *r)
+{
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept");
+    return wants_csv(r) && strcasestr(accept, "json") == NULL &&
+           strstr(accept, "*/*") == NULL && strcasestr(accept, "application/*") == NULL;
+}
+
+/* Accept-Language whose first (most wanted) language is Chinese: "zh", "zh-CN", ... */
+static bool wants_chinese(const struct req *r)
+{
+    const char *lang =
+        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept-Language");
+    if (lang == NULL)
+        return false;
+    while (*lang == ' ')
+        lang++;
+    return strncasecmp(lang, "zh", 2) == 0 &&
+           (lang[2] == '\0' || lang[2] == '-' || lang[2] == '_' || lang[2] == ',' ||
+            lang[2] == ';' || lang[2] == ' ');
+}
+
+/* A file name SQL gave a CSV export: letters, digits, '.', '_' and '-' only. */
+static bool file_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 120 &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 static void client_closed(struct evhttp_connection *evcon, void *arg)
 {
     struct req *r = arg;
@@ -152,6 +189,7 @@ static void req_free(struct req *r)
     wipe_keep(r->keep);
     json_decref(r->keep);
     json_decref(r->args);
+    json_decref(r->csv_rows);
     evhttp_clear_headers(&r->query);
     json_decref(r->body);
     for (int i = 0; i < r->nparams; i++)
@@ -281,11 +319,14 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
 static void apply_effects(struct req *r, const json_t *effects)
 {
     json_t *forget = json_object_get(effects, ROUTE_EFFECT_FORGET_TOKEN);
+    json_t *incubator = json_object_get(effects, ROUTE_EFFECT_FORGET_INCUBATOR);
     /* A dry run changed nothing: its effects are not made either. */
     if (r->dry_run)
         return;
     if (json_is_integer(forget))
         auth_cache_forget(r->srv->auth, json_integer_value(forget));
+    if (json_is_string(incubator))
+        auth_cache_forget_incubator(r->srv->auth, json_string_value(incubator));
 }
 
 /*
@@ -296,10 +337,17 @@ static void reply_after(struct req *r, const struct api_reply *a)
 {
     struct route_answer answer = {a->status, a->replayed, r->args, r->keep};
     json_t *doc = a->body ? json_loadb(a->body, a->body_len, 0, NULL) : NULL;
+    json_t *sent = doc ? json_deep_copy(doc) : NULL;
     json_t *effects = json_object();
     r->route->after(&answer, doc, effects);
     apply_effects(r, effects);
     json_decref(effects);
+    /* A body the hook left as it was goes out as SQL wrote it (numbers as text). */
+    if (doc != NULL && json_equal(doc, sent)) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    json_decref(sent);
     if (doc == NULL) {
         if (a->body)
             reply_text(r, a->status, "application/json", a->body, a->body_len, true);
@@ -322,8 +370,9 @@ static void reply_after(struct req *r, const struct api_reply *a)
 /*
  * Every answer but the pipeline's own refusals: an API call's, a failed
  * database call's, a public handler's. Problems become problem+json; CSV
- * comes from SQL as a JSON string and goes out as text/csv with a BOM (so
- * that spreadsheets read UTF-8).
+ * comes from SQL as a JSON string, or as {"csv": ..., "filename": ...} (then
+ * with Content-Disposition), and goes out as text/csv with a BOM (so that
+ * spreadsheets read UTF-8).
  */
 static void answer(void *arg, const struct api_reply *a)
 {
@@ -349,17 +398,24 @@ static void answer(void *arg, const struct api_reply *a)
     }
     if (a->body != NULL && a->content_type == NULL && r->route && (r->route->flags & ROUTE_CSV) &&
         wants_csv(r)) {
-        json_t *csv = json_loadb(a->body, a->body_len, JSON_DECODE_ANY, NULL);
+        json_t *doc = json_loadb(a->body, a->body_len, JSON_DECODE_ANY, NULL);
+        json_t *csv = json_is_object(doc) ? json_object_get(doc, "csv") : doc;
+        const char *name = json_string_value(json_object_get(doc, "filename"));
         if (json_is_string(csv)) {
             struct evbuffer *buf = evbuffer_new();
+            if (name != NULL && file_name_ok(name)) {
+                char disposition[160];
+                snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", name);
+                add_header(r, "Content-Disposition", disposition);
+            }
             evbuffer_add(buf, "\xEF\xBB\xBF", 3);
             evbuffer_add(buf, json_string_value(csv), json_string_length(csv));
-            json_decref(csv);
+            json_decref(doc);
             finish(r, a->status, "text/csv; charset=utf-8", buf);
             evbuffer_free(buf);
             return;
         }
-        json_decref(csv);
+        json_decref(doc);
     }
     if (r->route && r->route->after) {
         reply_after(r, a);
@@ -411,19 +467,53 @@ static bool collect_query(struct req *r, json_t *args)
     return true;
 }
 
-static bool media_type_is_json(const char *ct)
+/* Whether a Content-Type is this media type (parameters such as charset aside). */
+static bool media_type_is(const char *ct, const char *type)
 {
-    static const char json[] = "application/json";
+    size_t n = strlen(type);
     if (ct == NULL)
         return false;
     while (*ct == ' ')
         ct++;
-    if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+    if (strncasecmp(ct, type, n) != 0)
         return false;
-    ct += sizeof(json) - 1;
+    ct += n;
     while (*ct == ' ')
         ct++;
     return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * A text/csv body of a route that takes one (rt->csv): parsed into the JSON
+ * its body table validates, with the row of each record kept for the
+ * errors. false after answering 400 (not CSV, not UTF-8) or 422 (columns).
+ */
+static bool parse_csv_body(struct req *r)
+{
+    struct vctx v;
+    struct csv_body b;
+    char detail[300];
+
+    vctx_init(&v, date_today());
+    if (!csv_parse_body(r->route->csv, r->raw_body, r->raw_body_len, &v, &b, detail,
+                        sizeof(detail))) {
+        vctx_free(&v);
+        reply_problem(r, 400, detail, NULL);
+        return false;
+    }
+    if (!vctx_ok(&v)) {
+        size_t n = json_array_size(v.errors);
+        snprintf(detail, sizeof(detail), "%zu problem%s with the CSV's columns or rows", n,
+                 n == 1 ? "" : "s");
+        reply_problem(r, 422, detail, json_incref(v.errors));
+        vctx_free(&v);
+        csv_body_free(&b);
+        return false;
+    }
+    vctx_free(&v);
+    r->body = b.body;
+    r->csv_rows = b.rows;
+    return true;
 }
 
 /* API.md: 1-255 printable ASCII characters (0x20-0x7e: a space inside is printable too). */
@@ -477,6 +567,12 @@ static json_t *build_args(struct req *r)
     }
     if (vctx_ok(&v) && rt->check != NULL)
         rt->check(r, &v, args);
+    if (r->csv_rows != NULL) {
+        /* A CSV body: its errors name rows, and SQL's will too. */
+        csv_rename_errors(rt->csv, r->csv_rows, v.errors);
+        json_object_set_new(args, "source", json_string("csv"));
+        json_object_set(args, "rows", r->csv_rows);
+    }
     if (!vctx_ok(&v)) {
         size_t n = json_array_size(v.errors);
         char detail[160];
@@ -562,8 +658,13 @@ static void call_api(struct req *r, json_t *ctx)
     }
     if (r->idempotency_key[0] != '\0')
         apicall_context_idempotency(ctx, r->idempotency_key, r->raw_body, r->raw_body_len);
-    if ((rt->flags & ROUTE_CSV) && wants_csv(r))
+    if ((rt->flags & ROUTE_CSV) && wants_csv(r)) {
+        /* A CSV export is for people: their language, the bureau's clock. */
         json_object_set_new(ctx, "format", json_string("csv"));
+        if (wants_chinese(r))
+            json_object_set_new(ctx, "lang", json_string("zh"));
+        json_object_set_new(ctx, "timezone", json_string(r->srv->cfg.timezone));
+    }
     if (rt->handler != NULL) {
         /* The daemon's own work on the validated request, instead of a call. */
         struct route_env env = {r->srv, r->id, req_remaining_ms(r), NULL, args, r->dry_run};
@@ -592,8 +693,14 @@ static bool parse_body(struct req *r)
         r->body = json_object();
         return true;
     }
-    if (!media_type_is_json(evhttp_find_header(in, "Content-Type"))) {
-        reply_problem(r, 415, "the body must be JSON, sent with Content-Type: application/json",
+    if (rt->csv != NULL && media_type_is(evhttp_find_header(in, "Content-Type"), "text/csv"))
+        return parse_csv_body(r);
+    if (!media_type_is(evhttp_find_header(in, "Content-Type"), "application/json")) {
+        reply_problem(r, 415,
+                      rt->csv != NULL ? "the body must be JSON (Content-Type: application/json) "
+                                        "or CSV (Content-Type: text/csv)"
+                                      : "the body must be JSON, sent with Content-Type: "
+                                        "application/json",
                       NULL);
         return false;
     }
@@ -832,6 +939,11 @@ static void request_cb(struct evhttp_request *ev, void *arg)
         return;
     case ROUTE_FOUND:
         break;
+    }
+    if (!(r->route->flags & ROUTE_CSV) && wants_only_csv(r)) {
+        reply_problem(r, 406, "this resource has no CSV form; it answers application/json",
+                      NULL);
+        return;
     }
     for (int i = 0; i < r->nparams; i++) {
         r->params[i].name = params[i].name;

@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # What building and running need; the tests add theirs in scripts/test.
 BUILD_PACKAGES=(cmake make gcc pkg-config libevent-dev libpq-dev libjansson-dev libinih-dev
-                libssl-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev)
+                libssl-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev libcsv-dev)
 RUNTIME_PACKAGES=(postgresql postgresql-contrib tzdata ca-certificates)
 
 say() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }

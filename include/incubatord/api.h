@@ -12,6 +12,7 @@
 #include "incubatord/validate.h"
 
 struct req;
+struct csv_spec;
 
 /* Shared query tables. */
 extern const struct query_param api_page_query[]; /* limit, cursor */
@@ -25,6 +26,8 @@ void api_metrics(const struct route_env *env, apicall_cb done, void *arg);
 extern const struct field api_incubator_create_body[];
 extern const struct field api_incubator_patch_body[];
 void api_incubator_patch_check(struct req *r, struct vctx *v, json_t *args);
+extern const struct field api_incubator_close_body[];
+void api_incubator_close_after(const struct route_answer *a, json_t *doc, json_t *effects);
 
 /* api_tokens.c */
 extern const struct field api_token_create_body[];
@@ -47,10 +50,17 @@ extern const struct field api_tenant_graduate_body[];
 void api_tenant_graduate_check(struct req *r, struct vctx *v, json_t *args);
 extern const struct field api_tenant_exit_body[];
 extern const struct query_param api_tenant_list_query[];
+/* PUT .../tenants (bulk sync): at most this many tenants in one call. */
+#define API_SYNC_MAX_TENANTS 5000
+extern const struct field api_tenants_sync_body[];
+extern const struct csv_spec api_tenants_sync_csv; /* the same as text/csv */
+void api_tenants_sync_check(struct req *r, struct vctx *v, json_t *args);
 
 /* api_occupancy.c */
 extern const struct field api_occupancy_put_body[];
 void api_occupancy_put_check(struct req *r, struct vctx *v, json_t *args);
+/* Records an error for each tenants[i].external_id listed a second time. */
+void api_check_listed_once(struct vctx *v, json_t *tenants);
 extern const struct query_param api_on_query[]; /* on=DATE */
 
 /* api_policy.c */

@@ -47,6 +47,8 @@ void auth_cache_free(struct auth_cache *c);
 void auth_cache_set_trusted(struct auth_cache *c, bool trusted);
 /* Forgets a token (revoked here or elsewhere). */
 void auth_cache_forget(struct auth_cache *c, int64_t token_id);
+/* Forgets every token of an incubator (it closed). */
+void auth_cache_forget_incubator(struct auth_cache *c, const char *code);
 
 /*
  * Authenticates a bearer token at the caller's clock now_s (Unix time: the

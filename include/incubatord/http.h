@@ -57,8 +57,9 @@ struct req {
     int status;          /* the answer's status, for the access log */
     char problem[256];   /* a refusal's reason, for the access log */
     size_t reply_bytes;
-    json_t *args; /* the API call's arguments, kept for the after hook */
-    json_t *keep; /* what the prepare hook left for the after hook */
+    json_t *args;     /* the API call's arguments, kept for the after hook */
+    json_t *keep;     /* what the prepare hook left for the after hook */
+    json_t *csv_rows; /* a text/csv body's row numbers, one per record; else NULL */
 };
 
 /* Starts listening; false (with a logged reason) when the address is unusable. */

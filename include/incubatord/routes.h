@@ -86,6 +86,10 @@ typedef void (*route_after)(const struct route_answer *a, json_t *doc, json_t *e
 
 /* The effects an after hook may ask for. */
 #define ROUTE_EFFECT_FORGET_TOKEN "forget_token" /* integer: the token cache forgets this id */
+/* string: the token cache forgets every token of this incubator (it closed) */
+#define ROUTE_EFFECT_FORGET_INCUBATOR "forget_incubator"
+
+struct csv_spec;
 
 struct route {
     enum evhttp_cmd_type method;
@@ -100,6 +104,12 @@ struct route {
     route_authorize authorize;       /* optional hooks, see above */
     route_prepare prepare;
     route_after after;
+    /*
+     * The body may also be text/csv: turned by csv.c into the JSON of body,
+     * validated alike, its errors named "row N: field", and the call's args
+     * get "source": "csv" and "rows" (each record's row number).
+     */
+    const struct csv_spec *csv;
 };
 
 extern const struct route routes[];

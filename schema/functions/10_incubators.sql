@@ -31,19 +31,26 @@ RETURNS json LANGUAGE sql STABLE AS $$
         'kind', i.kind,
         'district', i.district,
         'opened_on', i.opened_on,
+        'closed_on', i.closed_on,
         'disposable_area_m2', api.num(disposable),
         'public_service_area_m2', api.num(public_service),
         'created_at', api.ts(i.created_at),
         'updated_at', api.ts(i.updated_at))
 $$;
 
--- The incubator object with the areas in force today (or at the opening, for
--- an incubator that opens later).
+-- The day whose areas an incubator object shows: today, or the opening for
+-- an incubator that opens later, or the closing day for one that closed.
+CREATE FUNCTION api.incubator_areas_day(i incubators, today date) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(greatest(today, i.opened_on), i.closed_on)
+$$;
+
+-- The incubator object with the areas of that day.
 CREATE FUNCTION api.incubator_json(i incubators, today date) RETURNS json
 LANGUAGE sql STABLE AS $$
     SELECT api.incubator_object(
-        i, api.disposable_area_on(i.id, greatest(today, i.opened_on)),
-        api.public_service_area_on(i.id, greatest(today, i.opened_on)))
+        i, api.disposable_area_on(i.id, api.incubator_areas_day(i, today)),
+        api.public_service_area_on(i.id, api.incubator_areas_day(i, today)))
 $$;
 
 -- Ends the intervals of one incubator's history at day d and drops those that
@@ -76,9 +83,9 @@ BEGIN
         PERFORM api.fail_field('public_service_area_m2',
                                'must not exceed disposable_area_m2');
     END IF;
-    INSERT INTO incubators (code, name, level, kind, district, opened_on)
+    INSERT INTO incubators (code, name, level, kind, district, opened_on, registered_on)
     VALUES (args->>'code', args->>'name', args->>'level', args->>'kind', args->>'district',
-            opened)
+            opened, api.today(ctx))
     RETURNING * INTO inc;
     INSERT INTO incubator_areas (incubator_id, valid, disposable_area_m2)
     VALUES (inc.id, daterange(opened, NULL), disposable);
@@ -104,9 +111,9 @@ LANGUAGE sql STABLE AS $$
       FROM (VALUES (args->>'code')) AS wanted(code)
       LEFT JOIN incubators i ON i.code = wanted.code
       LEFT JOIN incubator_areas a
-             ON a.incubator_id = i.id AND a.valid @> greatest(api.today(ctx), i.opened_on)
+             ON a.incubator_id = i.id AND a.valid @> api.incubator_areas_day(i, api.today(ctx))
       LEFT JOIN public_service_areas p
-             ON p.incubator_id = i.id AND p.valid @> greatest(api.today(ctx), i.opened_on)
+             ON p.incubator_id = i.id AND p.valid @> api.incubator_areas_day(i, api.today(ctx))
 $$;
 
 -- GET /v1/incubators: ordered by code.
@@ -130,10 +137,8 @@ DECLARE
     frozen date := api.frozen_until();
     changed text[] := '{}';
 BEGIN
-    SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
-    END IF;
+    SELECT * INTO inc FROM incubators WHERE id = api.incubator_writable(args->>'code')
+       FOR UPDATE;
 
     IF args ? 'disposable_area_m2' THEN
         IF effective < inc.opened_on THEN

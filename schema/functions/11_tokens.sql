@@ -31,6 +31,9 @@ LANGUAGE sql AS $$
     UPDATE tokens t
        SET last_used_at = CASE WHEN t.expires_at <= at THEN t.last_used_at ELSE at END
      WHERE t.hash = token_hash AND t.revoked_at IS NULL
+       -- A closed incubator's tokens fail (api.incubator_close tells the caches).
+       AND NOT EXISTS (SELECT 1 FROM incubators c
+                        WHERE c.id = t.incubator_id AND c.closed_on IS NOT NULL)
     RETURNING t.id, t.name, t.incubator_id IS NULL,
               (SELECT i.code FROM incubators i WHERE i.id = t.incubator_id),
               floor(extract(epoch FROM t.expires_at))::bigint
@@ -38,7 +41,7 @@ $$;
 
 -- A new token's expiry: expires_in_days (1-3650) days from `at`, or never.
 CREATE FUNCTION api.token_expiry(at timestamptz, expires_in_days integer) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT at + make_interval(days => expires_in_days)
 $$;
 
@@ -63,7 +66,7 @@ DECLARE
     days integer := (args->>'expires_in_days')::integer;
 BEGIN
     IF args->>'code' IS NOT NULL THEN
-        incubator := api.incubator_id(args->>'code');
+        incubator := api.incubator_writable(args->>'code');
     END IF;
     -- A token name says who approved a payout or made a write: it is unique
     -- among unrevoked tokens (admin tokens among themselves, an incubator's
@@ -119,6 +122,11 @@ BEGIN
         PERFORM api.fail(409, format('token %s was already rotated at %s: its successor is '
                                      'token %s', old.id, api.ts(old.rotated_at),
                                      old.replaced_by));
+    END IF;
+    IF old.incubator_id IS NOT NULL THEN
+        -- A closed incubator gets no new token (409).
+        PERFORM api.incubator_writable((SELECT i.code FROM incubators i
+                                         WHERE i.id = old.incubator_id));
     END IF;
     INSERT INTO tokens (name, incubator_id, hash, created_by, expires_in_days, expires_at)
     VALUES (old.name, old.incubator_id, decode(substr(args->>'hash', 3), 'hex'),

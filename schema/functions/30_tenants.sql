@@ -20,39 +20,57 @@ BEGIN
 END;
 $$;
 
--- Founded more than entry_max_age_months (of the policy at admission) before admission.
-CREATE FUNCTION api.entry_age_exceeded(founded_on date, admitted_on date) RETURNS boolean
-LANGUAGE sql STABLE AS $$
-    SELECT admitted_on > (founded_on + make_interval(months => p.entry_max_age_months))::date
-      FROM api.policy_on(admitted_on) p
-$$;
-
--- The warnings of API.md: computed when read, so they are always those of today.
-CREATE FUNCTION api.tenant_warnings(t tenants, today date) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(json_agg(json_build_object('code', w.code, 'message', w.message)
-                             ORDER BY w.code), '[]'::json)
-      FROM (
-        SELECT 'entry_age' AS code,
+-- The warnings of API.md for a set of stored tenants, set-based: the
+-- policy of each month of admission is read once, not once per tenant, so a
+-- bulk sync of 5,000 tenants pays for a handful of policy lookups. Computed
+-- when read, so they are always those of today. Tenants without a warning
+-- have no row.
+CREATE FUNCTION api.tenants_warnings(ids bigint[], today date)
+RETURNS TABLE (tenant_id bigint, warnings json)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY
+    WITH t AS (
+        SELECT x.*, date_trunc('month', x.admitted_on)::date AS month
+          FROM tenants x WHERE x.id = ANY (ids)
+    ), pol AS (
+        SELECT m.month, p.entry_max_age_months, p.incubation_limit_months,
+               p.extended_limit_months, p.extended_fields
+          FROM (SELECT DISTINCT t.month FROM t) m CROSS JOIN LATERAL api.policy_on(m.month) p
+    ), w AS (
+        SELECT t.id, 'entry_age' AS code,
                format('founded %s, more than %s months before admission on %s',
                       t.founded_on, p.entry_max_age_months, t.admitted_on) AS message
-          FROM api.policy_on(t.admitted_on) p
-         WHERE api.entry_age_exceeded(t.founded_on, t.admitted_on)
+          FROM t JOIN pol p ON p.month = t.month
+         WHERE t.admitted_on > (t.founded_on + make_interval(months => p.entry_max_age_months))::date
         UNION ALL
-        SELECT 'duplicate_enterprise',
+        SELECT t.id, 'duplicate_enterprise',
                format('credit code %s is also incubating at %s', t.credit_code,
                       string_agg(i.code, ', ' ORDER BY i.code))
-          FROM tenants o JOIN incubators i ON i.id = o.incubator_id
-         WHERE t.status = 'incubating' AND o.status = 'incubating'
-           AND o.credit_code = t.credit_code AND o.incubator_id <> t.incubator_id
-        HAVING count(*) > 0
-        UNION ALL
-        SELECT 'overdue',
-               format('still incubating after its incubation limit %s',
-                      api.incubation_limit_on(t.admitted_on, t.field))
+          FROM t JOIN tenants o ON o.credit_code = t.credit_code AND o.status = 'incubating'
+                               AND o.incubator_id <> t.incubator_id
+          JOIN incubators i ON i.id = o.incubator_id
          WHERE t.status = 'incubating'
-           AND today > api.incubation_limit_on(t.admitted_on, t.field)
-      ) w
+         GROUP BY t.id, t.credit_code
+        UNION ALL
+        SELECT t.id, 'overdue', format('still incubating after its incubation limit %s', l.day)
+          FROM t JOIN pol p ON p.month = t.month
+         CROSS JOIN LATERAL (
+               SELECT (t.admitted_on + make_interval(months =>
+                          CASE WHEN t.field = ANY (p.extended_fields) THEN p.extended_limit_months
+                               ELSE p.incubation_limit_months END))::date AS day) l
+         WHERE t.status = 'incubating' AND today > l.day
+    )
+    SELECT w.id, json_agg(json_build_object('code', w.code, 'message', w.message)
+                          ORDER BY w.code)
+      FROM w GROUP BY w.id;
+END;
+$$;
+
+-- The warnings of one stored tenant (an empty list when it has none).
+CREATE FUNCTION api.tenant_warnings(t tenants, today date) RETURNS json
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT w.warnings FROM api.tenants_warnings(ARRAY[t.id], today) w), '[]')
 $$;
 
 -- The tenant object of API.md.
@@ -130,7 +148,7 @@ $$;
 CREATE FUNCTION api.tenant_put(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     old tenants;
     t tenants;
     today date := api.today(ctx);
@@ -230,6 +248,183 @@ BEGIN
 END;
 $$;
 
+-- The name of a bulk sync's field in an error: tenants[i].field for JSON, or
+-- "row N: field" for CSV (args.source = 'csv'; args.rows holds each tenant's
+-- row number, counting the header as row 1).
+CREATE FUNCTION api.sync_field(args jsonb, i integer, field text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN args->>'source' = 'csv' THEN format('row %s: %s', args->'rows'->>i, field)
+                ELSE format('tenants[%s].%s', i, field) END
+$$;
+
+-- PUT /v1/incubators/{code}/tenants: every listed tenant is created or has its
+-- profile replaced as its own PUT .../tenants/{external_id} would, all or
+-- nothing, set-based (one statement per step, not one per tenant), with one
+-- audit row. The daemon has checked each tenant's fields and that no
+-- external_id is listed twice; here are the rules that need the stored rows.
+-- Tenants of the incubator that the list lacks are only reported.
+CREATE FUNCTION api.tenants_sync(ctx jsonb, args jsonb) RETURNS api.reply
+LANGUAGE plpgsql AS $$
+DECLARE
+    incubator bigint := api.incubator_writable(args->>'code');
+    today date := api.today(ctx);
+    frozen date := api.frozen_until();
+    errors json;
+    counts record;
+    not_listed json;
+BEGIN
+    -- Syncs, exits and snapshots of one incubator take turns.
+    PERFORM 1 FROM incubators WHERE id = incubator FOR NO KEY UPDATE;
+
+    CREATE TEMP TABLE sync_in ON COMMIT DROP AS
+    SELECT (e.n - 1)::integer AS i, e.t->>'external_id' AS external_id, e.t->>'name' AS name,
+           e.t->>'credit_code' AS credit_code, (e.t->>'founded_on')::date AS founded_on,
+           (e.t->>'admitted_on')::date AS admitted_on, e.t->>'field' AS field,
+           (e.t->>'tech_certified_on')::date AS tech_certified_on,
+           (e.t->>'high_tech_certified_on')::date AS high_tech_certified_on,
+           e.t->>'founder_origin' AS founder_origin, (e.t->>'listed_on')::date AS listed_on,
+           coalesce(nullif(nullif(e.t->'annual_revenue_fen', 'null'), '{}'), 'null') AS revenue,
+           NULL::bigint AS id, NULL::text AS kind
+      FROM jsonb_array_elements(args->'tenants') WITH ORDINALITY e(t, n);
+    -- Its size, for the plans of the joins below (hash joins, not loops).
+    ANALYZE sync_in;
+
+    -- The existing tenants, locked like a PUT locks its one.
+    UPDATE sync_in s SET id = t.id
+      FROM (SELECT id, external_id FROM tenants
+             WHERE incubator_id = incubator
+               AND external_id IN (SELECT external_id FROM sync_in)
+               FOR UPDATE) t
+     WHERE t.external_id = s.external_id;
+
+    -- Dates that decide shares and rewards may not move across frozen history.
+    IF frozen IS NOT NULL THEN
+        SELECT json_agg(json_build_object('field', api.sync_field(args, s.i, d.field),
+                        'message', format('%s %s: changing it is refused, %s is on or before '
+                                          '%s, the end of an approved payout period',
+                                          d.field, s.external_id,
+                                          least(d.old, d.new), frozen)) ORDER BY s.i, d.field)
+          INTO errors
+          FROM sync_in s JOIN tenants o ON o.id = s.id
+         CROSS JOIN LATERAL (VALUES ('founded_on', o.founded_on, s.founded_on),
+                                    ('admitted_on', o.admitted_on, s.admitted_on),
+                                    ('tech_certified_on', o.tech_certified_on, s.tech_certified_on),
+                                    ('high_tech_certified_on', o.high_tech_certified_on,
+                                     s.high_tech_certified_on)) d(field, old, new)
+         WHERE d.old IS DISTINCT FROM d.new AND least(d.old, d.new) <= frozen;
+        IF errors IS NOT NULL THEN
+            PERFORM api.fail(409, format('%s profile date(s) would change history up to %s, '
+                                         'frozen by an approved payout period',
+                                         json_array_length(errors), frozen), errors);
+        END IF;
+    END IF;
+
+    -- What a graduation or exit already recorded must still hold.
+    SELECT json_agg(json_build_object('field', e.field, 'message', e.message)
+                    ORDER BY e.i, e.field) INTO errors
+      FROM (SELECT s.i, api.sync_field(args, s.i, 'admitted_on') AS field,
+                   format('must not be after the tenant''s %s on %s',
+                          CASE WHEN o.graduated_on IS NOT NULL THEN 'graduation' ELSE 'exit' END,
+                          coalesce(o.graduated_on, o.exited_on)) AS message
+              FROM sync_in s JOIN tenants o ON o.id = s.id
+             WHERE s.admitted_on > coalesce(o.graduated_on, o.exited_on)
+            UNION ALL
+            SELECT s.i, api.sync_field(args, s.i, 'high_tech_certified_on'),
+                   format('must be on or before %s: the tenant graduated on the high_tech basis '
+                          'that day', o.graduated_on)
+              FROM sync_in s JOIN tenants o ON o.id = s.id
+             WHERE o.graduation_basis = 'high_tech'
+               AND NOT coalesce(s.high_tech_certified_on <= o.graduated_on, false)) e;
+    IF errors IS NOT NULL THEN
+        PERFORM api.fail(422, format('%s field(s) are invalid', json_array_length(errors)),
+                         errors);
+    END IF;
+
+    -- Sending the same document again changes nothing, not even updated_at.
+    UPDATE sync_in s SET kind = CASE
+        WHEN s.id IS NULL THEN 'created'
+        WHEN EXISTS (
+            SELECT 1 FROM tenants o
+             WHERE o.id = s.id AND o.name = s.name AND o.credit_code = s.credit_code
+               AND o.founded_on = s.founded_on AND o.admitted_on = s.admitted_on
+               AND o.field = s.field
+               AND o.tech_certified_on IS NOT DISTINCT FROM s.tech_certified_on
+               AND o.high_tech_certified_on IS NOT DISTINCT FROM s.high_tech_certified_on
+               AND o.founder_origin IS NOT DISTINCT FROM s.founder_origin
+               AND o.listed_on IS NOT DISTINCT FROM s.listed_on
+               AND (SELECT coalesce(jsonb_object_agg(r.year::text, r.revenue_fen), 'null')
+                      FROM tenant_revenues r WHERE r.tenant_id = o.id) = s.revenue)
+        THEN 'unchanged' ELSE 'updated' END;
+
+    SELECT count(*) FILTER (WHERE kind = 'created') AS created,
+           count(*) FILTER (WHERE kind = 'updated') AS updated,
+           count(*) FILTER (WHERE kind = 'unchanged') AS unchanged,
+           array_agg(credit_code) FILTER (WHERE kind <> 'unchanged') AS codes
+      INTO counts FROM sync_in;
+
+    SELECT coalesce(json_agg(t.external_id ORDER BY t.external_id), '[]') INTO not_listed
+      FROM tenants t
+     WHERE t.incubator_id = incubator AND t.status = 'incubating'
+       -- NOT IN over the list: one hashed subplan, whatever the list's size.
+       AND t.external_id NOT IN (SELECT s.external_id FROM sync_in s);
+
+    IF counts.created + counts.updated > 0 THEN
+        -- The old credit codes too: a changed code changes duplicates elsewhere.
+        counts.codes := counts.codes || ARRAY(SELECT o.credit_code FROM sync_in s
+                                                JOIN tenants o ON o.id = s.id
+                                               WHERE s.kind = 'updated');
+        UPDATE tenants t SET
+            name = s.name, credit_code = s.credit_code, founded_on = s.founded_on,
+            admitted_on = s.admitted_on, field = s.field,
+            tech_certified_on = s.tech_certified_on,
+            high_tech_certified_on = s.high_tech_certified_on,
+            founder_origin = s.founder_origin, listed_on = s.listed_on, updated_at = now()
+          FROM sync_in s
+         WHERE s.kind = 'updated' AND t.id = s.id;
+        DELETE FROM tenant_revenues r USING sync_in s
+         WHERE s.kind = 'updated' AND r.tenant_id = s.id;
+        WITH added AS (
+            INSERT INTO tenants (incubator_id, external_id, name, credit_code, founded_on,
+                                 admitted_on, field, tech_certified_on, high_tech_certified_on,
+                                 founder_origin, listed_on)
+            SELECT incubator, external_id, name, credit_code, founded_on, admitted_on, field,
+                   tech_certified_on, high_tech_certified_on, founder_origin, listed_on
+              FROM sync_in WHERE kind = 'created' ORDER BY i
+            RETURNING id, external_id)
+        UPDATE sync_in s SET id = a.id FROM added a WHERE a.external_id = s.external_id;
+        INSERT INTO tenant_revenues (tenant_id, year, revenue_fen)
+        SELECT s.id, r.key::integer, r.value::bigint
+          FROM sync_in s CROSS JOIN LATERAL jsonb_each_text(
+                   CASE WHEN jsonb_typeof(s.revenue) = 'object' THEN s.revenue ELSE '{}' END) r
+         WHERE s.kind <> 'unchanged';
+
+        -- The warnings of the moment are kept with the write that raised them.
+        PERFORM api.audit(ctx, incubator,
+            format('synced %s tenants: %s created, %s updated, %s unchanged',
+                   counts.created + counts.updated + counts.unchanged, counts.created,
+                   counts.updated, counts.unchanged),
+            jsonb_build_object(
+                'created', (SELECT coalesce(jsonb_agg(external_id ORDER BY i), '[]')
+                              FROM sync_in WHERE kind = 'created'),
+                'updated', (SELECT coalesce(jsonb_agg(external_id ORDER BY i), '[]')
+                              FROM sync_in WHERE kind = 'updated'),
+                'unchanged', counts.unchanged,
+                'not_listed', not_listed,
+                'warnings', (SELECT coalesce(jsonb_object_agg(s.external_id, w.warnings), '{}')
+                               FROM api.tenants_warnings(ARRAY(SELECT id FROM sync_in
+                                                               WHERE kind <> 'unchanged'),
+                                                         today) w
+                               JOIN sync_in s ON s.id = w.tenant_id)));
+        PERFORM api.after_change(ctx, ARRAY[incubator] || api.incubators_with_code(counts.codes));
+    END IF;
+
+    DROP TABLE sync_in;
+    RETURN api.ok(200, json_build_object('created', counts.created, 'updated', counts.updated,
+                                         'unchanged', counts.unchanged,
+                                         'not_listed', not_listed));
+END;
+$$;
+
 -- GET /v1/incubators/{code}/tenants/{external_id}
 CREATE FUNCTION api.tenant_get(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql STABLE AS $$
@@ -251,8 +446,38 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     incubator bigint := api.incubator_id(args->>'code');
     after text := coalesce(api.cursor_decode(args->>'cursor'), '');
+    lang text := api.csv_lang(ctx, args);
     result json;
 BEGIN
+    IF ctx->>'format' = 'csv' THEN
+        -- For a spreadsheet: every tenant that matches (from the cursor on), unpaged.
+        SELECT api.csv_reply(
+                   api.csv_header(lang,
+                       ARRAY['external_id', 'name', 'credit_code', 'status', 'founded_on',
+                             'admitted_on', 'field', 'tech_certified_on',
+                             'high_tech_certified_on', 'graduated_on', 'graduation_basis',
+                             'exited_on', 'exit_reason', 'area_m2', 'incubation_limit_on',
+                             'warnings'],
+                       ARRAY['企业编号', '企业名称', '统一社会信用代码', '状态', '成立时间',
+                             '入驻时间', '技术领域', '科技型中小企业认定日期',
+                             '高新技术企业认定日期', '毕业日期', '毕业依据', '退出日期',
+                             '退出原因', '在用面积（平方米）', '孵化期限', '提示'])
+                   || coalesce(string_agg(api.csv_record(ARRAY[
+                          j->>'external_id', j->>'name', j->>'credit_code',
+                          api.csv_word(lang, j->>'status'), j->>'founded_on', j->>'admitted_on',
+                          j->>'field', j->>'tech_certified_on', j->>'high_tech_certified_on',
+                          j->>'graduated_on', j->>'graduation_basis', j->>'exited_on',
+                          j->>'exit_reason', j->>'area_m2', j->>'incubation_limit_on',
+                          (SELECT string_agg(w->>'code', ';')
+                             FROM json_array_elements(j->'warnings') w)]),
+                          '' ORDER BY j->>'external_id'), ''),
+                   format('tenants-%s-%s.csv', args->>'code', api.today(ctx)))
+          INTO result
+          FROM (SELECT api.tenant_json(t, api.today(ctx)) AS j FROM tenants t
+                 WHERE incubator_id = incubator AND external_id > after
+                   AND (args->>'status' IS NULL OR status = args->>'status')) x;
+        RETURN api.ok(200, result);
+    END IF;
     SELECT api.page(array_agg(api.tenant_json(t, api.today(ctx)) ORDER BY t.external_id),
                     array_agg(t.external_id ORDER BY t.external_id), (args->>'limit')::int)
       INTO result
@@ -279,7 +504,7 @@ $$;
 CREATE FUNCTION api.tenant_graduate(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     t tenants := api.tenant_for_update(incubator, args->>'external_id');
     graduated date := (args->>'graduated_on')::date;
     basis text := args->>'basis';
@@ -341,7 +566,7 @@ $$;
 CREATE FUNCTION api.tenant_graduation_revoke(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     t tenants := api.tenant_for_update(incubator, args->>'external_id');
 BEGIN
     IF t.graduated_on IS NULL THEN
@@ -393,7 +618,7 @@ $$;
 CREATE FUNCTION api.tenant_exit(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     t tenants;
     exited date := (args->>'exited_on')::date;
     listed date;

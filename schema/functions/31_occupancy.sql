@@ -238,10 +238,8 @@ DECLARE
     content_hash text;
     answer json;
 BEGIN
-    SELECT * INTO inc FROM incubators WHERE code = args->>'code' FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api.fail(404, format('no incubator %s', args->>'code'));
-    END IF;
+    SELECT * INTO inc FROM incubators WHERE id = api.incubator_writable(args->>'code')
+       FOR NO KEY UPDATE;
     IF d < inc.opened_on THEN
         PERFORM api.fail_field('as_of', format('must not be before the incubator opened (%s)',
                                                inc.opened_on));

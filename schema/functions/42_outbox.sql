@@ -125,6 +125,7 @@ RETURNS TABLE (channel_id bigint, kind text, name text, url text, secret text,
                wait_ms bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
+    candidate bigint;
     c channels;
     head deliveries;
     recent timestamptz[];
@@ -133,13 +134,20 @@ DECLARE
     take integer;
     claimed integer := 0;
 BEGIN
-    FOR c IN SELECT ch.* FROM channels ch
-              WHERE ch.enabled AND (ch.claimed_until IS NULL OR ch.claimed_until <= now())
-                AND ch.id <> ALL (in_flight)
-                AND EXISTS (SELECT 1 FROM deliveries d
-                             WHERE d.channel_id = ch.id AND d.state = 'pending')
-              ORDER BY ch.id
-                FOR UPDATE SKIP LOCKED LOOP
+    -- Candidates are read without locks and locked one by one: a FOR UPDATE
+    -- loop would lock the rows it prefetches (ten at a time), and another
+    -- daemon would skip channels this one never claims.
+    FOR candidate IN SELECT ch.id FROM channels ch
+                      WHERE ch.enabled AND (ch.claimed_until IS NULL OR ch.claimed_until <= now())
+                        AND ch.id <> ALL (in_flight)
+                        AND EXISTS (SELECT 1 FROM deliveries d
+                                     WHERE d.channel_id = ch.id AND d.state = 'pending')
+                      ORDER BY ch.id LOOP
+        SELECT * INTO c FROM channels ch
+         WHERE ch.id = candidate AND ch.enabled
+           AND (ch.claimed_until IS NULL OR ch.claimed_until <= now())
+           FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
         SELECT * INTO head FROM deliveries d
          WHERE d.channel_id = c.id AND d.state = 'pending' ORDER BY d.outbox_id LIMIT 1;
         recent := ARRAY(SELECT t FROM unnest(c.sent_at) t WHERE t > now() - interval '1 minute'

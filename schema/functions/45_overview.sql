@@ -79,6 +79,8 @@ LANGUAGE sql STABLE SET jit = off SET work_mem = '64MB' AS $$
       FROM asked
      CROSS JOIN LATERAL api.policy_on(asked.day) p
       LEFT JOIN incubators i ON i.opened_on <= asked.day
+                             -- closed before the day: no longer in the overview
+                             AND (i.closed_on IS NULL OR i.closed_on >= asked.day)
       LEFT JOIN shares d ON d.incubator_id = i.id
       LEFT JOIN counts c ON c.incubator_id = i.id
       LEFT JOIN latest l ON l.incubator_id = i.id

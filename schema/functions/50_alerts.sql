@@ -66,8 +66,8 @@ CREATE TYPE api.alert_observation AS (
  * one tenant costs the same however many tenants its incubator has:
  *   space_share_breach    share(today) < veto_threshold
  *   space_share_warning   veto_threshold <= share(today) < veto_threshold + warning_margin
- *   stale_data            today - latest snapshot's as_of (opened_on without one)
- *                         >= stale_after_days
+ *   stale_data            today - latest snapshot's as_of (without one, the later
+ *                         of opened_on and registered_on) >= stale_after_days
  *   duplicate_enterprise  a credit code incubating here and at another incubator
  *   overdue_tenant        a tenant still incubating after its incubation_limit_on
  *   token_expiring        an incubator's token (subject: its name) that expires
@@ -82,6 +82,9 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     p policies := api.policy_on(today);
 BEGIN
+    -- A closed incubator raises no alert: with no observation, its open alerts resolve.
+    scope := ARRAY(SELECT i.id FROM incubators i
+                    WHERE i.id = ANY (scope) AND i.closed_on IS NULL ORDER BY i.id);
     -- PL/pgSQL keeps the plans of these queries across calls (a SQL function's
     -- are made afresh each time, which cost more than running them); the
     -- scope is an explicit list so that the plans can use the keys. One query
@@ -128,7 +131,11 @@ BEGIN
         RETURN QUERY
         SELECT 'stale_data'::text, i.id, NULL::text, l.age >= p.stale_after_days, l.age::numeric,
                p.stale_after_days::numeric,
-               CASE WHEN l.as_of IS NULL
+               CASE WHEN l.as_of IS NULL AND i.registered_on > i.opened_on
+                    THEN format('%s 自 %s 登记以来没有场地数据，至 %s 已 %s 天（超过 %s 天即为'
+                                '数据未更新）', i.code, i.registered_on, today, l.age,
+                                p.stale_after_days)
+                    WHEN l.as_of IS NULL
                     THEN format('%s 自 %s 开业以来没有场地数据，至 %s 已 %s 天（超过 %s 天即为'
                                 '数据未更新）', i.code, i.opened_on, today, l.age,
                                 p.stale_after_days)
@@ -138,7 +145,11 @@ BEGIN
           FROM incubators i
           CROSS JOIN LATERAL (SELECT max(s.as_of) AS as_of FROM snapshots s
                                WHERE s.incubator_id = i.id) m
-          CROSS JOIN LATERAL (SELECT m.as_of, today - coalesce(m.as_of, i.opened_on) AS age) l
+          -- Registering an incubator that opened long ago starts its clock on
+          -- the day of registration, not years back.
+          CROSS JOIN LATERAL (SELECT m.as_of,
+                                     today - coalesce(m.as_of, greatest(i.opened_on,
+                                                                        i.registered_on)) AS age) l
          WHERE i.id = ANY (scope);
     END IF;
 
@@ -523,6 +534,36 @@ BEGIN
         incubator := api.incubator_id(ctx->>'incubator');
     ELSIF args->>'incubator' IS NOT NULL THEN
         incubator := api.incubator_id(args->>'incubator');
+    END IF;
+    IF ctx->>'format' = 'csv' THEN
+        -- For a spreadsheet: every alert that matches (from the cursor on), unpaged,
+        -- times in the bureau's zone with its offset.
+        SELECT api.csv_reply(
+                   api.csv_header(api.csv_lang(ctx, args),
+                       ARRAY['id', 'rule', 'severity', 'incubator', 'name', 'subject', 'state',
+                             'acknowledged', 'started_at', 'resolved_at', 'value', 'threshold',
+                             'message'],
+                       ARRAY['编号', '规则', '级别', '孵化器代码', '孵化器名称', '对象', '状态',
+                             '已确认', '开始时间', '解除时间', '数值', '阈值', '说明'])
+                   || coalesce(string_agg(api.csv_record(ARRAY[
+                          a.id::text, api.csv_word(api.csv_lang(ctx, args), a.rule),
+                          api.csv_word(api.csv_lang(ctx, args), a.severity), i.code, i.name,
+                          a.subject, api.csv_word(api.csv_lang(ctx, args), a.state),
+                          api.csv_bool(api.csv_lang(ctx, args), a.acknowledged),
+                          api.csv_time(ctx, a.started_at), api.csv_time(ctx, a.resolved_at),
+                          CASE WHEN api.alert_is_share(a.rule) THEN api.csv_ratio(a.value)
+                               ELSE api.num(a.value)::text END,
+                          CASE WHEN api.alert_is_share(a.rule) THEN api.csv_ratio(a.threshold)
+                               ELSE api.num(a.threshold)::text END,
+                          a.message]), '' ORDER BY a.id DESC), ''),
+                   format('alerts-%s-%s.csv', wanted, api.today(ctx)))
+          INTO result
+          FROM alerts a LEFT JOIN incubators i ON i.id = a.incubator_id
+         WHERE (incubator IS NULL OR a.incubator_id = incubator)
+           AND (wanted = 'all' OR a.state = wanted)
+           AND (args->>'rule' IS NULL OR a.rule = args->>'rule')
+           AND (before IS NULL OR a.id < before);
+        RETURN api.ok(200, result);
     END IF;
     SELECT api.page(array_agg(api.alert_json(a) ORDER BY a.id DESC),
                     array_agg(a.id::text ORDER BY a.id DESC), (args->>'limit')::int)

@@ -315,6 +315,10 @@ BEGIN
                  ON paid.incubator_id = i.id
           LEFT JOIN adjustments a ON a.incubator_id = i.id
          WHERE i.opened_on <= last_day
+           -- An incubator closed before the period has no line in it, unless
+           -- the line carries an adjustment for a month it was open in (money
+           -- owed for a late graduation, or to recover).
+           AND (i.closed_on IS NULL OR i.closed_on >= run_period OR a.incubator_id IS NOT NULL)
     ), decided AS (
         SELECT l.*,
                l.days = 0 OR l.average_below_threshold AS vetoed
@@ -686,10 +690,13 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
     END IF;
+    -- payout-2026-10-approved.csv, payout-2026-10-draft-graduates.csv
     IF ctx->>'format' = 'csv' AND args->>'detail' = 'graduates' THEN
-        RETURN api.ok(200, to_json(api.payout_run_detail_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_detail_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s-graduates.csv', api.period_text(r.period), r.status)));
     ELSIF ctx->>'format' = 'csv' THEN
-        RETURN api.ok(200, to_json(api.payout_run_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s.csv', api.period_text(r.period), r.status)));
     END IF;
     RETURN api.ok(200, api.payout_run_json(r));
 END;
@@ -917,7 +924,7 @@ $$;
 CREATE FUNCTION api.prior_payout_create(ctx jsonb, args jsonb) RETURNS api.reply
 LANGUAGE plpgsql AS $$
 DECLARE
-    incubator bigint := api.incubator_id(args->>'code');
+    incubator bigint := api.incubator_writable(args->>'code');
     year integer := (args->>'year')::integer;
     approved date;
     p prior_payouts;

@@ -361,6 +361,10 @@ class Api:
         return self.call("DELETE", path, **kw)
 
 
+# [server] max_body_bytes by default: a 5,000-row CSV sync at its longest fits.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
 def unique_name(prefix="t"):
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 

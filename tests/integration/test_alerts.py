@@ -18,7 +18,7 @@ from alerting import (Listener, Receiver, add_months, alerts, days, events_of, l
                       make_incubator, outbox, put_tenant, settle, snapshot, sweep, today, uscc,
                       verify_signature, wait_for_startup_sweep, wait_until, webhook_config)
 from conftest import start_daemon
-from harness import Api, assert_problem
+from harness import MAX_BODY_BYTES, Api, assert_problem
 
 
 @pytest.fixture
@@ -159,11 +159,17 @@ def test_stale_data_fires_after_stale_after_days_without_a_snapshot(sql, daemon)
     api = Api(daemon, daemon.admin_token)
     wait_for_startup_sweep(daemon)
     t = today()
-    # Opened 100 days ago and never reported: stale at once, counted from opened_on.
+    # Opened 100 days ago, registered today and never reported: not stale at once,
+    # for without a snapshot it counts from the later of opening and registration.
     make_incubator(api, "HRB-ST", t - days(100))
+    assert api.get("/v1/alerts?rule=stale_data").json()["items"] == []
+    sweep(sql, t + days(34))
+    assert alerts(sql, "stale_data") == []
+    sweep(sql, t + days(35))
     got = api.get("/v1/alerts?rule=stale_data").json()["items"]
     assert [(a["incubator"], a["value"], a["threshold"], a["severity"]) for a in got] == [
-        ("HRB-ST", 100, 35, "warning")]
+        ("HRB-ST", 35, 35, "warning")]
+    assert f"自 {t} 登记以来" in got[0]["message"]
     # A snapshot today resolves it (public service space keeps the share at 0.6).
     snapshot(api, "HRB-ST", t, {}, public_service=6000)
     assert [a["state"] for a in alerts(sql, "stale_data")] == ["resolved"]
@@ -185,7 +191,7 @@ def test_stale_data_fires_after_stale_after_days_without_a_snapshot(sql, daemon)
     assert [(e["event"], e["level"]) for e in lines] == [
         ("alert.firing", "warning"), ("alert.resolved", "notice"),
         ("alert.firing", "warning"), ("alert.resolved", "notice")]
-    assert [e["days"] for e in lines[:3]] == ["100", "0", "35"]
+    assert [e["days"] for e in lines[:3]] == ["35", "0", "35"]
     # Only stale_data ever fired here.
     assert {a["rule"] for a in alerts(sql)} == {"stale_data"}
 
@@ -463,7 +469,7 @@ def test_ack_rejects_bad_input_and_changes_nothing(sql, daemon, three_incubators
     assert_problem(api.post(path, {"note": "   "}), 422, "note")
     assert_problem(api.post(path, {"note": "x" * 1001}), 422, "note")
     assert_problem(api.post(path, {"note": "x", "by": "me"}), 422, "by")
-    assert_problem(raw(b'{"note": "' + b"x" * (1 << 20) + b'"}'), 413)
+    assert_problem(raw(b'{"note": "' + b"x" * MAX_BODY_BYTES + b'"}'), 413)
     assert_problem(api.post("/v1/alerts/999999/ack", {"note": "x"}), 404)
     assert_problem(api.post("/v1/alerts/0/ack", {"note": "x"}), 404)
     assert_problem(api.post("/v1/alerts/abc/ack", {"note": "x"}), 404)

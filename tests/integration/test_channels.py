@@ -17,7 +17,7 @@ import pytest
 from alerting import (days, make_incubator, put_tenant, snapshot, sweep, today, uscc,
                       wait_for_startup_sweep, wait_until, webhook_config, Receiver)
 from conftest import start_daemon
-from harness import Api, assert_problem
+from harness import MAX_BODY_BYTES, Api, assert_problem
 from robots import Mailbox, Robot, robot_config
 
 SECRET = "SEC9f0d1c2b3a4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789ab"
@@ -208,7 +208,7 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(pg, db, sql, 
         assert_problem(d.request("POST", "/v1/channels", token=d.admin_token,
                                  body='{"name": "x"}', content_type="text/plain"), 415)
         assert_problem(d.request("POST", "/v1/channels", token=d.admin_token,
-                                 body='{"name": "' + "x" * 2_000_000 + '"}'), 413)
+                                 body='{"name": "' + "x" * MAX_BODY_BYTES + '"}'), 413)
         assert_problem(api.post("/v1/channels", [base]), 422, "(body)")
         assert_problem(d.request("GET", "/v1/channels"), 401)
         assert_problem(d.request("GET", "/v1/channels", token="nope"), 401)
@@ -321,7 +321,9 @@ def test_min_severity_and_rules_filters(pg, db, sql, workdir, robots):
         channel(api, "all", "wecom", url=everything.url, min_severity="info")
         warning(api, "HRB-W", 1)        # space_share_warning (warning)
         breach(api, "HRB-B", 2)         # space_share_breach (critical)
-        make_incubator(api, "HRB-S", today() - days(40))  # stale_data (warning)
+        # stale_data (warning): its latest snapshot is 40 days old (share 0.6).
+        make_incubator(api, "HRB-S", today() - days(80))
+        snapshot(api, "HRB-S", today() - days(40), {}, public_service=6000)
         wait_until(lambda: len(everything.messages) == 3, what="three alerts on the open channel")
         time.sleep(0.5)
         assert len(critical.messages) == 1 and "HRB-B" in critical.texts()[0]

@@ -167,6 +167,13 @@ def examples(world, admin):
                                "kind": "maker_space", "disposable_area_m2": 800}, True),
         ("PATCH", "/v1/incubators/{code}"): (
             "/v1/incubators/HRB-001", {"name": "哈尔滨创新创业广场孵化器（新）"}, True),
+        # HRB-002, made by the first route: closing it leaves HRB-001 to the others.
+        ("POST", "/v1/incubators/{code}/close"): (
+            "/v1/incubators/HRB-002/close", {"closed_on": t.isoformat(), "reason": "试运行"}, True),
+        ("PUT", "/v1/incubators/{code}/tenants"): (
+            "/v1/incubators/HRB-001/tenants",
+            {"tenants": [dict(tenant_body(8), external_id="T-8"),
+                         dict(tenant_body(3), external_id="T-3", name="改名")]}, True),
         ("POST", "/v1/incubators/{code}/tokens"): (
             "/v1/incubators/HRB-001/tokens", {"name": "erp-2", "expires_in_days": 7}, True),
         ("POST", "/v1/tokens/{id}/rotate"): (

@@ -5,7 +5,7 @@ never changing the database."""
 import json
 import socket
 
-from harness import (INCUBATOR, assert_problem, create_incubator, create_token, incubator_body,
+from harness import (INCUBATOR, MAX_BODY_BYTES, assert_problem, create_incubator, create_token, incubator_body,
                      run_cli)
 
 ADMIN_ENDPOINTS = [
@@ -243,7 +243,7 @@ def test_409_duplicate_code(admin, sql, unchanged):
 # ---- 413 ----
 
 def test_413_one_byte_over_the_limit(admin, unchanged):
-    limit = 1024 * 1024
+    limit = MAX_BODY_BYTES
     with unchanged():
         r = admin.daemon.request("POST", "/v1/incubators", token=admin.token,
                                  body=b" " * (limit + 1))
@@ -259,7 +259,7 @@ def test_413_one_byte_over_the_limit(admin, unchanged):
 
 def test_413_before_the_token_is_checked(daemon, unchanged):
     with unchanged():
-        assert_problem(daemon.request("POST", "/v1/incubators", body=b"x" * (1024 * 1024 + 1)),
+        assert_problem(daemon.request("POST", "/v1/incubators", body=b"x" * (MAX_BODY_BYTES + 1)),
                        413)
 
 
@@ -267,7 +267,7 @@ def test_413_far_beyond_the_limit(daemon, admin, unchanged):
     # evhttp refuses this one itself, past its own limit: a bare 413, but a 413.
     with unchanged():
         r = daemon.request("POST", "/v1/incubators", token=admin.token,
-                           body=b"x" * (8 * 1024 * 1024), timeout=30)
+                           body=b"x" * (4 * MAX_BODY_BYTES + 65536 + 1), timeout=30)
         assert r.status == 413, r
     assert admin.get("/v1/incubators").status == 200
 

@@ -116,7 +116,7 @@ def test_list_pages_in_code_order(admin):
     page = admin.get("/v1/incubators").json()
     assert [i["code"] for i in page["items"]] == sorted(codes) and page["next_cursor"] is None
     assert set(page["items"][0]) == {"code", "name", "level", "kind", "district", "opened_on",
-                                     "disposable_area_m2", "public_service_area_m2",
+                                     "closed_on", "disposable_area_m2", "public_service_area_m2",
                                      "created_at", "updated_at"}
     # A page that ends exactly at the last item says there is no next one.
     page = admin.get("/v1/incubators?limit=6").json()

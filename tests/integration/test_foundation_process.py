@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import (Api, assert_problem, create_incubator, create_token, incubator_body,
+from harness import (MAX_BODY_BYTES, Api, assert_problem, create_incubator, create_token, incubator_body,
                      wait_for)
 
 
@@ -355,7 +355,7 @@ def test_chunked_bodies_and_expect_continue(daemon, admin, sql):
                   + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
         assert read_answer(s)[0] == 201
         # Chunked past max_body_bytes: the same problem+json 413.
-        big = b" " * (1024 * 1024 + 1)
+        big = b" " * (MAX_BODY_BYTES + 1)
         s.sendall((head + "Transfer-Encoding: chunked\r\n\r\n").encode()
                   + b"%x\r\n%s\r\n0\r\n\r\n" % (len(big), big))
         status, answer = read_answer(s)

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from harness import assert_problem
+from harness import MAX_BODY_BYTES, assert_problem
 from ingestlib import (Unchanged, freeze_until, hrb, insert_policy, iso,  # noqa: F401
                        occupancy_intervals, put_tenant, refuse_all, today)
 
@@ -344,7 +344,7 @@ def test_bad_graduations_and_exits_change_nothing(hrb, sql):
     assert put_tenant(hrb, "T-1", 1).status == 201
     refuse_all(hrb, sql, "POST", f"{PATH}/T-1/graduation", BAD_GRADUATIONS)
     refuse_all(hrb, sql, "POST", f"{PATH}/T-1/exit", BAD_EXITS)
-    limit = 1048576
+    limit = MAX_BODY_BYTES
     big = b'{"basis": "' + b"x" * (limit - 12) + b'"}'
     assert len(big) == limit + 1
     refuse_all(hrb, sql, "POST", f"{PATH}/T-1/graduation", [("too-large", big, 413, None)])

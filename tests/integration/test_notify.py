@@ -237,8 +237,15 @@ def test_metrics_show_open_alerts_by_rule_and_the_backlog(pg, db, sql, workdir, 
     d = start_daemon(pg, db, workdir, webhook_config(receiver, retry_initial_ms=60000))
     try:
         api = Api(d, d.admin_token)
+        # HRB-N opened 40 days ago and was registered before the registration
+        # day was recorded, so stale_data counts from its opening.
+        make_incubator(api, "HRB-N", today() - days(40))
+        sql.execute("UPDATE incubators SET registered_on = NULL WHERE code = 'HRB-N'")
         breach(api, "HRB-M", 5)
-        make_incubator(api, "HRB-N", today() - days(40))  # stale from the start
+        # Any change that evaluates HRB-N finds it stale.
+        r = api.patch("/v1/incubators/HRB-N", {"disposable_area_m2": 10000,
+                                               "effective_on": str(today())})
+        assert r.status == 200, r
         wait_until(lambda: len(receiver.requests) >= 1, what="a first attempt")
         wait_until(lambda: metric(d, "incubatord_outbox_undelivered", '{channel="webhook"}') == 2,
                    what="the backlog gauge")

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import pytest
 
-from harness import Api, assert_problem
+from harness import MAX_BODY_BYTES, Api, assert_problem
 from conftest import start_daemon
 from ingestlib import (Unchanged, audit_count, dumps, freeze_until, hrb, iso, other,  # noqa: F401
                        occupancy_intervals, put_tenant, raw_put, refuse_all, register, today,
@@ -505,12 +505,12 @@ def test_bad_snapshots_change_nothing(five, sql):
     assert snap(five, "2025-10-01", [("T-1", 1)]).status == 200
     refuse_all(five, sql, "PUT", OCC, BAD_SNAPSHOTS + [
         ("stale", o(as_of="2025-09-30"), 409, None)])
-    # 1 MiB + 1 byte: 413 before anything is parsed.
+    # The limit + 1 byte: 413 before anything is parsed.
     head = b'{"as_of": "2025-10-02", "public_service_area_m2": 1, "tenants": ['
     item = b'{"external_id": "T-1", "area_m2": 1},'
-    raw = head + item * ((1048577 - len(head)) // len(item))
-    raw = raw + b" " * (1048577 - len(raw) - 2) + b"]}"
-    assert len(raw) == 1048577
+    raw = head + item * ((MAX_BODY_BYTES + 1 - len(head)) // len(item))
+    raw = raw + b" " * (MAX_BODY_BYTES + 1 - len(raw) - 2) + b"]}"
+    assert len(raw) == MAX_BODY_BYTES + 1
     refuse_all(five, sql, "PUT", OCC, [("too-large", raw, 413, None)])
 
 
@@ -558,7 +558,7 @@ def test_a_snapshot_of_10000_tenants(pg, db, workdir, sql):
                                      ("same-again", "2025-01-03",
                                       lambda g: 100 + g % 7 + (0.5 if g == 77 else 0.25))):
             raw = big(as_of, area_of)
-            assert len(raw) < 1048576
+            assert len(raw) < MAX_BODY_BYTES
             t0 = time.monotonic()
             r = raw_put(api, path, raw)
             timings[name] = time.monotonic() - t0
@@ -585,9 +585,9 @@ def test_a_snapshot_of_10000_tenants(pg, db, workdir, sql):
                                    [{"external_id": "T-00001", "area_m2": 1}]), 422,
              f"tenants[{n}].external_id"),
             ("overcommit", big("2025-01-04", lambda g: 1000.01), 422, "tenants"),
-            ("over-1-MiB", big("2025-01-04", lambda g: 50,
-                               [{"external_id": f"X-{g:05d}", "area_m2": 1}
-                                for g in range(20000)]), 413, None),
+            ("over-the-limit", big("2025-01-04", lambda g: 50,
+                                   [{"external_id": f"X-{g:06d}", "area_m2": 1}
+                                    for g in range(100000)]), 413, None),
         ])
     finally:
         d.stop()

@@ -15,7 +15,7 @@ from fractions import Fraction
 import pytest
 
 from alerting import sweep
-from harness import Api, assert_problem, create_token
+from harness import MAX_BODY_BYTES, Api, assert_problem, create_token
 from test_reports_city import day_share, dec, half_up
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
@@ -206,7 +206,7 @@ def test_bad_overview_queries(town, admin, unchanged):
         assert_problem(r, 405)
         assert "GET" in r.header("Allow")
         assert_problem(town_request(admin, "GET", "/v1/reports/overview",
-                                    body=b"x" * (2 * 1024 * 1024)), 413)
+                                    body=b"x" * (MAX_BODY_BYTES + 1)), 413)
 
 
 def town_request(api, method, path, **kw):

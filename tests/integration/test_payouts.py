@@ -12,7 +12,7 @@ from fractions import Fraction
 import pytest
 
 from conftest import start_daemon
-from harness import Api, assert_problem, preload, run_cli, wait_for
+from harness import MAX_BODY_BYTES, Api, assert_problem, preload, run_cli, wait_for
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = [pow(3, i, 31) for i in range(17)]
@@ -325,7 +325,7 @@ def test_bad_input(city, daemon, sql):
     assert_problem(Api(daemon, "ikd_" + "x" * 43).post("/v1/payout-runs",
                                                         {"period": "2025-10"}), 401)
     assert_problem(daemon.request("POST", "/v1/payout-runs", token=daemon.admin_token,
-                                  body=b"x" * (1024 * 1024 + 1)), 413)
+                                  body=b"x" * (MAX_BODY_BYTES + 1)), 413)
     assert_problem(city.api.get("/v1/payout-runs/2025-13"), 404)
     assert_problem(city.api.get("/v1/payout-runs?limit=0"), 400)
     bad = dict(POLICY, effective_from="2026-01", veto_threshold=1.5)
@@ -486,6 +486,9 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
     zh_header = ["期间", "孵化器代码", "孵化器名称", "科技企业场地占比均值", "有数据天数", "一票否决",
                  "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "奖励金额（元）", "原因"]
     assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10?lang=zh"), zh_header)
+    assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10", lang="zh-CN,zh;q=0.9"),
+                         zh_header)
+    assert csv_rows(daemon, "/v1/payout-runs/2025-10", lang="en-US,zh;q=0.5") == rows
 
 
 def test_payout_csv_per_graduate_adds_up_to_each_line(exported, daemon):
@@ -700,7 +703,7 @@ def assert_post_refused(daemon, path, sample, other_token):
                                   body='{"%s": 1, "%s": 2}' % (key, key)), 400)
     assert_problem(daemon.request("POST", path, token=admin, body="x=1",
                                   content_type="text/plain"), 415)
-    assert_problem(daemon.request("POST", path, token=admin, body=b"x" * (1024 * 1024 + 1)),
+    assert_problem(daemon.request("POST", path, token=admin, body=b"x" * (MAX_BODY_BYTES + 1)),
                    413)
     assert_problem(Api(daemon, other_token).post(path, sample), 403)
     assert_problem(Api(daemon, "ikd_" + "x" * 43).post(path, sample), 401)

@@ -32,7 +32,7 @@ from decimal import Decimal
 
 import pytest
 
-from harness import Api, assert_problem
+from harness import MAX_BODY_BYTES, Api, assert_problem
 
 BUREAU_TZ = "Asia/Shanghai"
 
@@ -375,7 +375,7 @@ def test_bad_report_queries(town):
         assert_problem(town.get(f"/v1/reports/plan-progress?{q}"), status, field)
     # Reports are reads: the method is checked, and a body is no way around the limits.
     assert_problem(town.daemon.request("GET", "/v1/reports/monthly?period=2024-03",
-                                       token=town.token, body=b"x" * (2 * 1024 * 1024)), 413)
+                                       token=town.token, body=b"x" * (MAX_BODY_BYTES + 1)), 413)
     r = town.post("/v1/reports/monthly?period=2024-03", {})
     assert_problem(r, 405)
     assert "GET" in r.header("Allow")
@@ -521,7 +521,7 @@ def test_plan_bad_input(daemon, admin, sql):
     assert_problem(daemon.request("PUT", path, token=daemon.admin_token, body="from=x",
                                   content_type="text/plain"), 415)
     assert_problem(daemon.request("PUT", path, token=daemon.admin_token,
-                                  body=b"x" * (1024 * 1024 + 1)), 413)
+                                  body=b"x" * (MAX_BODY_BYTES + 1)), 413)
     assert_problem(Client(daemon, tok).put(path, PLAN), 403)
     assert_problem(Client(daemon, tok).get(path), 403)
     assert_problem(Client(daemon, "ikd_" + "x" * 43).put(path, PLAN), 401)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from harness import assert_problem
+from harness import MAX_BODY_BYTES, assert_problem
 from ingestlib import (PUBLISHED_CODES, USCC_CHARSET, Unchanged, audit_count, dumps,  # noqa: F401
                        freeze_until, hrb, iso, other, put_tenant, raw_put, refuse_all, tenant_body, today, uscc)
 
@@ -308,7 +308,7 @@ def test_bad_put_is_refused_and_changes_nothing(hrb, sql, existing):
 
 
 def test_body_limit_is_413_one_byte_over_and_not_at_it(hrb, sql):
-    limit = 1048576
+    limit = MAX_BODY_BYTES
     head = b'{"name": "'
     at_limit = head + b"x" * (limit - len(head) - 2) + b'"}'
     assert len(at_limit) == limit

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 
 from conftest import start_daemon
-from harness import BIN, Api, assert_problem, preload, run_cli, wait_for
+from harness import BIN, MAX_BODY_BYTES, Api, assert_problem, preload, run_cli, wait_for
 from ingestlib import register
 from test_dry_run import assert_same, db_snapshot
 
@@ -312,7 +312,7 @@ def test_rotate_bad_input_matrix(daemon, admin, sql):
         assert_problem(daemon.request("POST", path, token=admin.token, body=raw), 400)
     assert_problem(daemon.request("POST", path, token=admin.token, body=b'{"grace_hours": 1}',
                                   content_type="text/plain"), 415)
-    big = json.dumps({"grace_hours": 1, "pad": "x" * (1024 * 1024 + 10)})
+    big = json.dumps({"grace_hours": 1, "pad": "x" * (MAX_BODY_BYTES + 10)})
     assert_problem(daemon.request("POST", path, token=admin.token, body=big), 413)
     assert_problem(daemon.request("POST", path, json_body={"grace_hours": 1}), 401)
     assert_problem(daemon.request("POST", path, token="ikd_" + "B" * 43,
