@@ -1,8 +1,11 @@
 /*
  * Request framing, checked before evhttp parses anything. See http_framing.h.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include <event2/http.h>
 
 #include "incubatord/common.h"
 #include "incubatord/http_framing.h"
@@ -88,6 +91,19 @@ static int check_request_line(struct line l, const char **detail, bool *bodyless
     if (!known_method(method)) {
         *detail = "unknown method (methods are upper case: GET, POST, PUT, PATCH, DELETE, HEAD)";
         return 501;
+    }
+    /* A target evhttp's URI parser refuses would get its HTML page (CONNECT's is its own). */
+    if (!line_is(method, "CONNECT")) {
+        char *copy = xmalloc(target.n + 1);
+        memcpy(copy, target.s, target.n);
+        copy[target.n] = '\0';
+        struct evhttp_uri *uri = evhttp_uri_parse_with_flags(copy, EVHTTP_URI_NONCONFORMANT);
+        free(copy);
+        if (uri == NULL) {
+            *detail = "the request target is not a path or URI";
+            return 400;
+        }
+        evhttp_uri_free(uri);
     }
     /* evhttp reads no body for these, whatever the headers say. */
     *bodyless = line_is(method, "HEAD") || line_is(method, "TRACE");

@@ -100,6 +100,7 @@ MALFORMED = [
     ("header-without-colon", b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400),
     ("folded-header", b"GET /healthz HTTP/1.1\r\nX-A: 1\r\n  2\r\n\r\n", 400),
     ("bad-request-line", b"GET\r\n\r\n", 400),
+    ("bad-target", b"GET :/h HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("two-spaces", b"GET  /healthz HTTP/1.1\r\n\r\n", 400),
     ("bad-version", b"GET /healthz HTTP/1.x\r\n\r\n", 400),
     ("http-2", b"GET /healthz HTTP/2.0\r\n\r\n", 505),

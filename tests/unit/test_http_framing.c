@@ -91,6 +91,7 @@ static void test_bad_request_lines(void **state)
     refused("FOO / HTTP/1.1\r\n\r\n", 501);
     refused("G(T / HTTP/1.1\r\n\r\n", 400);
     refused("GET /\x01 HTTP/1.1\r\n\r\n", 400);
+    refused("GET :/h HTTP/1.1\r\n\r\n", 400); /* evhttp's URI parser refuses it */
 }
 
 static void test_bad_headers(void **state)
