@@ -693,10 +693,13 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
     END IF;
+    -- payout-2026-10-approved.csv, payout-2026-10-draft-graduates.csv
     IF ctx->>'format' = 'csv' AND args->>'detail' = 'graduates' THEN
-        RETURN api.ok(200, to_json(api.payout_run_detail_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_detail_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s-graduates.csv', api.period_text(r.period), r.status)));
     ELSIF ctx->>'format' = 'csv' THEN
-        RETURN api.ok(200, to_json(api.payout_run_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s.csv', api.period_text(r.period), r.status)));
     END IF;
     RETURN api.ok(200, api.payout_run_json(r));
 END;

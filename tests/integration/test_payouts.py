@@ -486,6 +486,9 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
     zh_header = ["期间", "孵化器代码", "孵化器名称", "科技企业场地占比均值", "有数据天数", "一票否决",
                  "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "奖励金额（元）", "原因"]
     assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10?lang=zh"), zh_header)
+    assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10", lang="zh-CN,zh;q=0.9"),
+                         zh_header)
+    assert csv_rows(daemon, "/v1/payout-runs/2025-10", lang="en-US,zh;q=0.5") == rows
 
 
 def test_payout_csv_per_graduate_adds_up_to_each_line(exported, daemon):
