@@ -16,6 +16,7 @@ const struct query_param api_alert_list_query[] = {
     {"rule", Q_ENUM, false, rules},
     {"limit", Q_LIMIT, false, NULL},
     {"cursor", Q_CURSOR, false, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
     {NULL, 0, false, NULL},
 };
 /* clang-format on */

@@ -182,5 +182,6 @@ const struct query_param api_tenant_list_query[] = {
     {"status", Q_ENUM, false, statuses},
     {"limit", Q_LIMIT, false, NULL},
     {"cursor", Q_CURSOR, false, NULL},
+    {"lang", Q_ENUM, false, api_csv_langs},
     {NULL, 0, false, NULL},
 };

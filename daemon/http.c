@@ -49,6 +49,7 @@ static const struct {
     {403, "forbidden", "Forbidden"},
     {404, "not-found", "Not found"},
     {405, "method-not-allowed", "Method not allowed"},
+    {406, "not-acceptable", "Not acceptable"},
     {409, "conflict", "Conflict"},
     {413, "too-large", "Request body too large"},
     {415, "unsupported-media-type", "Unsupported media type"},
@@ -82,6 +83,8 @@ static const char *reason_phrase(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
     case 409:
         return "Conflict";
     case 413:
@@ -127,6 +130,39 @@ static bool wants_csv(const struct req *r)
 {
     const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept");
     return accept != NULL && strcasestr(accept, "text/csv") != NULL;
+}
+
+/*
+ * Accept asks for CSV and takes nothing JSON could be: a route without a
+ * CSV form must say so (406) rather than answer JSON by surprise.
+ */
+static bool wants_only_csv(const struct req *r)
+{
+    const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept");
+    return wants_csv(r) && strcasestr(accept, "json") == NULL &&
+           strstr(accept, "*/*") == NULL && strcasestr(accept, "application/*") == NULL;
+}
+
+/* Accept-Language whose first (most wanted) language is Chinese: "zh", "zh-CN", ... */
+static bool wants_chinese(const struct req *r)
+{
+    const char *lang =
+        evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept-Language");
+    if (lang == NULL)
+        return false;
+    while (*lang == ' ')
+        lang++;
+    return strncasecmp(lang, "zh", 2) == 0 &&
+           (lang[2] == '\0' || lang[2] == '-' || lang[2] == '_' || lang[2] == ',' ||
+            lang[2] == ';' || lang[2] == ' ');
+}
+
+/* A file name SQL gave a CSV export: letters, digits, '.', '_' and '-' only. */
+static bool file_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= 120 &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
 static void client_closed(struct evhttp_connection *evcon, void *arg)
@@ -328,8 +364,9 @@ static void reply_after(struct req *r, const struct api_reply *a)
 /*
  * Every answer but the pipeline's own refusals: an API call's, a failed
  * database call's, a public handler's. Problems become problem+json; CSV
- * comes from SQL as a JSON string and goes out as text/csv with a BOM (so
- * that spreadsheets read UTF-8).
+ * comes from SQL as a JSON string, or as {"csv": ..., "filename": ...} (then
+ * with Content-Disposition), and goes out as text/csv with a BOM (so that
+ * spreadsheets read UTF-8).
  */
 static void answer(void *arg, const struct api_reply *a)
 {
@@ -355,17 +392,24 @@ static void answer(void *arg, const struct api_reply *a)
     }
     if (a->body != NULL && a->content_type == NULL && r->route && (r->route->flags & ROUTE_CSV) &&
         wants_csv(r)) {
-        json_t *csv = json_loadb(a->body, a->body_len, JSON_DECODE_ANY, NULL);
+        json_t *doc = json_loadb(a->body, a->body_len, JSON_DECODE_ANY, NULL);
+        json_t *csv = json_is_object(doc) ? json_object_get(doc, "csv") : doc;
+        const char *name = json_string_value(json_object_get(doc, "filename"));
         if (json_is_string(csv)) {
             struct evbuffer *buf = evbuffer_new();
+            if (name != NULL && file_name_ok(name)) {
+                char disposition[160];
+                snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s\"", name);
+                add_header(r, "Content-Disposition", disposition);
+            }
             evbuffer_add(buf, "\xEF\xBB\xBF", 3);
             evbuffer_add(buf, json_string_value(csv), json_string_length(csv));
-            json_decref(csv);
+            json_decref(doc);
             finish(r, a->status, "text/csv; charset=utf-8", buf);
             evbuffer_free(buf);
             return;
         }
-        json_decref(csv);
+        json_decref(doc);
     }
     if (r->route && r->route->after) {
         reply_after(r, a);
@@ -699,8 +743,13 @@ static void call_api(struct req *r, json_t *ctx)
     }
     if (r->idempotency_key[0] != '\0')
         apicall_context_idempotency(ctx, r->idempotency_key, r->raw_body, r->raw_body_len);
-    if ((rt->flags & ROUTE_CSV) && wants_csv(r))
+    if ((rt->flags & ROUTE_CSV) && wants_csv(r)) {
+        /* A CSV export is for people: their language, the bureau's clock. */
         json_object_set_new(ctx, "format", json_string("csv"));
+        if (wants_chinese(r))
+            json_object_set_new(ctx, "lang", json_string("zh"));
+        json_object_set_new(ctx, "timezone", json_string(r->srv->cfg.timezone));
+    }
     if (rt->handler != NULL) {
         /* The daemon's own work on the validated request, instead of a call. */
         struct route_env env = {r->srv, r->id, req_remaining_ms(r), NULL, args, r->dry_run};
@@ -975,6 +1024,11 @@ static void request_cb(struct evhttp_request *ev, void *arg)
         return;
     case ROUTE_FOUND:
         break;
+    }
+    if (!(r->route->flags & ROUTE_CSV) && wants_only_csv(r)) {
+        reply_problem(r, 406, "this resource has no CSV form; it answers application/json",
+                      NULL);
+        return;
     }
     for (int i = 0; i < r->nparams; i++) {
         r->params[i].name = params[i].name;

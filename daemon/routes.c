@@ -39,7 +39,7 @@ const struct route routes[] = {
 
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
-    {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, 0,                       "tenant_list",      .query = api_tenant_list_query},
+    {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_CSV,               "tenant_list",      .query = api_tenant_list_query},
     {PUT,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_BODY,              "tenants_sync",     .body = api_tenants_sync_body, .check = api_tenants_sync_check, .csv = &api_tenants_sync_csv},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation/revoke", ACCESS_ADMIN, ROUTE_BODY, "tenant_graduation_revoke", .body = api_graduation_revoke_body},
@@ -74,7 +74,7 @@ const struct route routes[] = {
     {GET,    "/v1/plans",                         ACCESS_ADMIN,     0,                       "plan_list",        .query = api_page_query},
     {GET,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     0,                       "plan_get"},
     {PUT,    "/v1/plans/{plan}",                  ACCESS_ADMIN,     ROUTE_BODY,              "plan_put",         .body = api_plan_put_body, .check = api_plan_put_check},
-    {GET,    "/v1/alerts",                        ACCESS_ANY,       0,                       "alert_list",       .query = api_alert_list_query},
+    {GET,    "/v1/alerts",                        ACCESS_ANY,       ROUTE_CSV,               "alert_list",       .query = api_alert_list_query},
     {POST,   "/v1/alerts/{id}/ack",               ACCESS_ADMIN,     ROUTE_BODY,              "alert_ack",        .body = api_alert_ack_body},
 
     {POST,   "/v1/channels",                      ACCESS_ADMIN,     ROUTE_BODY,              "channel_create",   .body = api_channel_create_body},

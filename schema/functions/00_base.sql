@@ -11,6 +11,11 @@
 --         normal forms of validate.h (dates and areas as text).
 --   It returns api.reply, or raises api.fail(status, detail, errors) to
 --   abort: every change it made is then rolled back.
+--
+-- A SQL helper is declared exactly as volatile as its body: STABLE when it
+-- casts text to a date, formats with to_char or converts encodings. One
+-- declared IMMUTABLE over a STABLE body is never inlined, and in a kept plan
+-- each of its calls is a SQL function parsed and planned again.
 
 CREATE TYPE api.reply AS (
     status    integer,
@@ -85,7 +90,7 @@ $$;
 
 -- A month (its first day) as YYYY-MM, and its last day.
 CREATE FUNCTION api.period_text(period date) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT to_char(period, 'YYYY-MM')
 $$;
 
@@ -96,7 +101,7 @@ $$;
 
 -- Opaque page cursors: base64url of the last key of a page.
 CREATE FUNCTION api.cursor_encode(k text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT translate(encode(convert_to(k, 'UTF8'), 'base64'), E'+/=\n', '-_')
 $$;
 
@@ -142,7 +147,7 @@ $$;
 
 -- A cursor over periods: the first day of the month it names.
 CREATE FUNCTION api.cursor_period(c text) RETURNS date
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT (api.cursor_matching(c, '^[0-9]{4}-(0[1-9]|1[0-2])$') || '-01')::date
 $$;
 

@@ -41,7 +41,7 @@ $$;
 
 -- A new token's expiry: expires_in_days (1-3650) days from `at`, or never.
 CREATE FUNCTION api.token_expiry(at timestamptz, expires_in_days integer) RETURNS timestamptz
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT at + make_interval(days => expires_in_days)
 $$;
 

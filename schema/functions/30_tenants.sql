@@ -446,8 +446,38 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     incubator bigint := api.incubator_id(args->>'code');
     after text := coalesce(api.cursor_decode(args->>'cursor'), '');
+    lang text := api.csv_lang(ctx, args);
     result json;
 BEGIN
+    IF ctx->>'format' = 'csv' THEN
+        -- For a spreadsheet: every tenant that matches (from the cursor on), unpaged.
+        SELECT api.csv_reply(
+                   api.csv_header(lang,
+                       ARRAY['external_id', 'name', 'credit_code', 'status', 'founded_on',
+                             'admitted_on', 'field', 'tech_certified_on',
+                             'high_tech_certified_on', 'graduated_on', 'graduation_basis',
+                             'exited_on', 'exit_reason', 'area_m2', 'incubation_limit_on',
+                             'warnings'],
+                       ARRAY['企业编号', '企业名称', '统一社会信用代码', '状态', '成立时间',
+                             '入驻时间', '技术领域', '科技型中小企业认定日期',
+                             '高新技术企业认定日期', '毕业日期', '毕业依据', '退出日期',
+                             '退出原因', '在用面积（平方米）', '孵化期限', '提示'])
+                   || coalesce(string_agg(api.csv_record(ARRAY[
+                          j->>'external_id', j->>'name', j->>'credit_code',
+                          api.csv_word(lang, j->>'status'), j->>'founded_on', j->>'admitted_on',
+                          j->>'field', j->>'tech_certified_on', j->>'high_tech_certified_on',
+                          j->>'graduated_on', j->>'graduation_basis', j->>'exited_on',
+                          j->>'exit_reason', j->>'area_m2', j->>'incubation_limit_on',
+                          (SELECT string_agg(w->>'code', ';')
+                             FROM json_array_elements(j->'warnings') w)]),
+                          '' ORDER BY j->>'external_id'), ''),
+                   format('tenants-%s-%s.csv', args->>'code', api.today(ctx)))
+          INTO result
+          FROM (SELECT api.tenant_json(t, api.today(ctx)) AS j FROM tenants t
+                 WHERE incubator_id = incubator AND external_id > after
+                   AND (args->>'status' IS NULL OR status = args->>'status')) x;
+        RETURN api.ok(200, result);
+    END IF;
     SELECT api.page(array_agg(api.tenant_json(t, api.today(ctx)) ORDER BY t.external_id),
                     array_agg(t.external_id ORDER BY t.external_id), (args->>'limit')::int)
       INTO result

@@ -535,6 +535,36 @@ BEGIN
     ELSIF args->>'incubator' IS NOT NULL THEN
         incubator := api.incubator_id(args->>'incubator');
     END IF;
+    IF ctx->>'format' = 'csv' THEN
+        -- For a spreadsheet: every alert that matches (from the cursor on), unpaged,
+        -- times in the bureau's zone with its offset.
+        SELECT api.csv_reply(
+                   api.csv_header(api.csv_lang(ctx, args),
+                       ARRAY['id', 'rule', 'severity', 'incubator', 'name', 'subject', 'state',
+                             'acknowledged', 'started_at', 'resolved_at', 'value', 'threshold',
+                             'message'],
+                       ARRAY['编号', '规则', '级别', '孵化器代码', '孵化器名称', '对象', '状态',
+                             '已确认', '开始时间', '解除时间', '数值', '阈值', '说明'])
+                   || coalesce(string_agg(api.csv_record(ARRAY[
+                          a.id::text, api.csv_word(api.csv_lang(ctx, args), a.rule),
+                          api.csv_word(api.csv_lang(ctx, args), a.severity), i.code, i.name,
+                          a.subject, api.csv_word(api.csv_lang(ctx, args), a.state),
+                          api.csv_bool(api.csv_lang(ctx, args), a.acknowledged),
+                          api.csv_time(ctx, a.started_at), api.csv_time(ctx, a.resolved_at),
+                          CASE WHEN api.alert_is_share(a.rule) THEN api.csv_ratio(a.value)
+                               ELSE api.num(a.value)::text END,
+                          CASE WHEN api.alert_is_share(a.rule) THEN api.csv_ratio(a.threshold)
+                               ELSE api.num(a.threshold)::text END,
+                          a.message]), '' ORDER BY a.id DESC), ''),
+                   format('alerts-%s-%s.csv', wanted, api.today(ctx)))
+          INTO result
+          FROM alerts a LEFT JOIN incubators i ON i.id = a.incubator_id
+         WHERE (incubator IS NULL OR a.incubator_id = incubator)
+           AND (wanted = 'all' OR a.state = wanted)
+           AND (args->>'rule' IS NULL OR a.rule = args->>'rule')
+           AND (before IS NULL OR a.id < before);
+        RETURN api.ok(200, result);
+    END IF;
     SELECT api.page(array_agg(api.alert_json(a) ORDER BY a.id DESC),
                     array_agg(a.id::text ORDER BY a.id DESC), (args->>'limit')::int)
       INTO result

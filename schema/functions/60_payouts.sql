@@ -531,6 +531,8 @@ $$;
 CREATE FUNCTION api.payout_run_computed(ctx jsonb, r payout_runs) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
+    event_type text := CASE WHEN r.status = 'approved' THEN 'payout_run.approved'
+                            ELSE 'payout_run.computed' END;
     summary json := api.payout_run_summary(r);
     lines json;
 BEGIN
@@ -544,14 +546,15 @@ BEGIN
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
       JOIN policies p ON p.version = r.policy_version
      WHERE l.period = r.period AND l.vetoed;
-    PERFORM api.emit(ctx, 'payout_run.computed',
+    -- An approval is its own event type (API.md 1.1): payout_run.approved.
+    PERFORM api.emit(ctx, event_type,
                      json_build_object('period', summary->'period', 'status', summary->'status',
                                        'total_fen', summary->'total_fen',
                                        'vetoed', summary->'vetoed'),
                      'notice',
-                     format('event=payout_run.computed period=%s status=%s total_fen=%s '
-                            'vetoed=%s policy_version=%s', api.period_text(r.period), r.status,
-                            r.total_fen,
+                     format('event=%s period=%s status=%s total_fen=%s '
+                            'vetoed=%s policy_version=%s', event_type, api.period_text(r.period),
+                            r.status, r.total_fen,
                             coalesce(nullif((SELECT string_agg(v, ',') FROM
                                               json_array_elements_text(summary->'vetoed') v),
                                             ''), 'none'),
@@ -690,10 +693,13 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api.fail(404, format('no payout run for %s', args->>'period'));
     END IF;
+    -- payout-2026-10-approved.csv, payout-2026-10-draft-graduates.csv
     IF ctx->>'format' = 'csv' AND args->>'detail' = 'graduates' THEN
-        RETURN api.ok(200, to_json(api.payout_run_detail_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_detail_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s-graduates.csv', api.period_text(r.period), r.status)));
     ELSIF ctx->>'format' = 'csv' THEN
-        RETURN api.ok(200, to_json(api.payout_run_csv(r, api.csv_lang(ctx, args))));
+        RETURN api.ok(200, api.csv_reply(api.payout_run_csv(r, api.csv_lang(ctx, args)),
+                      format('payout-%s-%s.csv', api.period_text(r.period), r.status)));
     END IF;
     RETURN api.ok(200, api.payout_run_json(r));
 END;

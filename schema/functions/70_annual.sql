@@ -136,7 +136,7 @@ BEGIN
                                               args->>'year', today));
     END IF;
     IF ctx->>'format' = 'csv' THEN
-        RETURN api.ok(200, to_json(
+        RETURN api.ok(200, api.csv_reply(
             api.csv_header(lang,
                 ARRAY['year', 'through', 'level', 'incubator', 'name', 'district', 'incubators',
                       'tech_graduates', 'graduates', 'exits', 'graduation_rate',
@@ -157,7 +157,8 @@ BEGIN
                            '' ORDER BY array_position(ARRAY['incubator', 'district', 'city'],
                                                       a.grouping),
                                        a.incubator, a.district NULLS LAST)
-                  FROM api.annual_rows(year_start, through, today) a), '')));
+                  FROM api.annual_rows(year_start, through, today) a), ''),
+            format('report-annual-%s.csv', args->>'year')));
     END IF;
     RETURN api.ok(200, (
         SELECT json_build_object(

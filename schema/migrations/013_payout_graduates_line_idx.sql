@@ -1,4 +1,4 @@
--- 012: a payout line's graduates by key.
+-- 013: a payout line's graduates by key.
 --
 -- The run's answer lists each line's graduates (api.payout_line_json), and
 -- deleting a draft's line cascades to them; the primary key (period,

@@ -306,6 +306,11 @@ def test_payouts_review_approve_csv_and_statement(town, admin_page):
     assert data[:3] == b"\xef\xbb\xbf"
     rows = list(csv.reader(io.StringIO(data[3:].decode("utf-8"))))
     assert len(rows) == 1 + len(run["lines"]) + 1  # the header, a row per line, the total row
+    # The page is in Chinese, so is the file: the API's own Chinese export.
+    zh = town.admin.get(f"/v1/payout-runs/{town.period}?lang=zh",
+                        headers={"Accept": "text/csv"})
+    assert zh.status == 200 and data == zh.body
+    assert "孵化器代码" in rows[0] and "incubator" not in rows[0], rows[0]
 
     # Cancelling a confirmation changes nothing.
     step = "#review" if four_eyes(town) else "#approve"

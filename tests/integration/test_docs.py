@@ -16,8 +16,9 @@ The conventions a doc follows (docs/api.md, "Examples that run", says the same):
   runs must be exactly those it states, in that order (no loops around a
   curl). The doc's own `-w`/`--write-out` is not available (the test uses it).
 - **Variables**: the test provides `$BASE` (the daemon's address), `$TOKEN`
-  (an admin token) and `$INCUBATOR_TOKEN` (a token of the demo incubator
-  C-0001). A line of a step that assigns one of them (`BASE=http://...`,
+  (an admin token), `$REVIEWER_TOKEN` (a second admin token, for the
+  review of a payout run) and `$INCUBATOR_TOKEN` (a token of the demo
+  incubator C-0001). A line of a step that assigns one of them (`BASE=http://...`,
   `TOKEN=$(cat var/admin-token)`) is left out, so a doc can show the reader
   where they come from.
 - **Ids from earlier answers** are captured into shell variables by the doc
@@ -38,7 +39,7 @@ import subprocess
 import pytest
 
 from conftest import TEMPLATE, start_daemon, stop_and_check
-from harness import Api, unique_name
+from harness import Api, run_cli, unique_name
 
 import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../fixtures"))
@@ -48,7 +49,7 @@ SOURCE = os.environ.get("INCUBATORD_SOURCE_DIR",
                         os.path.join(os.path.dirname(__file__), "../.."))
 DEMO_TEMPLATE = "incubatord_docs_demo"
 STEP_LANGS = {"sh", "bash", "shell"}
-PROVIDED = ("BASE", "TOKEN", "INCUBATOR_TOKEN")
+PROVIDED = ("BASE", "TOKEN", "REVIEWER_TOKEN", "INCUBATOR_TOKEN")
 STATUS = re.compile(r"(?:→|->)\s*([1-5][0-9][0-9])\b")
 CURL = re.compile(r"(?:^|[;&|(`]|\$\()\s*curl\s", re.M)
 ASSIGNS_PROVIDED = re.compile(r"^\s*(?:export\s+)?(?:%s)=" % "|".join(PROVIDED))
@@ -275,9 +276,12 @@ def test_doc_curls_give_their_status(path, pg, demo_template, tmp_path):
     try:
         r = Api(d, d.admin_token).post("/v1/incubators/C-0001/tokens", {"name": "docs-test"})
         assert r.status == 201, r
+        reviewer = run_cli(d.config_path, "token", "create", "--admin",
+                           "docs-reviewer").stdout.strip()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch,
                "LANG": "C.UTF-8", "BASE": f"http://127.0.0.1:{d.port}",
-               "TOKEN": d.admin_token, "INCUBATOR_TOKEN": r.json()["token"]}
+               "TOKEN": d.admin_token, "REVIEWER_TOKEN": reviewer,
+               "INCUBATOR_TOKEN": r.json()["token"]}
         for line, script, expected in steps(path):
             got, p, env = run_step(script, env, scratch)
             assert got == expected, (

@@ -486,6 +486,9 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
     zh_header = ["期间", "孵化器代码", "孵化器名称", "科技企业场地占比均值", "有数据天数", "一票否决",
                  "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "奖励金额（元）", "原因"]
     assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10?lang=zh"), zh_header)
+    assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10", lang="zh-CN,zh;q=0.9"),
+                         zh_header)
+    assert csv_rows(daemon, "/v1/payout-runs/2025-10", lang="en-US,zh;q=0.5") == rows
 
 
 def test_payout_csv_per_graduate_adds_up_to_each_line(exported, daemon):
@@ -646,10 +649,11 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         assert api.post("/v1/payout-runs", {"period": period}).status == 200
         assert admin_token(d, "reviewer").post(f"/v1/payout-runs/{period}/review").status == 200
         assert api.post(f"/v1/payout-runs/{period}/approve").status == 200
-        statuses = [r[0] for r in sql.execute(
-            "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
-            "ORDER BY id").fetchall()]
-        assert statuses == ["draft", "draft", "approved"]
+        statuses = [tuple(r) for r in sql.execute(
+            "SELECT type, payload->'data'->>'status' FROM outbox "
+            "WHERE type LIKE 'payout_run.%' ORDER BY id").fetchall()]
+        assert statuses == [("payout_run.computed", "draft"), ("payout_run.computed", "draft"),
+                            ("payout_run.approved", "approved")]
     finally:
         assert d.stop() == 0
 

@@ -80,9 +80,10 @@ async function act(fn, dialog, done, after) {
 
 async function downloadCsv(p) {
   // The token goes in a header, never in a link: fetch the file, then save
-  // it. Accept-Language asks for the Chinese column headings (API.md).
+  // it. lang=zh heads the columns in Chinese (API.md, exports in Chinese).
   try {
-    const blob = await call("GET", `/v1/payout-runs/${p}`, { accept: "text/csv", lang: lang() === "zh" ? "zh-CN" : "en" });
+    const zh = lang() === "zh";
+    const blob = await call("GET", `/v1/payout-runs/${p}?lang=${zh ? "zh" : "en"}`, { accept: "text/csv", lang: zh ? "zh-CN" : "en" });
     const url = URL.createObjectURL(blob);
     const a = h("a", { href: url, download: `payout-run-${p}.csv`, class: "hidden" });
     document.body.append(a);
