@@ -531,6 +531,8 @@ $$;
 CREATE FUNCTION api.payout_run_computed(ctx jsonb, r payout_runs) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
+    event_type text := CASE WHEN r.status = 'approved' THEN 'payout_run.approved'
+                            ELSE 'payout_run.computed' END;
     summary json := api.payout_run_summary(r);
     lines json;
 BEGIN
@@ -544,14 +546,15 @@ BEGIN
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
       JOIN policies p ON p.version = r.policy_version
      WHERE l.period = r.period AND l.vetoed;
-    PERFORM api.emit(ctx, 'payout_run.computed',
+    -- An approval is its own event type (API.md 1.1): payout_run.approved.
+    PERFORM api.emit(ctx, event_type,
                      json_build_object('period', summary->'period', 'status', summary->'status',
                                        'total_fen', summary->'total_fen',
                                        'vetoed', summary->'vetoed'),
                      'notice',
-                     format('event=payout_run.computed period=%s status=%s total_fen=%s '
-                            'vetoed=%s policy_version=%s', api.period_text(r.period), r.status,
-                            r.total_fen,
+                     format('event=%s period=%s status=%s total_fen=%s '
+                            'vetoed=%s policy_version=%s', event_type, api.period_text(r.period),
+                            r.status, r.total_fen,
                             coalesce(nullif((SELECT string_agg(v, ',') FROM
                                               json_array_elements_text(summary->'vetoed') v),
                                             ''), 'none'),

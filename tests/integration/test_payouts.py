@@ -649,10 +649,11 @@ def test_computation_emits_an_event_and_the_job_logs_vetoes(pg, db, workdir, sql
         assert api.post("/v1/payout-runs", {"period": period}).status == 200
         assert admin_token(d, "reviewer").post(f"/v1/payout-runs/{period}/review").status == 200
         assert api.post(f"/v1/payout-runs/{period}/approve").status == 200
-        statuses = [r[0] for r in sql.execute(
-            "SELECT payload->'data'->>'status' FROM outbox WHERE type = 'payout_run.computed' "
-            "ORDER BY id").fetchall()]
-        assert statuses == ["draft", "draft", "approved"]
+        statuses = [tuple(r) for r in sql.execute(
+            "SELECT type, payload->'data'->>'status' FROM outbox "
+            "WHERE type LIKE 'payout_run.%' ORDER BY id").fetchall()]
+        assert statuses == [("payout_run.computed", "draft"), ("payout_run.computed", "draft"),
+                            ("payout_run.approved", "approved")]
     finally:
         assert d.stop() == 0
 
