@@ -4,15 +4,21 @@ many connections from one address. Under 2,000 of them a normal client is
 still served within its timeout, the daemon's memory stays bounded, and
 what was cut is counted in /metrics and summed up in the log."""
 
-import os
 import selectors
 import socket
+import subprocess
 import time
 
+import harness
 import rawhttp
 from harness import assert_problem, wait_for
 
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def sanitizer_build():
+    out = subprocess.run(["ldd", harness.BIN], capture_output=True, text=True).stdout
+    return "libasan" in out
 
 
 def rss_kib(pid):
@@ -201,7 +207,9 @@ def test_a_normal_client_is_served_under_2000_hostile_connections(daemons, pg, d
           f"{reconnected} hostile connections cut and reopened")
     assert not failures
     assert latencies[-1] < 2.0
-    assert rss_peak - rss_before < 200 * 1024, "memory grew by more than 200 MiB"
+    # An ASan build keeps up to 256 MiB of freed memory in quarantine, and shadow besides.
+    bound_mib = 200 + (400 if sanitizer_build() else 0)
+    assert rss_peak - rss_before < bound_mib * 1024, f"memory grew by more than {bound_mib} MiB"
     m = d.metrics()
     cut = {k: v for k, v in m.items() if k.startswith("incubatord_http_connections_cut_total")}
     assert sum(cut.values()) >= 1000, cut
