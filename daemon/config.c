@@ -54,9 +54,22 @@ static const struct config_key keys[] = {
     {"server", "request_timeout_ms", CT_INT, FIELD(request_timeout_ms), "10000", 100, 600000, true,
      false, "Every request is answered within this time (503 when the database is late)."},
     {"server", "max_connections", CT_INT, FIELD(max_connections), "1024", 1, 100000, true, false,
-     "Open client connections at most; further ones wait in the listen backlog."},
+     "Open client connections at most; a quarter is kept for clients that completed a "
+     "request. Beyond it a newcomer closes the longest idle one, else the oldest still "
+     "sending its first head; when every one is inside a request, newcomers wait in the "
+     "listen backlog."},
     {"server", "idle_timeout_s", CT_INT, FIELD(idle_timeout_s), "60", 1, 3600, true, false,
      "An idle or slow client connection is closed after this many seconds."},
+    {"server", "header_timeout_s", CT_INT, FIELD(header_timeout_s), "10", 1, 3600, true, false,
+     "A request's head must arrive within this many seconds of the connection's start (or "
+     "of its first byte), however slowly it trickles; else 408 and the connection closes."},
+    {"server", "body_timeout_s", CT_INT, FIELD(body_timeout_s), "30", 1, 3600, true, false,
+     "A request's body must arrive within this many seconds of its head, and a client must "
+     "take an answer within as long; else the connection closes (408 for a body)."},
+    {"server", "max_connections_per_ip", CT_INT, FIELD(max_connections_per_ip), "256", 1,
+     100000, true, false,
+     "Open connections from one client address at most; further ones get 503 and are "
+     "closed. Behind nginx every client is nginx: keep it above nginx's keepalive pool."},
     {"server", "metrics_allow", CT_ADDRLIST, FIELD(metrics_allow), "", 0, 0, true, false,
      "Addresses and prefixes that may read /metrics (e.g. 127.0.0.1, 10.0.0.0/8), "
      "comma-separated; others get 403. Empty: every client may."},

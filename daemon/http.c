@@ -225,12 +225,14 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     struct server *srv = r->srv;
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->ev);
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+    bool head = evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD;
 
     r->status = status;
     r->reply_bytes = body ? evbuffer_get_length(body) : 0;
     if (content_type)
         evhttp_add_header(out, "Content-Type", content_type);
     evhttp_add_header(out, "X-Request-Id", r->id);
+    evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
     /* API answers are never stored; the console's files say no-cache themselves. */
     if (evhttp_find_header(out, "Cache-Control") == NULL)
         evhttp_add_header(out, "Cache-Control", "no-store");
@@ -241,18 +243,22 @@ static void finish(struct req *r, int status, const char *content_type, struct e
     /*
      * To CONNECT (a tunnel, to evhttp) evhttp sends neither a Content-Length
      * nor a close: the client would wait for the end of the problem+json
-     * body until the idle timeout.
+     * body until the idle timeout. To HEAD it sends no Content-Length but
+     * the body all the same, which a kept-alive client reads as the start of
+     * the next answer: HEAD gets the GET's headers, its length included, and
+     * no body.
      */
-    if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_CONNECT) {
+    if (head || evhttp_request_get_command(r->ev) == EVHTTP_REQ_CONNECT) {
         char len[24];
         snprintf(len, sizeof(len), "%zu", r->reply_bytes);
-        evhttp_add_header(out, "Content-Length", len);
+        if (status != 204 && status != 304)
+            evhttp_add_header(out, "Content-Length", len);
     }
     if (evcon)
         evhttp_connection_set_closecb(evcon, NULL, NULL);
     access_log(r);
     metrics_request(r->route ? (int)(r->route - routes) : -1, status, mono_us() - r->started_us);
-    evhttp_send_reply(r->ev, status, reason_phrase(status), body);
+    evhttp_send_reply(r->ev, status, reason_phrase(status), head ? NULL : body);
     r->ev = NULL;
     req_free(r);
     busy_leave(BUSY_REQUEST);
@@ -435,75 +441,6 @@ static void reply_db_failure(struct req *r, const struct db_result *res)
 
 /* ---- the query and the arguments ---- */
 
-static json_t *query_value(struct req *r, struct vctx *v, const struct query_param *q,
-                           const char *s)
-{
-    day_t d;
-    int y, m;
-    char *end;
-    long n;
-
-    switch (q->type) {
-    case Q_LIMIT:
-        n = strtol(s, &end, 10);
-        if (*s == '\0' || *end != '\0' || n < 1 || n > 500)
-            break;
-        return json_integer(n);
-    case Q_CURSOR:
-        if (strlen(s) == 0 || strlen(s) > 200 ||
-            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
-                      "lmnopqrstuvwxyz0123456789-_") != strlen(s))
-            break;
-        return json_string(s);
-    case Q_DATE:
-        if (!date_parse(s, &d))
-            break;
-        return json_string(s);
-    case Q_PERIOD:
-        if (!period_parse(s, &y, &m))
-            break;
-        return json_string(s);
-    case Q_YEAR:
-        n = strtol(s, &end, 10);
-        if (strlen(s) != 4 || *end != '\0' || n < DATE_MIN_YEAR || n > DATE_MAX_YEAR)
-            break;
-        return json_integer(n);
-    case Q_ENUM:
-        for (const char *const *e = q->values; *e; e++)
-            if (strcmp(*e, s) == 0)
-                return json_string(s);
-        break;
-    case Q_CODE:
-        if (!route_param_valid("code", s, strlen(s)))
-            break;
-        return json_string(s);
-    }
-    (void)r;
-    static const char *const what[] = {
-        [Q_LIMIT] = "an integer from 1 to 500",
-        [Q_CURSOR] = "a cursor returned by an earlier page",
-        [Q_DATE] = "a calendar date YYYY-MM-DD",
-        [Q_PERIOD] = "a month YYYY-MM",
-        [Q_YEAR] = "a year YYYY",
-        [Q_ENUM] = "one of the listed values",
-        [Q_CODE] = "an incubator code",
-    };
-    if (q->type == Q_ENUM) {
-        char list[256] = "";
-        for (const char *const *e = q->values; *e; e++) {
-            if (strlen(list) + strlen(*e) + 3 >= sizeof(list))
-                break;
-            if (list[0])
-                strcat(list, ", ");
-            strcat(list, *e);
-        }
-        v_error(v, q->name, "must be one of: %s", list);
-    } else {
-        v_error(v, q->name, "must be %s", what[q->type]);
-    }
-    return NULL;
-}
-
 /* Checks the query string against the route's table into args; false after answering 400. */
 static bool collect_query(struct req *r, json_t *args)
 {
@@ -514,31 +451,9 @@ static bool collect_query(struct req *r, json_t *args)
     vctx_init(&v, date_today());
     TAILQ_FOREACH(kv, &r->query, next)
     {
-        const struct query_param *q = table;
-        while (q && q->name && strcmp(q->name, kv->key) != 0)
-            q++;
-        if (q == NULL || q->name == NULL) {
-            v_error(&v, kv->key, "unknown query parameter");
-            continue;
-        }
-        if (json_object_get(args, q->name) != NULL) {
-            v_error(&v, kv->key, "given twice");
-            continue;
-        }
-        json_t *value = query_value(r, &v, q, kv->value);
-        if (value)
-            json_object_set_new(args, q->name, value);
+        validate_query_param(&v, table, kv->key, kv->value, args);
     }
-    for (const struct query_param *q = table; q && q->name; q++) {
-        if (json_object_get(args, q->name) != NULL)
-            continue;
-        if (q->required)
-            v_error(&v, q->name, "is required");
-        else if (q->type == Q_LIMIT)
-            json_object_set_new(args, q->name, json_integer(100));
-        else
-            json_object_set_new(args, q->name, json_null());
-    }
+    validate_query_finish(&v, table, args);
     if (!vctx_ok(&v)) {
         size_t n = json_array_size(v.errors);
         char detail[160];

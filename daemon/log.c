@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "incubatord/log.h"
 
 static struct {
@@ -63,8 +65,23 @@ int log_facility_from_name(const char *name)
     return -1;
 }
 
+/*
+ * libevent's own messages (evhttp's complaints about a connection, a failed
+ * accept) go to this log, not to libevent's default of stderr: at their
+ * level, marked as libevent's.
+ */
+static void libevent_message(int severity, const char *msg)
+{
+    int level = severity == EVENT_LOG_DEBUG  ? LOG_DEBUG
+                : severity == EVENT_LOG_MSG  ? LOG_INFO
+                : severity == EVENT_LOG_WARN ? LOG_WARNING
+                                             : LOG_ERR;
+    log_msg(level, "libevent: %s", msg);
+}
+
 void log_open(const char *ident, int facility, int level, bool to_syslog, bool to_stderr)
 {
+    event_set_log_callback(libevent_message);
     if (logger.opened)
         closelog();
     snprintf(logger.ident, sizeof(logger.ident), "%s", ident);

@@ -37,6 +37,7 @@ static const struct metric_def defs[] = {
     {"incubatord_http_request_duration_seconds", "histogram", MK_HTTP_DURATION, "Time from a request's arrival to its answer, by route."},
     {"incubatord_rate_limited_total", "counter", MK_SERIES, "Requests refused with 429 (rate limit), by token name and incubator."},
     {"incubatord_http_connections_open", "gauge", MK_PROCESS, "Client connections open."},
+    {"incubatord_http_connections_cut_total", "counter", MK_SERIES, "Client connections the daemon closed before their time, by reason."},
     {"incubatord_http_requests_in_flight", "gauge", MK_PROCESS, "Requests received and not answered yet."},
     {"incubatord_db_pool_connections", "gauge", MK_PROCESS, "Pool connections by state (configured, connected, busy)."},
     {"incubatord_db_queue_length", "gauge", MK_PROCESS, "Requests waiting for a database connection."},

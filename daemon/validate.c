@@ -556,3 +556,106 @@ json_t *validate_object(struct vctx *v, const char *path, json_t *obj, const str
     }
     return out;
 }
+
+/* The value of one query parameter, normalised; NULL after v_error(). */
+static json_t *query_value(struct vctx *v, const struct query_param *q, const char *s)
+{
+    static const char *const what[] = {
+        [Q_LIMIT] = "an integer from 1 to 500",
+        [Q_CURSOR] = "a cursor returned by an earlier page",
+        [Q_DATE] = "a calendar date YYYY-MM-DD",
+        [Q_PERIOD] = "a month YYYY-MM",
+        [Q_YEAR] = "a year YYYY",
+        [Q_ENUM] = "one of the listed values",
+        [Q_CODE] = "an incubator code",
+    };
+    size_t len = strlen(s);
+    day_t d;
+    int y, m;
+
+    switch (q->type) {
+    case Q_LIMIT:
+    case Q_YEAR: {
+        /* Digits only: strtol would take " 5" and "+5" too. */
+        size_t max_len = q->type == Q_LIMIT ? 3 : 4;
+        long n = 0;
+        if (len == 0 || len > max_len || strspn(s, "0123456789") != len ||
+            (q->type == Q_YEAR && len != 4))
+            break;
+        n = strtol(s, NULL, 10);
+        if (q->type == Q_LIMIT ? n < 1 || n > 500 : n < DATE_MIN_YEAR || n > DATE_MAX_YEAR)
+            break;
+        return json_integer(n);
+    }
+    case Q_CURSOR:
+        if (len == 0 || len > 200 ||
+            strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijk"
+                      "lmnopqrstuvwxyz0123456789-_") != len)
+            break;
+        return json_string(s);
+    case Q_DATE:
+        if (!date_parse(s, &d))
+            break;
+        return json_string(s);
+    case Q_PERIOD:
+        if (!period_parse(s, &y, &m))
+            break;
+        return json_string(s);
+    case Q_ENUM:
+        for (const char *const *e = q->values; *e; e++)
+            if (strcmp(*e, s) == 0)
+                return json_string(s);
+        break;
+    case Q_CODE:
+        if (!validate_code(s, len))
+            break;
+        return json_string(s);
+    }
+    if (q->type == Q_ENUM) {
+        char list[256] = "";
+        for (const char *const *e = q->values; *e; e++) {
+            if (strlen(list) + strlen(*e) + 3 >= sizeof(list))
+                break;
+            if (list[0])
+                strcat(list, ", ");
+            strcat(list, *e);
+        }
+        v_error(v, q->name, "must be one of: %s", list);
+    } else {
+        v_error(v, q->name, "must be %s", what[q->type]);
+    }
+    return NULL;
+}
+
+void validate_query_param(struct vctx *v, const struct query_param *table, const char *key,
+                          const char *value, json_t *args)
+{
+    const struct query_param *q = table;
+    while (q && q->name && strcmp(q->name, key) != 0)
+        q++;
+    if (q == NULL || q->name == NULL) {
+        v_error(v, key, "unknown query parameter");
+        return;
+    }
+    if (json_object_get(args, q->name) != NULL) {
+        v_error(v, key, "given twice");
+        return;
+    }
+    json_t *norm = query_value(v, q, value);
+    if (norm)
+        json_object_set_new(args, q->name, norm);
+}
+
+void validate_query_finish(struct vctx *v, const struct query_param *table, json_t *args)
+{
+    for (const struct query_param *q = table; q && q->name; q++) {
+        if (json_object_get(args, q->name) != NULL)
+            continue;
+        if (q->required)
+            v_error(v, q->name, "is required");
+        else if (q->type == Q_LIMIT)
+            json_object_set_new(args, q->name, json_integer(100));
+        else
+            json_object_set_new(args, q->name, json_null());
+    }
+}

@@ -22,6 +22,9 @@ struct config {
     int request_timeout_ms;  /* a request is answered within this, 503 at worst */
     int max_connections;     /* beyond it, new connections wait in the kernel backlog */
     int idle_timeout_s;      /* an idle keep-alive connection is closed after this */
+    int header_timeout_s;    /* a request head must arrive within this, however slowly */
+    int body_timeout_s;      /* a body within this of its head; an answer taken within it */
+    int max_connections_per_ip; /* open connections from one address at most */
     int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
     int rate_limit_per_minute; /* requests a token may make a minute; 0: no limit */
     int rate_limit_burst;      /* requests a token may make at once */

@@ -46,6 +46,7 @@ struct http_framing {
     size_t head_scanned;    /* HF_HEAD: bytes of the head searched for its end already */
     int trailer_lines;      /* HF_TRAILER */
     bool head_started;      /* HF_HEAD: bytes of the next head have arrived */
+    bool head_method;       /* the last request line read was a HEAD: answer without a body */
 };
 
 /* What the bytes a scan passes on complete. */

@@ -121,4 +121,14 @@ struct query_param {
     const char *const *values; /* Q_ENUM */
 };
 
+/*
+ * Checks one decoded ?key=value against a route's table ({NULL}-terminated,
+ * or NULL: no parameters) into args (normalised: limit and year as
+ * integers); an unknown key, one given twice or a bad value is an error in v.
+ */
+void validate_query_param(struct vctx *v, const struct query_param *table, const char *key,
+                          const char *value, json_t *args);
+/* After the last parameter: the ones left out get their default (limit 100, else null). */
+void validate_query_finish(struct vctx *v, const struct query_param *table, json_t *args);
+
 #endif

@@ -1,100 +1,85 @@
 /*
- * CSV bodies (csv.c on libcsv) with the bulk tenant sync's columns: any bytes.
- *
- * Properties: a body that parses is {"tenants": [...]} with one row number
- * per record, increasing from 2; each record holds only the spec's fields,
- * each null or a non-empty string (a date column's value written YYYY-MM-DD
- * when it was YYYY/M/D); every error is named "row N..."; a refused body
- * says why. Renaming validation errors turns exactly the paths of existing
- * records into rows.
+ * CSV request bodies (csv.c on libcsv), for every route that takes one: the
+ * first byte picks the route, the rest is the body. A body that parses
+ * without errors becomes {"<list>": [objects]} with one row number per
+ * record, each row after the header; each record holds only the spec's
+ * columns, as strings or null; the result then goes through the route's
+ * field table as the pipeline does, and validation errors renamed to rows
+ * still name something. A body that is no CSV says why.
  */
 #include <stdbool.h>
 
 #include "fuzz.h"
-#include "incubatord/api.h"
 #include "incubatord/csv.h"
+#include "incubatord/routes.h"
+#include "incubatord/validate.h"
 
-static const struct csv_column *column(const char *field)
+static bool spec_has(const struct csv_spec *spec, const char *key)
 {
-    for (const struct csv_column *c = api_tenants_sync_csv.columns; c->field; c++)
-        if (strcmp(c->field, field) == 0)
-            return c;
-    return NULL;
-}
-
-/* ^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}$: what csv.c writes out as YYYY-MM-DD. */
-static bool slashed_date(const char *s)
-{
-    size_t n = strspn(s, "0123456789");
-    if (n != 4 || s[4] != '/')
-        return false;
-    s += 5;
-    n = strspn(s, "0123456789");
-    if (n < 1 || n > 2 || s[n] != '/')
-        return false;
-    s += n + 1;
-    n = strspn(s, "0123456789");
-    return n >= 1 && n <= 2 && s[n] == '\0';
+    for (const struct csv_column *c = spec->columns; c->field; c++)
+        if (strcmp(c->field, key) == 0)
+            return true;
+    return false;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    const struct route *with_csv[16];
+    size_t n = 0;
     struct vctx v;
     struct csv_body b;
-    char detail[300];
-    size_t i;
-    json_t *e;
+    char detail[300] = "";
 
-    vctx_init(&v, 0);
-    if (!csv_parse_body(&api_tenants_sync_csv, (const char *)data, size, &v, &b, detail,
-                        sizeof(detail))) {
+    for (size_t i = 0; i < routes_count && n < ARRAY_LEN(with_csv); i++)
+        if (routes[i].csv != NULL)
+            with_csv[n++] = &routes[i];
+    if (size < 1 || n == 0)
+        return 0;
+    const struct route *rt = with_csv[data[0] % n];
+    const struct csv_spec *spec = rt->csv;
+
+    vctx_init(&v, date_from_ymd(2026, 11, 26));
+    memset(&b, 0, sizeof(b));
+    if (!csv_parse_body(spec, (const char *)data + 1, size - 1, &v, &b, detail, sizeof(detail))) {
         FUZZ_ASSERT(detail[0] != '\0');
-        FUZZ_ASSERT(b.body == NULL && b.rows == NULL);
+        csv_body_free(&b);
         vctx_free(&v);
         return 0;
     }
-    json_t *items = json_object_get(b.body, "tenants");
-    FUZZ_ASSERT(json_is_array(items) && json_object_size(b.body) == 1);
-    FUZZ_ASSERT(json_array_size(items) == json_array_size(b.rows));
-    json_int_t last = 1;
-    json_array_foreach(items, i, e)
-    {
-        const char *key;
-        json_t *value;
-        json_int_t row = json_integer_value(json_array_get(b.rows, i));
-        FUZZ_ASSERT(row > last);
-        last = row;
-        FUZZ_ASSERT(json_is_object(e));
-        json_object_foreach(e, key, value)
+    if (vctx_ok(&v)) {
+        json_t *items = json_object_get(b.body, spec->list);
+        size_t i;
+        json_t *record, *row;
+        FUZZ_ASSERT(json_is_array(items) && json_is_array(b.rows));
+        FUZZ_ASSERT(json_array_size(items) == json_array_size(b.rows));
+        json_int_t last = 1;
+        json_array_foreach(b.rows, i, row)
         {
-            const struct csv_column *c = column(key);
-            FUZZ_ASSERT(c != NULL);
-            FUZZ_ASSERT(json_is_null(value) ||
-                        (json_is_string(value) && json_string_length(value) > 0));
-            if (c->date && json_is_string(value))
-                FUZZ_ASSERT(!slashed_date(json_string_value(value)));
+            FUZZ_ASSERT(json_is_integer(row) && json_integer_value(row) > last);
+            last = json_integer_value(row);
         }
+        json_array_foreach(items, i, record)
+        {
+            const char *key;
+            json_t *value;
+            FUZZ_ASSERT(json_is_object(record));
+            json_object_foreach(record, key, value)
+            {
+                FUZZ_ASSERT(spec_has(spec, key));
+                FUZZ_ASSERT(json_is_string(value) || json_is_null(value));
+            }
+        }
+        /* Then the route's field table, as for a JSON body. */
+        json_t *out = validate_object(&v, "", b.body, rt->body, false);
+        csv_rename_errors(spec, b.rows, v.errors);
+        json_t *e;
+        json_array_foreach(v.errors, i, e)
+        {
+            const char *field = json_string_value(json_object_get(e, "field"));
+            FUZZ_ASSERT(field != NULL && field[0] != '\0');
+        }
+        json_decref(out);
     }
-    json_array_foreach(v.errors, i, e)
-    {
-        const char *field = json_string_value(json_object_get(e, "field"));
-        FUZZ_ASSERT(field != NULL && strncmp(field, "row ", 4) == 0);
-    }
-
-    /* Paths of existing records become rows; others stay as they are. */
-    size_t n = json_array_size(items);
-    json_t *errors = json_pack("[{s:s},{s:s}]", "field", "tenants[0].name", "field", "tenants");
-    char path[64];
-    snprintf(path, sizeof(path), "tenants[%zu].name", n);
-    json_array_append_new(errors, json_pack("{s:s}", "field", path));
-    csv_rename_errors(&api_tenants_sync_csv, b.rows, errors);
-    const char *first = json_string_value(json_object_get(json_array_get(errors, 0), "field"));
-    FUZZ_ASSERT((n > 0) == (strncmp(first, "row ", 4) == 0));
-    FUZZ_ASSERT(strcmp(json_string_value(json_object_get(json_array_get(errors, 1), "field")),
-                       "rows") == 0);
-    FUZZ_ASSERT(strcmp(json_string_value(json_object_get(json_array_get(errors, 2), "field")),
-                       path) == 0);
-    json_decref(errors);
     csv_body_free(&b);
     vctx_free(&v);
     return 0;

@@ -106,8 +106,9 @@ class Reader:
                     raise Malformed(f"closed after {len(self.buf)} of {n} body bytes")
             a.body, self.buf = self.buf[:n], self.buf[n:]
         else:
-            # Delimited by the close: only allowed with Connection: close.
-            if (a.header("Connection") or "").lower() != "close":
+            # Delimited by the close: only with Connection: close, or HTTP/1.0's default.
+            if ((a.header("Connection") or "").lower() != "close"
+                    and not lines[0].startswith(b"HTTP/1.0 ")):
                 raise Malformed(f"no Content-Length and no close: {head!r}")
             while self._more():
                 pass

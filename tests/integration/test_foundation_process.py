@@ -291,19 +291,41 @@ def test_connection_cap(pg, db, workdir, daemons):
     for s in (s1, s2):
         http_get(s)
         assert read_answer(s)[0] == 200
-    # The third connection is made by the kernel but not served...
+    # A third connection is served: the longest idle kept-alive one (s1) makes room.
     s3 = socket.create_connection(("127.0.0.1", d.port), timeout=5)
     http_get(s3)
-    s3.settimeout(1.0)
-    with pytest.raises(socket.timeout):
-        s3.recv(1)
-    d.wait_log("2 connections open (server.max_connections): not accepting more")
-    # ...until one of the two closes.
-    s1.close()
-    s3.settimeout(5)
     assert read_answer(s3)[0] == 200
-    s2.close()
-    s3.close()
+    assert s1.recv(1) == b""
+    http_get(s2)
+    assert read_answer(s2)[0] == 200
+    for s in (s1, s2, s3):
+        s.close()
+    assert d.metrics()['incubatord_http_connections_cut_total{reason="evicted_idle"}'] >= 1
+    # Two connections inside a request (sending their bodies) cannot be pushed
+    # out: a newcomer is told 503, and the next ones wait in the backlog...
+    post = (b"POST /v1/incubators HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\n\r\n{")
+    b1 = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    b2 = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    b1.sendall(post)
+    b2.sendall(post)
+    time.sleep(0.3)
+    s4 = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    http_get(s4)
+    assert read_answer(s4)[0] == 503
+    d.wait_log("2 connections open (server.max_connections), each inside a request")
+    s5 = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    http_get(s5)
+    s5.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        s5.recv(1)
+    # ...until one of them is done.
+    b1.sendall(b"}")
+    assert read_answer(b1)[0] == 401
+    s5.settimeout(5)
+    assert read_answer(s5)[0] == 200
+    for s in (b1, b2, s4, s5):
+        s.close()
     # And the daemon keeps working.
     for _ in range(5):
         assert d.request("GET", "/healthz").status == 200
