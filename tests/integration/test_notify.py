@@ -143,7 +143,9 @@ def test_a_delivery_cut_by_sigkill_is_sent_again_after_the_lease(pg, db, sql, wo
         assert claimed
 
         d.start()
-        settle(sql, timeout=20)
+        # The lease (twice the attempt's limit plus 5 s) runs out first; a
+        # loaded machine may take a while more to start and claim again.
+        settle(sql, timeout=45)
         reqs = receiver.requests
         assert [request_id_of(r) for r in reqs] == [event["id"], event["id"]]
         for r in reqs:
