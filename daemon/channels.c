@@ -210,7 +210,8 @@ static size_t render_fitting(enum message_family family, const struct message_ev
 {
     for (;;) {
         message_render(family, events, n, mctx, title, text);
-        if (strlen(*text) <= max)
+        size_t len = strlen(*text);
+        if (len <= max)
             return n;
         if (n == 1) {
             (*text)[channel_utf8_prefix(*text, max)] = '\0';
@@ -218,8 +219,9 @@ static size_t render_fitting(enum message_family family, const struct message_ev
         }
         free(*title);
         free(*text);
+        *title = *text = NULL;
         /* Shrink in proportion to the excess, at least by one. */
-        size_t next = n * max / (strlen(*text) + 1);
+        size_t next = n * max / (len + 1);
         n = next < n && next > 0 ? next : n - 1;
     }
 }
