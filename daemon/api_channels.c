@@ -39,8 +39,7 @@ static const struct field district = {"", FT_TEXT, 0, .max = 100};
         {"incubators", FT_ARRAY, F_NULLABLE, .min = 1, .max = 1000, .item = &code},                \
         {"districts", FT_ARRAY, F_NULLABLE, .min = 1, .max = 100, .item = &district},              \
         {"events", FT_ARRAY, F_NULLABLE, .min = 1, .max = 10, .item = &event},                     \
-        {"max_per_minute", FT_INT, F_NULLABLE, .min = 1, .max = 1000},                             \
-        {"enabled", FT_BOOL, 0},                                                                   \
+        {"max_per_minute", FT_INT, F_NULLABLE, .min = 1, .max = 1000}, {"enabled", FT_BOOL, 0},    \
     {                                                                                              \
         NULL                                                                                       \
     }

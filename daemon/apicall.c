@@ -198,9 +198,9 @@ static void run_done(void *arg, const struct db_result *res)
     json_t *problem = NULL;
 
     memset(&reply, 0, sizeof(reply));
-    if (c->fallback != NULL && (res->status == DB_UNAVAILABLE ||
-                                (res->status == DB_SQL_ERROR &&
-                                 db_sqlstate_is_transient(res->sqlstate)))) {
+    if (c->fallback != NULL &&
+        (res->status == DB_UNAVAILABLE ||
+         (res->status == DB_SQL_ERROR && db_sqlstate_is_transient(res->sqlstate)))) {
         /*
          * The read pool lost its connection, or the standby cancelled the
          * statement (a conflict with recovery, a shutdown): a read may run

@@ -89,7 +89,8 @@ bool channel_dingtalk_sign(const char *secret, int64_t ts_ms, char *out, size_t 
     unsigned char md[32];
     char b64[48];
     int n = snprintf(msg, sizeof(msg), "%lld\n%s", (long long)ts_ms, secret);
-    if (n < 0 || (size_t)n >= sizeof(msg) || !hmac_sha256(secret, strlen(secret), msg, (size_t)n, md))
+    if (n < 0 || (size_t)n >= sizeof(msg) ||
+        !hmac_sha256(secret, strlen(secret), msg, (size_t)n, md))
         return false;
     base64(md, sizeof(md), b64);
     size_t w = 0;
@@ -114,8 +115,7 @@ bool channel_feishu_sign(const char *secret, int64_t ts_s, char *out, size_t out
     char key[512];
     unsigned char md[32];
     int n = snprintf(key, sizeof(key), "%lld\n%s", (long long)ts_s, secret);
-    if (n < 0 || (size_t)n >= sizeof(key) || outlen < 45 ||
-        !hmac_sha256(key, (size_t)n, "", 0, md))
+    if (n < 0 || (size_t)n >= sizeof(key) || outlen < 45 || !hmac_sha256(key, (size_t)n, "", 0, md))
         return false;
     base64(md, sizeof(md), out);
     return true;
@@ -205,8 +205,8 @@ static bool build_webhook(const struct channel_target *ch, const char *payload, 
 
 /* Renders events[0..n), fewer when the text would exceed max bytes (a single one is cut). */
 static size_t render_fitting(enum message_family family, const struct message_event *events,
-                             size_t n, const struct message_context *mctx, size_t max,
-                             char **title, char **text)
+                             size_t n, const struct message_context *mctx, size_t max, char **title,
+                             char **text)
 {
     for (;;) {
         message_render(family, events, n, mctx, title, text);
@@ -474,7 +474,8 @@ bool channel_answer_ok(enum channel_kind kind, const struct curl_response *res, 
         code = json_object_get(doc, "StatusCode"); /* the bot's older answer */
     bool ok = json_is_integer(code) && json_integer_value(code) == 0;
     if (!ok) {
-        const char *msg = json_string_value(json_object_get(doc, kind == CHANNEL_FEISHU ? "msg" : "errmsg"));
+        const char *msg =
+            json_string_value(json_object_get(doc, kind == CHANNEL_FEISHU ? "msg" : "errmsg"));
         if (json_is_integer(code))
             snprintf(err, errlen, "%s %lld: %s", key, (long long)json_integer_value(code),
                      msg ? msg : text);

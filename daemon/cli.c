@@ -185,8 +185,8 @@ int cli_token_create(const char *config_path, const char *incubator_code, const 
     }
     auth_hash_to_bytea(hash, bytea);
     run_api(&c, "token_create", "token create",
-            json_pack("{s:s, s:s, s:s?, s:o?}", "name", name, "hash", bytea, "code",
-                      incubator_code, "expires_in_days",
+            json_pack("{s:s, s:s, s:s?, s:o?}", "name", name, "hash", bytea, "code", incubator_code,
+                      "expires_in_days",
                       expires_in_days > 0 ? json_integer(expires_in_days) : NULL),
             token_created);
     return cli_close(&c);

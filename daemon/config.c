@@ -66,8 +66,8 @@ static const struct config_key keys[] = {
     {"server", "body_timeout_s", CT_INT, FIELD(body_timeout_s), "30", 1, 3600, true, false,
      "A request's body must arrive within this many seconds of its head, and a client must "
      "take an answer within as long; else the connection closes (408 for a body)."},
-    {"server", "max_connections_per_ip", CT_INT, FIELD(max_connections_per_ip), "256", 1,
-     100000, true, false,
+    {"server", "max_connections_per_ip", CT_INT, FIELD(max_connections_per_ip), "256", 1, 100000,
+     true, false,
      "Open connections from one client address at most; further ones get 503 and are "
      "closed. Behind nginx every client is nginx: keep it above nginx's keepalive pool."},
     {"server", "metrics_allow", CT_ADDRLIST, FIELD(metrics_allow), "", 0, 0, true, false,

@@ -83,7 +83,8 @@ static void event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct curl_client *c = arg;
     int running = 0;
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int flags =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(c->multi, fd, flags, &running);
     collect(c);
 }

@@ -62,7 +62,7 @@ struct db_conn {
 struct db_query {
     struct db_pool *pool;
     enum query_kind kind;
-    const char *sql; /* static text: not copied */
+    const char *sql;                 /* static text: not copied */
     const struct db_statement *stmt; /* a named statement, prepared once per connection */
     int nparams;
     char **values; /* copied; one allocation with the strings */
@@ -541,9 +541,9 @@ static void run_statement(struct db_conn *c, struct db_query *q)
     c->state = CONN_BUSY;
     c->work = q;
     q->running = true;
-    if (q->stmt != NULL ? !send_prepared(c, q)
-                        : !conn_send(c, q->sql, q->nparams, (const char *const *)q->values,
-                                     q->simple))
+    if (q->stmt != NULL
+            ? !send_prepared(c, q)
+            : !conn_send(c, q->sql, q->nparams, (const char *const *)q->values, q->simple))
         return;
     conn_flush(c);
 }

@@ -139,8 +139,8 @@ static bool wants_csv(const struct req *r)
 static bool wants_only_csv(const struct req *r)
 {
     const char *accept = evhttp_find_header(evhttp_request_get_input_headers(r->ev), "Accept");
-    return wants_csv(r) && strcasestr(accept, "json") == NULL &&
-           strstr(accept, "*/*") == NULL && strcasestr(accept, "application/*") == NULL;
+    return wants_csv(r) && strcasestr(accept, "json") == NULL && strstr(accept, "*/*") == NULL &&
+           strcasestr(accept, "application/*") == NULL;
 }
 
 /* Accept-Language whose first (most wanted) language is Chinese: "zh", "zh-CN", ... */
@@ -211,9 +211,9 @@ static void access_log(struct req *r)
         evhttp_connection_get_peer(evcon, &peer, &port);
     log_req(level, r->id, "\"%s %s\" %d %.1fms bytes=%zu token=%s peer=%s%s%s%s%s%s", r->method,
             r->path ? r->path : "?", r->status, ms, r->reply_bytes,
-            r->authenticated ? r->token.name : "-", peer ? peer : "-",
-            r->dry_run ? " dry_run" : "", r->client_gone ? " client_gone" : "",
-            r->problem[0] ? " problem=\"" : "", r->problem, r->problem[0] ? "\"" : "");
+            r->authenticated ? r->token.name : "-", peer ? peer : "-", r->dry_run ? " dry_run" : "",
+            r->client_gone ? " client_gone" : "", r->problem[0] ? " problem=\"" : "", r->problem,
+            r->problem[0] ? "\"" : "");
 }
 
 /*
@@ -298,8 +298,8 @@ static void reply_problem(struct req *r, int status, const char *detail, json_t 
         json_object_set_new(p, "errors", errors);
     if (status == 401)
         add_header(r, "WWW-Authenticate",
-                   r->token_expired ? "Bearer realm=\"incubatord\", error=\"invalid_token\", "
-                                      "error_description=\"token expired\""
+                   r->token_expired     ? "Bearer realm=\"incubatord\", error=\"invalid_token\", "
+                                          "error_description=\"token expired\""
                    : r->token_presented ? "Bearer realm=\"incubatord\", error=\"invalid_token\""
                                         : "Bearer realm=\"incubatord\"");
     char *text = json_dumps(p, JSON_COMPACT);
@@ -392,8 +392,7 @@ static void answer(void *arg, const struct api_reply *a)
     if (a->status >= 400) {
         if (a->reason[0] != '\0')
             snprintf(r->problem, sizeof(r->problem), "%s", a->reason);
-        reply_problem(r, a->status, a->detail,
-                      a->errors ? json_deep_copy(a->errors) : NULL);
+        reply_problem(r, a->status, a->detail, a->errors ? json_deep_copy(a->errors) : NULL);
         return;
     }
     if (a->body != NULL && a->content_type == NULL && r->route && (r->route->flags & ROUTE_CSV) &&
@@ -797,8 +796,8 @@ static bool rate_limited(struct req *r)
     int retry_after_s;
     char retry[16], name[512], incubator[80], labels[640];
 
-    if (auth_rate_take(r->srv->auth, r->token.id, cfg->rate_limit_per_minute,
-                       cfg->rate_limit_burst, mono_ms(), &retry_after_s))
+    if (auth_rate_take(r->srv->auth, r->token.id, cfg->rate_limit_per_minute, cfg->rate_limit_burst,
+                       mono_ms(), &retry_after_s))
         return false;
     metrics_label_value(name, sizeof(name), r->token.name);
     metrics_label_value(incubator, sizeof(incubator), r->token.incubator);
@@ -869,8 +868,8 @@ static bool take_dry_run(struct req *r)
     if (!ok) {
         r->dry_run = false;
         reply_problem(r, 400, "dry_run must be given once, as true or false",
-                           json_pack("[{s:s, s:s}]", "field", "dry_run", "message",
-                                     "must be true or false, given once"));
+                      json_pack("[{s:s, s:s}]", "field", "dry_run", "message",
+                                "must be true or false, given once"));
         return false;
     }
     return true;
@@ -941,8 +940,7 @@ static void request_cb(struct evhttp_request *ev, void *arg)
         break;
     }
     if (!(r->route->flags & ROUTE_CSV) && wants_only_csv(r)) {
-        reply_problem(r, 406, "this resource has no CSV form; it answers application/json",
-                      NULL);
+        reply_problem(r, 406, "this resource has no CSV form; it answers application/json", NULL);
         return;
     }
     for (int i = 0; i < r->nparams; i++) {

@@ -80,8 +80,8 @@ enum cut_reason {
 };
 
 static const char *const cut_names[CUT_REASONS] = {
-    "header_timeout", "body_timeout", "write_timeout", "per_ip_limit",
-    "evicted_idle",   "evicted_fresh", "full",         "malformed",
+    "header_timeout", "body_timeout",  "write_timeout", "per_ip_limit",
+    "evicted_idle",   "evicted_fresh", "full",          "malformed",
 };
 
 /* Connections open per client address. */
@@ -114,9 +114,9 @@ struct http_conn {
     int max_per_ip;
     int header_timeout_s;
     int body_timeout_s;
-    int64_t max_body_hard;  /* evhttp's body limit, which the filter answers at */
-    int open_connections;   /* until libevent frees them */
-    int closing;            /* of those, cut and waiting to be freed */
+    int64_t max_body_hard; /* evhttp's body limit, which the filter answers at */
+    int open_connections;  /* until libevent frees them */
+    int closing;           /* of those, cut and waiting to be freed */
     int fresh_count;
     TAILQ_HEAD(, conn_track) fresh;
     TAILQ_HEAD(, conn_track) idle;
@@ -292,8 +292,8 @@ static void report_cb(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < CUT_REASONS; i++) {
         if (c->cut[i] == 0)
             continue;
-        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s %llu", n ? ", " : "",
-                              cut_names[i], (unsigned long long)c->cut[i]);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s %llu", n ? ", " : "", cut_names[i],
+                              (unsigned long long)c->cut[i]);
         total += c->cut[i];
         c->cut[i] = 0;
     }
@@ -331,9 +331,9 @@ static void write_problem(struct conn_track *t, int status, const char *detail)
         prefix = (uint32_t)time(NULL) ^ (uint32_t)getpid();
     snprintf(id, sizeof(id), "%08x%08x", prefix, ++counter);
     snprintf(urn, sizeof(urn), "urn:incubatord:problem:%s", kinds[k].type);
-    json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", urn, "title", kinds[k].title,
-                          "status", kinds[k].status, "detail", detail ? detail : kinds[k].title,
-                          "request_id", id);
+    json_t *p =
+        json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", urn, "title", kinds[k].title, "status",
+                  kinds[k].status, "detail", detail ? detail : kinds[k].title, "request_id", id);
     char *body = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     size_t body_len = strlen(body);
@@ -568,8 +568,8 @@ static enum bufferevent_filter_result read_through(struct evbuffer *src, struct 
         return BEV_NEED_MORE;
     bool awaiting_head = f->state == HF_HEAD && !f->head_started;
     size_t look = f->state == HF_BODY || f->state == HF_CHUNK_DATA ? 0
-                  : len < HTTP_MAX_HEAD_BYTES + 4                   ? len
-                                                                    : HTTP_MAX_HEAD_BYTES + 4;
+                  : len < HTTP_MAX_HEAD_BYTES + 4                  ? len
+                                                                   : HTTP_MAX_HEAD_BYTES + 4;
     const char *data = look ? (const char *)evbuffer_pullup(src, (ev_ssize_t)look) : NULL;
     http_framing_scan(f, data, look ? look : len, &s);
     if (awaiting_head && (f->head_started || s.event != HS_NEED_MORE) && t->list == LIST_IDLE) {

@@ -57,8 +57,7 @@ struct token_options {
     const char *expires;   /* --expires-in-days N */
 };
 
-static int token_command(const char *config, const struct token_options *o, int argc,
-                         char **argv)
+static int token_command(const char *config, const struct token_options *o, int argc, char **argv)
 {
     if (argc >= 1 && strcmp(argv[0], "create") == 0) {
         int days = 0;
