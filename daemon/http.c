@@ -954,10 +954,11 @@ static void request_cb(struct evhttp_request *ev, void *arg)
 
     struct evbuffer *body = evhttp_request_get_input_buffer(ev);
     r->raw_body_len = evbuffer_get_length(body);
-    if ((int64_t)r->raw_body_len > srv->cfg.max_body_bytes) {
+    int64_t limit = r->route->flags & ROUTE_BULK ? srv->cfg.max_sync_body_bytes
+                                                 : srv->cfg.max_body_bytes;
+    if ((int64_t)r->raw_body_len > limit) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "the body is larger than %lld bytes",
-                 (long long)srv->cfg.max_body_bytes);
+        snprintf(detail, sizeof(detail), "the body is larger than %lld bytes", (long long)limit);
         reply_problem(r, 413, detail, NULL);
         return;
     }

@@ -19,6 +19,7 @@ struct config {
     /* [server] */
     char *listen;            /* "address:port", an IP address: no name lookup */
     int64_t max_body_bytes;  /* larger bodies get 413 */
+    int64_t max_sync_body_bytes; /* the same for a bulk sync (ROUTE_BULK) */
     int request_timeout_ms;  /* a request is answered within this, 503 at worst */
     int max_connections;     /* beyond it, new connections wait in the kernel backlog */
     int idle_timeout_s;      /* an idle keep-alive connection is closed after this */

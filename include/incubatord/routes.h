@@ -34,6 +34,7 @@ enum route_flags {
     ROUTE_PATCH = 1 << 3,         /* the body is a patch: absent fields stay absent */
     ROUTE_NOLOG = 1 << 4,         /* no access-log line at info (health probes) */
     ROUTE_READ = 1 << 5,          /* a read that may lag a little: served by the read pool */
+    ROUTE_BULK = 1 << 6,          /* a bulk body: limited by max_sync_body_bytes instead */
 };
 
 struct server;
