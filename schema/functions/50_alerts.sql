@@ -465,10 +465,14 @@ BEGIN
         END LOOP;
     END IF;
 
+    -- Open alerts that still fire take the current figures. The rules
+    -- evaluated are named (o.rule is one of them anyway) so that the alerts
+    -- are found by alerts_open_key: a snapshot, which evaluates three
+    -- incubator-wide rules, reads none of its incubator's many tenant alerts.
     UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
       FROM unnest(obs) o
      WHERE o.firing AND x.state = 'firing' AND x.incubator_id = ANY (scope)
-       AND x.rule = o.rule
+       AND x.rule = ANY (rules) AND x.rule = o.rule
        AND x.incubator_id = o.incubator_id AND coalesce(x.subject, '') = coalesce(o.subject, '')
        AND (x.value, x.threshold, x.message) IS DISTINCT FROM (o.value, o.threshold, o.message);
 
