@@ -139,14 +139,6 @@ bool route_param_valid(const char *name, const char *value, size_t len)
     return false;
 }
 
-bool route_own_incubator(const json_t *ctx, const char *code)
-{
-    const char *own = json_string_value(json_object_get(ctx, "incubator"));
-    if (json_is_true(json_object_get(ctx, "admin")))
-        return true;
-    return code != NULL && own != NULL && strcmp(code, own) == 0;
-}
-
 /*
  * The parameter names patterns may use; each has its format in
  * route_param_valid() (a plan's id has the form of an incubator code).
