@@ -20,25 +20,29 @@ RUNS runs of
   - a primary-key read of one incubator, for scale (the smallest thing
     PostgreSQL answers).
 The bare queries run on one warm connection (psycopg, Unix socket, jit off
-as the daemon's functions have it), timed by the client up to the last row;
+as the daemon's functions have it, and no parallel workers: on two shared
+cores their start-up costs the bare scan more than they save), timed by the
+client up to the last row;
 the API by an HTTP client on a new connection up to the last byte.
 Printed for information: the daemon's own SQL call on the same connection
 (its share of the API's time), and the backend's CPU time for each query on
 one connection (from /proc), which a busy machine hardly changes.
 
-Targets (the headline): bare / API >= 0.2 for each read; and, as before, the
-overview under 300 ms and the series under 100 ms, what a person waits for
-the page. Why 0.2, five passes' worth of the bare scan: the overview is more
-than one scan by design: each incubator's share is the running sum of its
-intervals' changes (the definition the monthly veto uses, not a second one:
-the changes sorted and summed, about two passes), the tenants are counted
-for the month and for the trailing twelve months (a pass), the latest
-snapshot and the open alerts are joined (a pass), and the answer carries 16
-fields an item where the bare one has 3 (a pass). The series reads the same
-few hundred intervals, sorts and sums their changes (a pass), joins 1,100
-days with the policy in force and compares each exactly (a pass), answers
-1,100 items (120 kB, a pass), and its request pays an HTTP connection, a
-token and a route.
+Targets (the headline): bare / API >= 0.5 for the overview and >= 0.2 for
+the series; and, as before, the overview under 300 ms and the series under
+100 ms, what a person waits for the page. Why those ratios:
+- the overview, at most twice one scan of its rows: the scan is most of its
+  work (the intervals in force that day with their tenants, every tenant
+  counted); what it adds by design is at most as much again: the share as
+  the running sum of the intervals' changes (the definition the monthly
+  veto uses, not a second one), the tenants counted for the trailing twelve
+  months too, the latest snapshot and the open alerts joined, and 16 fields
+  an item where the bare answer has 3;
+- the series, at most five times the bare read of its rows: it reads the
+  same few hundred intervals once, then sorts and sums their changes (a
+  pass), joins 1,100 days with the policy in force and compares each
+  exactly (a pass), answers 1,100 items (120 kB, a pass), and its request
+  pays an HTTP connection, a token and a route (about one more).
 
 A missed target prints MISSED; with BENCH_STRICT=1 it makes the exit status 1.
 
@@ -66,7 +70,7 @@ from harness import run_cli  # noqa: E402
 RUNS = int(os.environ.get("BENCH_RUNS", "9"))
 SERIES_DAYS = 1100
 TARGETS_MS = {"overview": 300.0, "series": 100.0}
-RATIO_TARGETS = {"overview": 0.2, "series": 0.2}
+RATIO_TARGETS = {"overview": 0.5, "series": 0.2}
 
 # One scan of the rows the overview reads, as one JSON array of its items.
 BARE_OVERVIEW = """
@@ -140,6 +144,9 @@ def main():
         pk_ms = []
         with pg.connect("bench") as conn:
             conn.execute("SET jit = off")
+            # PostgreSQL's best here: on 2 shared cores the overview's bare
+            # scan took 149 ms with two parallel workers and 91 ms without.
+            conn.execute("SET max_parallel_workers_per_gather = 0")
 
             def sql_ms(query, args):
                 t = time.perf_counter()
