@@ -11,10 +11,10 @@ the same bookkeeping?
    channels the daemon's parallelism (32 channels at once); the time is
    PostgreSQL's clock, from the events' transaction to the last delivery's
    record. PostgreSQL's limit for the same bookkeeping, in alternating
-   rounds of the same run: pgbench running the bare claim and mark of one delivery, on a
-   table like deliveries (LIKE deliveries INCLUDING ALL: its columns,
-   checks, unique key and partial indexes, plus its foreign keys to outbox
-   and channels) holding the same channels' pending deliveries:
+   rounds of the same run: pgbench running the bare claim and mark of one
+   delivery, on a table like deliveries (LIKE deliveries INCLUDING ALL: its
+   columns, checks, unique key and partial indexes, plus its foreign keys
+   to outbox and channels) holding the same channels' pending deliveries:
      claim: UPDATE ... SET next_attempt_at = now() + 60 s (the lease)
             WHERE id = (SELECT id ... WHERE state = 'pending' AND
             next_attempt_at <= now() ORDER BY channel_id, outbox_id LIMIT 1

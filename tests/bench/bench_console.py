@@ -22,8 +22,8 @@ RUNS runs of
 The bare queries run on one warm connection (psycopg, Unix socket, jit off
 as the daemon's functions have it, and no parallel workers: on two shared
 cores their start-up costs the bare scan more than they save), timed by the
-client up to the last row;
-the API by an HTTP client on a new connection up to the last byte.
+client up to the last row; the API by an HTTP client on a new connection up
+to the last byte.
 Printed for information: the daemon's own SQL call on the same connection
 (its share of the API's time), and the backend's CPU time for each query on
 one connection (from /proc), which a busy machine hardly changes.
