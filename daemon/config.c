@@ -49,8 +49,8 @@ static const struct config_key keys[] = {
      "Address and port to listen on: an IP address (no name lookup), [::1]:8080 for IPv6."},
     {"server", "max_body_bytes", CT_INT, FIELD(max_body_bytes), "1048576", 1024, 64 << 20, true,
      false, "Largest request body accepted; a larger one gets 413 (a bulk sync has its own)."},
-    {"server", "max_sync_body_bytes", CT_INT, FIELD(max_sync_body_bytes), "8388608", 1024,
-     64 << 20, true, false,
+    {"server", "max_sync_body_bytes", CT_INT, FIELD(max_sync_body_bytes), "8388608", 1024, 64 << 20,
+     true, false,
      "Largest body of a bulk tenant sync (PUT /v1/incubators/{code}/tenants); a larger one "
      "gets 413. The default holds 5,000 tenants as JSON or CSV even at every field's longest "
      "(docs/operations.md)."},
@@ -89,6 +89,10 @@ static const struct config_key keys[] = {
      "address or a socket directory: a host name is resolved with a blocking lookup."},
     {"database", "pool_size", CT_INT, FIELD(pool_size), "4", 1, 256, false, false,
      "PostgreSQL connections in the pool (and in the read pool, when there is one)."},
+    {"database", "pipeline_depth", CT_INT, FIELD(pipeline_depth), "0", 0, 64, false, false,
+     "Reads (GETs) a busy connection may carry at once in libpq's pipeline mode; 0 (the "
+     "default) keeps one statement per connection. More read throughput, a longer tail "
+     "when the machine is short of CPU (docs/performance.md)."},
     {"database", "read_conninfo", CT_STRING, FIELD(read_conninfo), "", 0, 0, false, true,
      "A second pool, for the reads that may lag a little (reports, metrics, payout run "
      "listings), e.g. a streaming standby with target_session_attrs=prefer-standby; empty: "

@@ -40,6 +40,9 @@ enum query_kind {
     Q_SESSION_STMT, /* a statement on a session's connection */
 };
 
+struct db_query;
+TAILQ_HEAD(query_queue, db_query);
+
 struct db_conn {
     struct db_pool *pool;
     PGconn *pg;
@@ -59,6 +62,15 @@ struct db_conn {
     const struct db_statement **prepared;
     int nprepared, capprepared;
     bool preparing; /* the running work's statement is being prepared first */
+    /*
+     * Pipeline mode (CONN_BUSY, work NULL): read-only prepared statements
+     * sent one after the other, each with its own sync point, answered in
+     * order. inflight holds them, the one being answered first.
+     */
+    bool pipeline;
+    bool sync_next; /* the head's results ended: its sync point comes next */
+    struct query_queue inflight;
+    int ninflight;
 };
 
 struct db_query {
@@ -79,6 +91,7 @@ struct db_query {
     bool cancelled;
     bool deferred;   /* the timer delivers fail_status rather than a timeout */
     bool background; /* the daemon's own work: not bounded by max_queue */
+    bool read_only;  /* db_query_read: may be pipelined behind other reads */
     enum db_status fail_status;
     const char *fail_message;
     struct db_session *session;
@@ -91,14 +104,13 @@ struct db_session {
     bool closing;
 };
 
-TAILQ_HEAD(query_queue, db_query);
-
 struct db_pool {
     struct event_base *base;
     char *conninfo;
     char statement_timeout[16];
     int connect_timeout_ms;
     int max_queue;
+    int pipeline_depth; /* [database] pipeline_depth: 0 or 1, no pipelines */
     int nconns;
     struct db_conn *conns;
     struct query_queue queue;
@@ -313,9 +325,17 @@ static void query_timer_cb(evutil_socket_t fd, short what, void *arg)
          * the server give up on the statement.
          */
         struct db_conn *c = NULL;
-        for (int i = 0; i < q->pool->nconns; i++)
-            if (q->pool->conns[i].work == q)
-                c = &q->pool->conns[i];
+        for (int i = 0; i < q->pool->nconns && c == NULL; i++) {
+            struct db_conn *k = &q->pool->conns[i];
+            struct db_query *p;
+            if (k->work == q)
+                c = k;
+            TAILQ_FOREACH(p, &k->inflight, link)
+            {
+                if (p == q)
+                    c = k;
+            }
+        }
         deliver_failure(q, DB_TIMEOUT, "the database did not answer in time");
         q->cancelled = true;
         if (c != NULL)
@@ -389,6 +409,8 @@ static void conn_close(struct db_conn *c)
     c->flushing = false;
     c->nprepared = 0; /* a new connection has none */
     c->preparing = false;
+    c->pipeline = false; /* its inflight list is the caller's to empty */
+    c->sync_next = false;
     conn_count(c, false);
 }
 
@@ -425,10 +447,15 @@ static void conn_broken(struct db_conn *c, const char *why)
     int64_t now = mono_ms();
     char line[512];
 
+    struct query_queue inflight;
     first_line(why ? why : "unknown error", line, sizeof(line));
     conn_close(c);
     c->work = NULL;
     c->session = NULL;
+    /* The pipelined statements fail with the connection, after the bookkeeping. */
+    TAILQ_INIT(&inflight);
+    TAILQ_CONCAT(&inflight, &c->inflight, link);
+    c->ninflight = 0;
 
     if (was_up) {
         log_msg(LOG_WARNING, "db: %sconnection lost: %s", c->listener ? "LISTEN " : "", line);
@@ -461,6 +488,13 @@ static void conn_broken(struct db_conn *c, const char *why)
     }
     if (free_session)
         free(s);
+    while ((q = TAILQ_FIRST(&inflight)) != NULL) {
+        TAILQ_REMOVE(&inflight, q, link);
+        q->running = false;
+        evtimer_del(q->timer);
+        deliver_failure(q, DB_UNAVAILABLE, "the database connection was lost");
+        query_free(q);
+    }
 
     schedule_reconnect(c, jitter(c->backoff_ms ? c->backoff_ms : BACKOFF_MIN_MS / 2));
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -538,8 +572,64 @@ static bool send_prepared(struct db_conn *c, struct db_query *q)
     return true;
 }
 
+/*
+ * Whether a statement may go into a connection's pipeline: a read-only
+ * statement already prepared there. Writes, sessions and statements still
+ * to be prepared keep a connection to themselves, so a write's answer never
+ * waits behind another statement and a dropped connection (a deadline
+ * passed) fails reads only, which the client may simply ask again.
+ */
+static bool pipelineable(const struct db_conn *c, const struct db_query *q)
+{
+    return c->pool->pipeline_depth > 1 && q->kind == Q_STATEMENT && q->read_only &&
+           q->stmt != NULL && !c->listener && is_prepared(c, q->stmt);
+}
+
+/* Sends a statement and its sync point into the connection's pipeline. */
+static void pipeline_send(struct db_conn *c, struct db_query *q)
+{
+    TAILQ_INSERT_TAIL(&c->inflight, q, link);
+    c->ninflight++;
+    q->running = true;
+    if (!PQsendQueryPrepared(c->pg, q->stmt->name, q->nparams, (const char *const *)q->values, NULL,
+                             NULL, 0) ||
+        !PQpipelineSync(c->pg)) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return;
+    }
+    c->flushing = true;
+    conn_flush(c);
+}
+
+/* A connection with room in its pipeline for q, the emptiest, or NULL. */
+static struct db_conn *pipelined_conn(struct db_pool *pool, const struct db_query *q)
+{
+    struct db_conn *best = NULL;
+    for (int i = 0; i < pool->nconns; i++) {
+        struct db_conn *c = &pool->conns[i];
+        if (c->state == CONN_BUSY && c->pipeline && c->ninflight < pool->pipeline_depth &&
+            pipelineable(c, q) && (best == NULL || c->ninflight < best->ninflight))
+            best = c;
+    }
+    return best;
+}
+
 static void run_statement(struct db_conn *c, struct db_query *q)
 {
+    if (pipelineable(c, q)) {
+        if (!PQenterPipelineMode(c->pg)) {
+            TAILQ_INSERT_TAIL(&c->inflight, q, link);
+            c->ninflight++;
+            q->running = true;
+            conn_broken(c, PQerrorMessage(c->pg));
+            return;
+        }
+        c->state = CONN_BUSY;
+        c->pipeline = true;
+        c->sync_next = false;
+        pipeline_send(c, q);
+        return;
+    }
     c->state = CONN_BUSY;
     c->work = q;
     q->running = true;
@@ -673,6 +763,85 @@ static void statement_done(struct db_conn *c)
         pool_dispatch(pool);
 }
 
+/*
+ * Collects a pipeline's results. Each statement's results end with a NULL,
+ * then its sync point's PGRES_PIPELINE_SYNC; the statement is answered at
+ * its NULL, and after the last sync point the connection leaves pipeline
+ * mode and is idle again. A callback may add to the pipeline (or break the
+ * connection), so the loop looks again after each answer.
+ */
+static void pipeline_read(struct db_conn *c)
+{
+    bool was_null = false;
+    while (!PQisBusy(c->pg)) {
+        struct db_query *q = TAILQ_FIRST(&c->inflight);
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            /*
+             * A NULL that ends no statement's results: libpq also returns
+             * one as it moves on to the next statement (after a sync
+             * point). Once, ask again, for the next results may be read
+             * already; twice in a row, nothing more has arrived.
+             */
+            if (q == NULL || c->sync_next || (c->last == NULL && c->error == NULL)) {
+                if (was_null)
+                    break;
+                was_null = true;
+                continue;
+            }
+            PGresult *res = c->error ? c->error : c->last;
+            if (c->error)
+                PQclear(c->last);
+            c->last = c->error = NULL;
+            TAILQ_REMOVE(&c->inflight, q, link);
+            c->ninflight--;
+            c->sync_next = true;
+            q->running = false;
+            evtimer_del(q->timer);
+            deliver_result(q, res);
+            query_free(q);
+            if (c->state != CONN_BUSY || !c->pipeline)
+                return; /* the callback broke the connection */
+            was_null = false;
+            continue;
+        }
+        was_null = false;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            c->sync_next = false;
+            if (c->ninflight > 0)
+                continue;
+            if (!PQexitPipelineMode(c->pg)) {
+                conn_broken(c, PQerrorMessage(c->pg));
+                return;
+            }
+            c->pipeline = false;
+            if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+                conn_broken(c, "a pipeline left the connection in a transaction");
+                return;
+            }
+            make_idle(c);
+            pool_dispatch(c->pool);
+            return;
+        }
+        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_PIPELINE_ABORTED) &&
+            c->error == NULL) {
+            c->error = r;
+        } else if (c->error == NULL) {
+            PQclear(c->last);
+            c->last = r;
+        } else {
+            PQclear(r);
+        }
+        if (PQstatus(c->pg) == CONNECTION_BAD) {
+            conn_broken(c, PQerrorMessage(c->pg));
+            return;
+        }
+    }
+    conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
+}
+
 /* Reads what arrived and collects results until libpq would block. */
 static void conn_read(struct db_conn *c)
 {
@@ -687,6 +856,10 @@ static void conn_read(struct db_conn *c)
             return;
         }
         conn_arm(c, EV_READ);
+        return;
+    }
+    if (c->pipeline) {
+        pipeline_read(c);
         return;
     }
     while (!PQisBusy(c->pg)) {
@@ -873,6 +1046,7 @@ static void conn_init(struct db_pool *pool, struct db_conn *c, bool listener)
     memset(c, 0, sizeof(*c));
     c->pool = pool;
     c->listener = listener;
+    TAILQ_INIT(&c->inflight);
     c->state = CONN_DOWN;
     c->timer = evtimer_new(pool->base, conn_timer_cb, c);
     /* The first attempt goes from the loop, so the pool never blocks its creator. */
@@ -912,13 +1086,20 @@ static void pool_dispatch(struct db_pool *pool)
     struct db_conn *c;
     struct db_query *q;
 
-    while ((q = TAILQ_FIRST(&pool->queue)) != NULL && (c = idle_conn(pool)) != NULL) {
+    while ((q = TAILQ_FIRST(&pool->queue)) != NULL) {
+        /* An idle connection first; else a read joins a pipeline of reads. */
+        c = idle_conn(pool);
+        if (c == NULL && (c = pipelined_conn(pool, q)) == NULL)
+            break;
         TAILQ_REMOVE(&pool->queue, q, link);
         q->queued = false;
         unqueued(q);
         if (q->kind == Q_SESSION_OPEN)
             open_session_on(c, q);
-        else
+        else if (c->pipeline) {
+            pool->stats.pipelined++;
+            pipeline_send(c, q);
+        } else
             run_statement(c, q);
     }
 }
@@ -982,6 +1163,7 @@ struct db_pool *db_pool_new(struct event_base *base, const struct db_pool_config
              cfg->statement_timeout_ms);
     pool->connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 5000;
     pool->max_queue = cfg->max_queue;
+    pool->pipeline_depth = cfg->pipeline_depth;
     pool->nconns = cfg->pool_size;
     TAILQ_INIT(&pool->queue);
     pool->kick = event_new(base, -1, 0, kick_cb, pool);
@@ -1031,6 +1213,13 @@ void db_pool_free(struct db_pool *pool)
             deliver_failure(c->work, DB_UNAVAILABLE, "shutting down");
             query_free(c->work);
             c->work = NULL;
+        }
+        while ((q = TAILQ_FIRST(&c->inflight)) != NULL) {
+            TAILQ_REMOVE(&c->inflight, q, link);
+            c->ninflight--;
+            q->running = false;
+            deliver_failure(q, DB_UNAVAILABLE, "shutting down");
+            query_free(q);
         }
         if (c->session) {
             c->session->conn = NULL;
@@ -1088,7 +1277,9 @@ static void submit(struct db_pool *pool, struct db_query *q, int timeout_ms)
         fail_later(q, DB_UNAVAILABLE, "the database is unavailable");
         return;
     }
-    if (!q->background && pool->queued_requests >= pool->max_queue && idle_conn(pool) == NULL) {
+    /* A full queue refuses work that nothing could take now: no idle connection, no pipeline. */
+    if (!q->background && pool->queued_requests >= pool->max_queue && idle_conn(pool) == NULL &&
+        (!q->read_only || pipelined_conn(pool, q) == NULL)) {
         pool->stats.rejected++;
         fail_later(q, DB_UNAVAILABLE, "too many requests are waiting for the database");
         return;
@@ -1144,6 +1335,19 @@ struct db_query *db_query_prepared(struct db_pool *pool, const struct db_stateme
     struct db_query *q = query_new(pool, Q_STATEMENT, st->sql, st->nparams, values);
     q->simple = false;
     q->stmt = st;
+    q->cb = cb;
+    q->arg = arg;
+    submit(pool, q, timeout_ms);
+    return q;
+}
+
+struct db_query *db_query_read(struct db_pool *pool, const struct db_statement *st,
+                               const char *const *values, int timeout_ms, db_cb cb, void *arg)
+{
+    struct db_query *q = query_new(pool, Q_STATEMENT, st->sql, st->nparams, values);
+    q->simple = false;
+    q->stmt = st;
+    q->read_only = true;
     q->cb = cb;
     q->arg = arg;
     submit(pool, q, timeout_ms);

@@ -677,6 +677,8 @@ static void call_api(struct req *r, json_t *ctx)
     if (rt->flags & ROUTE_READ)
         apicall_run_read(read_pool(r->srv), r->srv->pool, &r->srv->reads_routed[1], rt->fn, ctx,
                          args, req_remaining_ms(r), answer, r);
+    else if (rt->method == EVHTTP_REQ_GET)
+        apicall_run_get(r->srv->pool, rt->fn, ctx, args, req_remaining_ms(r), answer, r);
     else
         apicall_run(r->srv->pool, rt->fn, ctx, args, req_remaining_ms(r), answer, r);
 }

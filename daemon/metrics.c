@@ -43,6 +43,7 @@ static const struct metric_def defs[] = {
     {"incubatord_db_queue_length", "gauge", MK_PROCESS, "Requests waiting for a database connection."},
     {"incubatord_db_queries_total", "counter", MK_PROCESS, "Database work items by outcome (submitted, failed, rejected, timeout)."},
     {"incubatord_db_reconnects_total", "counter", MK_PROCESS, "Database connections (re)established."},
+    {"incubatord_db_pipelined_total", "counter", MK_PROCESS, "Reads sent on a connection still answering other reads (pipeline mode)."},
     {"incubatord_db_read_pool_connections", "gauge", MK_PROCESS, "Read pool connections by state (configured, connected, busy); 0 configured without read_conninfo."},
     {"incubatord_db_read_lag_seconds", "gauge", MK_PROCESS, "The read pool's replay lag as last sampled; -1 when unknown (down, not sampled yet)."},
     {"incubatord_db_reads_total", "counter", MK_PROCESS, "Reads that may lag, by the pool that served them (read, primary)."},
@@ -289,6 +290,8 @@ static void render_process(struct evbuffer *out, const char *name, const struct 
                             name, (unsigned long long)ps.timeouts);
     else if (strcmp(name, "incubatord_db_reconnects_total") == 0)
         evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)ps.reconnects);
+    else if (strcmp(name, "incubatord_db_pipelined_total") == 0)
+        evbuffer_add_printf(out, "%s %llu\n", name, (unsigned long long)ps.pipelined);
     else if (strcmp(name, "incubatord_db_read_pool_connections") == 0)
         evbuffer_add_printf(out,
                             "%s{state=\"configured\"} %d\n%s{state=\"connected\"} %d\n"

@@ -170,8 +170,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
     log_msg(LOG_WARNING,
             "shutdown: %d request(s), %d job(s) and %d delivery step(s) still "
             "running after %d ms; exiting",
-            busy_count(BUSY_REQUEST), busy_count(BUSY_JOB),
-            busy_count(BUSY_DELIVERY),
+            busy_count(BUSY_REQUEST), busy_count(BUSY_JOB), busy_count(BUSY_DELIVERY),
             srv->cfg.shutdown_timeout_ms);
     stop_now(srv);
 }
@@ -293,6 +292,7 @@ int server_run(const char *config_path, bool foreground)
         .max_queue = srv.cfg.max_queue,
         .statement_timeout_ms = srv.cfg.statement_timeout_ms,
         .connect_timeout_ms = 5000,
+        .pipeline_depth = srv.cfg.pipeline_depth,
     };
     srv.pool = db_pool_new(srv.base, &pc);
     if (srv.cfg.read_conninfo[0] != '\0') {

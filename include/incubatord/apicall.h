@@ -89,6 +89,14 @@ void apicall_run_read(struct db_pool *read, struct db_pool *primary, uint64_t *f
                       void *arg);
 
 /*
+ * A GET's call on the primary, which the pool may pipeline with other reads
+ * (db_query_read): its function is STABLE, and short (the routes that may
+ * take seconds, reports and listings, are ROUTE_READ: apicall_run_read).
+ */
+void apicall_run_get(struct db_pool *pool, const char *fn, json_t *ctx, json_t *args,
+                     int timeout_ms, apicall_cb cb, void *arg);
+
+/*
  * A failed database call as a reply: 503 with Retry-After for a database
  * that is down, busy or slow (or a transient SQLSTATE), 409 for a conflict a
  * concurrent request caused, 500 for anything else. A 500 is logged under

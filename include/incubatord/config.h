@@ -33,6 +33,7 @@ struct config {
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
     int pool_size;            /* connections in the pool, and in the read pool */
+    int pipeline_depth;       /* GETs a connection may carry at once; 0: one statement */
     char *read_conninfo;      /* a second pool for reads that may lag; "" for none */
     int read_max_lag_s;       /* above this replay lag, reads go to the primary pool */
     int max_queue;            /* requests waiting for a connection; beyond, 503 */

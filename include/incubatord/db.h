@@ -55,6 +55,7 @@ struct db_pool_config {
     int max_queue;            /* waiting work items at most */
     int statement_timeout_ms; /* set on every connection */
     int connect_timeout_ms;   /* one connection attempt's limit */
+    int pipeline_depth;       /* db_query_read statements a connection carries at once; 0: none */
     /*
      * A read pool on a streaming standby: > 0 samples the server's replay
      * lag this often (db_pool_lag_ms). 0 for a primary pool.
@@ -72,6 +73,7 @@ struct db_pool_stats {
     uint64_t rejected;   /* refused at once: queue full, database down */
     uint64_t timeouts;   /* deadline passed */
     uint64_t reconnects; /* connections (re)established */
+    uint64_t pipelined;  /* reads sent behind others on a busy connection */
     bool listening;      /* the LISTEN connection is up */
     int64_t lag_ms;      /* db_pool_lag_ms() */
 };
@@ -120,6 +122,19 @@ struct db_statement {
 /* Runs a prepared statement, like db_query. */
 struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
                                    const char *const *values, int timeout_ms, db_cb cb, void *arg);
+
+/*
+ * The same for a read-only statement, which the pool may pipeline (with
+ * pipeline_depth > 1): when no connection is idle, it is sent on a
+ * connection already answering other such reads (up to pipeline_depth at
+ * a time), each its own implicit transaction, so the
+ * server goes from one to the next without waiting for the daemon. Only for
+ * short statements that write nothing: each waits for those ahead of it, and
+ * a connection dropped for one statement's deadline fails the others in its
+ * pipeline too.
+ */
+struct db_query *db_query_read(struct db_pool *pool, const struct db_statement *st,
+                               const char *const *values, int timeout_ms, db_cb cb, void *arg);
 
 /*
  * The same for the daemon's own work (deliveries, bookkeeping): it waits in

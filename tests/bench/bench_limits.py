@@ -33,7 +33,8 @@ it also makes the exit status 1.
 Run it with `ctest -C bench -L bench --output-on-failure` in the build
 directory, or directly with INCUBATORD_BIN set. Environment:
 BENCH_CONNECTIONS (16), BENCH_THREADS (2), BENCH_SECONDS (10), BENCH_ROUNDS (2),
-BENCH_POOL_SIZE (4, the daemon's default), BENCH_LOG_LEVEL (info, the default),
+BENCH_POOL_SIZE (4, the daemon's default), BENCH_PIPELINE_DEPTH (0, the
+daemon's default: [database] pipeline_depth), BENCH_LOG_LEVEL (info, the default),
 BENCH_STRICT.
 """
 
@@ -42,6 +43,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
@@ -58,6 +60,7 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 POOL_SIZE = int(os.environ.get("BENCH_POOL_SIZE", "4"))
+PIPELINE_DEPTH = int(os.environ.get("BENCH_PIPELINE_DEPTH", "0"))
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "info")
 WARMUP_SECONDS = 3
 DB = "bench_limits"
@@ -122,7 +125,8 @@ def main():
             f.write(PK_READ)
 
         daemon = Daemon(workdir, pg.conninfo(DB), extra_config=f"[log]\nlevel = {LOG_LEVEL}\n"
-                        f"[database]\npool_size = {POOL_SIZE}")
+                        f"[database]\npool_size = {POOL_SIZE}\n"
+                        f"pipeline_depth = {PIPELINE_DEPTH}")
         token = run_cli(daemon.config_path, "token", "create", "--admin",
                         "bench-read").stdout.strip()
         daemon.start()
@@ -140,9 +144,14 @@ def main():
 
         def settle():
             """The last write round's after-work done before a read round
-            (vacuum, dirty buffers written), so that neither side's read is
-            charged for it in PostgreSQL's CPU."""
+            (the alert events it raised delivered, vacuum, dirty buffers
+            written), so that neither side's read is charged for it."""
             with pg.connect(DB) as conn:
+                deadline = time.monotonic() + 300
+                while conn.execute("SELECT count(*) FROM outbox WHERE 'pending' IN "
+                                   "(syslog_state, notify_state)").fetchone()[0] > 0 \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.2)
                 conn.execute("VACUUM (ANALYZE)")
                 conn.execute("CHECKPOINT")
 
@@ -214,7 +223,8 @@ def main():
     print()
     print(f"machine:         {machine()}")
     print(f"load:            {CONNECTIONS} connections, {THREADS} threads, {SECONDS} s x "
-          f"{ROUNDS} rounds each side, alternating; medians below")
+          f"{ROUNDS} rounds each side, alternating; medians below; pool {POOL_SIZE}, "
+          f"pipeline_depth {PIPELINE_DEPTH}")
     print(f"read:            daemon {med['get']['rps']:.0f} GET/s (p99 {med['get']['p99']:.2f} "
           f"ms, {med['get']['cpu']:.0f} us daemon CPU each); pgbench {med['get']['tps']:.0f} "
           "primary-key reads/s (prepared)")

@@ -50,3 +50,25 @@ def test_the_alert_rules_are_one_list(sql):
     rules = [r[0] for r in sql.execute("SELECT rule FROM alert_rules ORDER BY rank")]
     assert rules == c_enum("daemon/api_alerts.c", "rules")
     assert sql.execute("SELECT api.alert_rules()").fetchone()[0] == rules
+
+
+def get_route_functions():
+    """The API function of every GET route that calls one."""
+    text = open(os.path.join(SOURCE, "daemon", "routes.c"), encoding="utf-8").read()
+    table = text[text.index("const struct route routes[] = {"):]
+    table = table[:table.index("\n};")]
+    found = re.findall(r'\{GET,\s+"[^"]+",\s+ACCESS_\w+,\s+[^,]+,\s+"(\w+)"', table)
+    assert len(found) > 20, "GET routes not parsed from daemon/routes.c"
+    return sorted(set(found))
+
+
+def test_every_get_route_calls_a_function_that_cannot_write(sql):
+    # db.c pipelines a GET's statement with other reads on one connection
+    # (db_query_read): that is safe only for statements that write nothing,
+    # which PostgreSQL enforces for a STABLE or IMMUTABLE function.
+    volatility = dict(sql.execute(
+        "SELECT p.proname, p.provolatile FROM pg_proc p"
+        " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'api'").fetchall())
+    wrong = {fn: volatility.get(fn) for fn in get_route_functions()
+             if volatility.get(fn) not in ("s", "i")}
+    assert wrong == {}
