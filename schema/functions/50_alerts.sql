@@ -306,12 +306,18 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The event of one alert transition: alert.firing, alert.resolved or alert.repeat.
+-- PL/pgSQL, so that the session keeps its plan: a SQL function's is made
+-- afresh in every transaction, and the sweep opens alerts in thousands of
+-- short ones (a batch of one incubator opening one alert cost twice one
+-- opening none).
 CREATE FUNCTION api.alert_emit(ctx jsonb, type text, a alerts) RETURNS uuid
-LANGUAGE sql AS $$
-    SELECT api.emit(ctx, type, api.alert_json(a),
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN api.emit(ctx, type, api.alert_json(a),
                     CASE WHEN type = 'alert.resolved' THEN 'notice'
                          ELSE api.alert_syslog_level(a.severity) END,
-                    api.alert_line(type, a))
+                    api.alert_line(type, a));
+END;
 $$;
 
 -- ---- evaluation ----
@@ -354,7 +360,11 @@ $$;
  * New alerts are notified before resolutions, so a receiver never sees an
  * incubator all clear between its warning and its breach. With subjects
  * (NULL: all), the alerts of subject rules are brought in line for those
- * subjects only: the others' outcome is what it was. Returns the counts.
+ * subjects only: the others' outcome is what it was. With ctx's
+ * "max_events" (the sweep's), at most that many transitions are written, the
+ * openings first: an evaluation that reaches it leaves the rest (resolutions
+ * and repeats included) for the next one of the same incubators, and says
+ * "cut": true. Returns the counts.
  */
 CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean,
                                     rules text[] DEFAULT NULL, subjects text[] DEFAULT NULL)
@@ -369,6 +379,7 @@ DECLARE
     fired integer := 0;
     resolved integer := 0;
     repeated integer := 0;
+    max_events integer := (ctx->>'max_events')::integer;
 BEGIN
     IF scope IS NOT NULL THEN
         scope := ARRAY(SELECT DISTINCT x FROM unnest(scope) x WHERE x IS NOT NULL ORDER BY x);
@@ -411,6 +422,7 @@ BEGIN
                                       AND x.incubator_id = o.incubator_id
                                       AND x.subject IS NOT DISTINCT FROM o.subject)
                  ORDER BY o.incubator_id, api.alert_rule_rank(o.rule), o.subject
+                 LIMIT max_events
                 ON CONFLICT (rule, incubator_id, subject) WHERE state = 'firing' DO NOTHING
                 RETURNING *)
             SELECT * FROM new ORDER BY id
@@ -418,6 +430,10 @@ BEGIN
             PERFORM api.alert_emit(ctx, 'alert.firing', a);
             fired := fired + 1;
         END LOOP;
+        -- Cut: the rest opens first, the next time (new alerts before resolutions).
+        IF fired >= max_events THEN
+            RETURN json_build_object('fired', fired, 'resolved', 0, 'repeated', 0, 'cut', true);
+        END IF;
     END IF;
 
     IF resolving THEN
@@ -430,6 +446,8 @@ BEGIN
                  WHERE x.state = 'firing' AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
                    AND (subjects IS NULL OR x.subject IS NULL OR x.subject = ANY (subjects))
                    AND NOT coalesce(o.firing, false)
+                 ORDER BY x.id
+                 LIMIT max_events - fired
             ), done AS (
                 UPDATE alerts x
                    SET state = 'resolved', resolved_at = at,
@@ -445,6 +463,9 @@ BEGIN
             resolved := resolved + 1;
         END LOOP;
     END IF;
+    IF fired + resolved >= max_events THEN
+        repeats := false;
+    END IF;
 
     UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
       FROM unnest(obs) o
@@ -457,10 +478,13 @@ BEGIN
         FOR a IN
             WITH again AS (
                 UPDATE alerts x SET last_notified_at = at
-                  FROM api.policy_on(today) p
-                 WHERE x.state = 'firing' AND NOT x.acknowledged
-                   AND x.incubator_id = ANY (scope) AND x.rule = ANY (rules)
-                   AND x.last_notified_at + make_interval(hours => p.repeat_hours) <= at
+                  FROM (SELECT d.id FROM alerts d, api.policy_on(today) p
+                         WHERE d.state = 'firing' AND NOT d.acknowledged
+                           AND d.incubator_id = ANY (scope) AND d.rule = ANY (rules)
+                           AND d.last_notified_at + make_interval(hours => p.repeat_hours) <= at
+                         ORDER BY d.id
+                         LIMIT max_events - fired - resolved) due
+                 WHERE x.id = due.id
                 RETURNING x.*)
             SELECT * FROM again ORDER BY id
         LOOP
@@ -469,6 +493,10 @@ BEGIN
         END LOOP;
     END IF;
 
+    IF fired + resolved + repeated >= max_events THEN
+        RETURN json_build_object('fired', fired, 'resolved', resolved, 'repeated', repeated,
+                                 'cut', true);
+    END IF;
     RETURN json_build_object('fired', fired, 'resolved', resolved, 'repeated', repeated);
 END;
 $$;
@@ -493,21 +521,36 @@ $$;
  * none). Each batch is a transaction of its own that locks only its own
  * incubators, so a write waits at most one batch for the sweep, never the
  * whole sweep; the scheduler calls it again with "after" set to the "next"
- * it returns until it returns none. Returns the counts and "next".
+ * it returns until it returns none (api.run_job_batches). A batch writes at
+ * most ctx.max_events (default 50) transitions, so that one holding an
+ * incubator that opens hundreds of alerts (a city's first sweep) is still
+ * short: a batch cut there returns the same "after" as "next", and "cut": 1,
+ * and the next batch goes on from where the cut one stopped. Returns the
+ * counts and "next".
  */
 CREATE FUNCTION api.job_alert_sweep(ctx jsonb) RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
     size integer := coalesce((ctx->>'batch')::integer, 100);
-    batch bigint[] := ARRAY(SELECT i.id FROM incubators i
-                             WHERE i.id > coalesce((ctx->>'after')::bigint, 0)
+    after bigint := coalesce((ctx->>'after')::bigint, 0);
+    batch bigint[] := ARRAY(SELECT i.id FROM incubators i WHERE i.id > after
                              ORDER BY i.id LIMIT size);
+    max_events integer := greatest(coalesce((ctx->>'max_events')::integer, 50), 1);
     counts jsonb;
 BEGIN
     IF cardinality(batch) = 0 THEN
         RETURN json_build_object('fired', 0, 'resolved', 0, 'repeated', 0);
     END IF;
-    counts := api.alerts_evaluate(ctx, batch, true)::jsonb;
+    -- The session's plans, kept: with custom plans (PostgreSQL's choice for
+    -- these statements) every batch planned its statements afresh, which
+    -- cost more than evaluating a batch of a few incubators. This batch's
+    -- transaction only: a write's evaluation keeps its own choice.
+    PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
+    counts := api.alerts_evaluate(ctx || jsonb_build_object('max_events', max_events), batch,
+                                  true)::jsonb;
+    IF counts ? 'cut' THEN
+        RETURN (counts || jsonb_build_object('next', after, 'cut', 1))::json;
+    END IF;
     IF cardinality(batch) = size THEN
         counts := counts || jsonb_build_object('next', batch[size]);
     END IF;

@@ -201,6 +201,45 @@ def test_a_call_skips_the_job_another_daemon_runs(pg, db, sql, city):
     assert alerts(sql, "overdue_tenant") == []
 
 
+def test_a_batch_stops_at_max_events_and_the_next_goes_on_from_there(sql, city):
+    _, ids = city
+    t = today()
+    # SW-0 has five overdue tenants to open and an open alert of a tenant
+    # gone, which resolves only once every opening is written.
+    for k in range(2, 6):
+        sql.execute("INSERT INTO tenants (incubator_id, external_id, name, credit_code, "
+                    "founded_on, admitted_on, field) VALUES (%s, %s, '企业', %s, %s, %s, "
+                    "'other')", (ids[0], f"OD{k}", uscc(300 + k),
+                                 overdue_admission(t) - days(100), overdue_admission(t)))
+    sql.execute("INSERT INTO alerts (rule, incubator_id, subject, severity, state, value, "
+                "message, started_at, last_notified_at) VALUES ('overdue_tenant', %s, 'GONE', "
+                "'info', 'firing', 1, '旧告警', now(), now())", (ids[0],))
+
+    def batch():
+        return json.loads(sql.execute("SELECT api.job_alert_sweep(%s::jsonb)::text",
+                                      (sweep_ctx(t, batch=2, max_events=3),)).fetchone()[0])
+
+    def firing():
+        return sorted(a["subject"] for a in alerts(sql, "overdue_tenant")
+                      if a["state"] == "firing")
+
+    # Three transitions, then the same incubators again: SW-0's first three...
+    assert batch() == {"fired": 3, "resolved": 0, "repeated": 0, "cut": 1, "next": 0}
+    assert firing() == ["GONE", "OD", "OD2", "OD3"]
+    # ... its last two and SW-1's (the batch is SW-0 and SW-1); GONE still open...
+    assert batch() == {"fired": 3, "resolved": 0, "repeated": 0, "cut": 1, "next": 0}
+    assert firing() == ["GONE", "OD", "OD", "OD2", "OD3", "OD4", "OD5"]
+    # ... then, every opening written, the resolution, and the batch is done.
+    assert batch() == {"fired": 0, "resolved": 1, "repeated": 0, "next": ids[1]}
+    assert "GONE" not in firing()
+    # As the scheduler runs it: the rest, each transition notified once.
+    result = call_batches(sql, sweep_ctx(t, batch=2, after=ids[1], max_events=1))
+    assert result["fired"] == 3 and result["cut"] == 3 and "next" not in result, result
+    assert len(firing()) == 9
+    assert len(events_of(sql, "overdue_tenant", "alert.firing")) == 9
+    assert len(events_of(sql, "overdue_tenant", "alert.resolved")) == 1
+
+
 def test_a_tenant_write_evaluates_its_own_subjects_and_leaves_the_others(sql, city):
     api, ids = city
     t = today()
