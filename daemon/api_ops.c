@@ -12,7 +12,7 @@
 #include "incubatord/api.h"
 #include "incubatord/busy.h"
 #include "incubatord/config.h"
-#include "incubatord/http.h"
+#include "incubatord/http_conn.h"
 #include "incubatord/metrics.h"
 #include "incubatord/migrate.h"
 #include "incubatord/server.h"
@@ -108,7 +108,7 @@ void api_metrics(const struct route_env *env, apicall_cb done, void *arg)
     }
     struct evbuffer *buf = evbuffer_new();
     struct metrics_process p = {
-        .connections_open = http_open_connections(srv),
+        .connections_open = srv->http_conn ? http_conn_open(srv->http_conn) : 0,
         .requests_in_flight = busy_count(BUSY_REQUEST),
         .schema_ready = server_schema_ready(srv),
         .started_at = srv->started_at,

@@ -88,7 +88,7 @@ void api_cohorts_check(struct req *r, struct vctx *v, json_t *args)
  */
 const char *api_reports_cohorts_authorize(const json_t *ctx, const json_t *request)
 {
-    if (route_own_incubator(ctx, json_string_value(json_object_get(request, "incubator"))))
+    if (apicall_own_incubator(ctx, json_string_value(json_object_get(request, "incubator"))))
         return NULL;
     return "an incubator token may only read its own incubator's cohorts: pass "
            "incubator=<its code>";

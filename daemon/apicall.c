@@ -131,6 +131,14 @@ json_t *apicall_context(const struct api_caller *c)
                      c->incubator && c->incubator[0] ? json_string(c->incubator) : json_null());
 }
 
+bool apicall_own_incubator(const json_t *ctx, const char *code)
+{
+    const char *own = json_string_value(json_object_get(ctx, "incubator"));
+    if (json_is_true(json_object_get(ctx, "admin")))
+        return true;
+    return code != NULL && own != NULL && strcmp(code, own) == 0;
+}
+
 void apicall_context_idempotency(json_t *ctx, const char *key, const char *body, size_t len)
 {
     unsigned char md[AUTH_HASH_LEN];

@@ -7,11 +7,15 @@
 #include <time.h>
 
 #include "incubatord/common.h"
-#include "incubatord/log.h"
 
+/*
+ * The end of the process, said on stderr (which systemd keeps in the
+ * journal) rather than through log.c: this file is below every module,
+ * log.c included, and calls none of them.
+ */
 static void out_of_memory(size_t size)
 {
-    log_msg(LOG_CRIT, "out of memory allocating %zu bytes", size);
+    fprintf(stderr, "incubatord: out of memory allocating %zu bytes\n", size);
     abort();
 }
 

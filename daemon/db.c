@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include <libpq-fe.h>
+
 #include "incubatord/db.h"
 #include "incubatord/log.h"
 

@@ -70,8 +70,8 @@ static void read_done(void *arg, const struct db_result *r)
     struct gauges_state *g = arg;
     g->busy = false;
     busy_leave(BUSY_DELIVERY);
-    if (r->status == DB_OK && PQntuples(r->res) == 1) {
-        json_t *m = json_loads(PQgetvalue(r->res, 0, 0), 0, NULL);
+    if (r->status == DB_OK && db_rows(r) == 1) {
+        json_t *m = json_loads(db_text(r, 0, 0), 0, NULL);
         json_t *o = json_object_get(m, "outbox");
         set_series("incubatord_alerts_open", "rule", json_object_get(m, "alerts_open"));
         set_series("incubatord_outbox_undelivered", "channel", json_object_get(o, "undelivered"));

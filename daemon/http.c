@@ -743,7 +743,7 @@ static void serve(struct req *r)
         reply_problem(r, 403, "this endpoint needs an admin token", NULL);
         return;
     }
-    if (rt->access == ACCESS_INCUBATOR && !route_own_incubator(ctx, req_param(r, "code"))) {
+    if (rt->access == ACCESS_INCUBATOR && !apicall_own_incubator(ctx, req_param(r, "code"))) {
         json_decref(ctx);
         reply_problem(r, 403, "this token may only access its own incubator", NULL);
         return;
@@ -954,10 +954,11 @@ static void request_cb(struct evhttp_request *ev, void *arg)
 
     struct evbuffer *body = evhttp_request_get_input_buffer(ev);
     r->raw_body_len = evbuffer_get_length(body);
-    if ((int64_t)r->raw_body_len > srv->cfg.max_body_bytes) {
+    int64_t limit =
+        r->route->flags & ROUTE_BULK ? srv->cfg.max_sync_body_bytes : srv->cfg.max_body_bytes;
+    if ((int64_t)r->raw_body_len > limit) {
         char detail[128];
-        snprintf(detail, sizeof(detail), "the body is larger than %lld bytes",
-                 (long long)srv->cfg.max_body_bytes);
+        snprintf(detail, sizeof(detail), "the body is larger than %lld bytes", (long long)limit);
         reply_problem(r, 413, detail, NULL);
         return;
     }
@@ -1001,6 +1002,7 @@ bool http_start(struct server *srv)
     struct http_state *h = xcalloc(1, sizeof(*h));
     srv->http = h;
     h->conn = http_conn_start(srv->base, &srv->cfg, request_cb, srv);
+    srv->http_conn = h->conn;
     return h->conn != NULL;
 }
 
@@ -1024,9 +1026,5 @@ void http_free(struct server *srv)
     http_conn_free(h->conn);
     free(h);
     srv->http = NULL;
-}
-
-int http_open_connections(const struct server *srv)
-{
-    return srv->http ? http_conn_open(srv->http->conn) : 0;
+    srv->http_conn = NULL;
 }

@@ -7,8 +7,9 @@
  * of each request (http_framing.c) before evhttp parses it, and answers a
  * malformed one itself with problem+json before closing. evhttp is told to
  * allow every method (the router answers 405) and to accept bodies a few
- * times larger than server.max_body_bytes (http.c answers 413 with
- * problem+json below that; the filter above it).
+ * times larger than server.max_body_bytes, and at least as large as
+ * server.max_sync_body_bytes (http.c answers 413 with problem+json below
+ * that; the filter above it).
  *
  * The filter also keeps the connection limits, which evhttp has none of:
  *
@@ -733,7 +734,11 @@ void http_conn_apply_config(struct http_conn *c, const struct config *cfg)
     c->max_per_ip = cfg->max_connections_per_ip;
     c->header_timeout_s = cfg->header_timeout_s;
     c->body_timeout_s = cfg->body_timeout_s;
-    c->max_body_hard = cfg->max_body_bytes * EVHTTP_BODY_FACTOR + 65536;
+    /* Room for a bulk sync's larger limit, and for a few times any other body's. */
+    int64_t most = cfg->max_body_bytes * EVHTTP_BODY_FACTOR;
+    if (most < cfg->max_sync_body_bytes)
+        most = cfg->max_sync_body_bytes;
+    c->max_body_hard = most + 65536;
     evhttp_set_timeout(c->http, cfg->idle_timeout_s);
     evhttp_set_max_body_size(c->http, (ev_ssize_t)c->max_body_hard);
     pause_or_resume(c);

@@ -39,13 +39,14 @@
 #include "incubatord/outbox.h"
 #include "incubatord/server.h"
 
-#define POLL_MS         5000  /* the safety net: look at the outbox this often */
-#define SQL_TIMEOUT_MS  10000 /* one bookkeeping statement's limit */
-#define LOCAL_BATCH     100   /* events claimed at once for syslog and NOTIFY */
-#define LOCAL_LEASE_MS  30000 /* how long such a claim holds */
-#define LEASE_MARGIN_MS 5000  /* a channel's lease: 2 x the attempt's limit + this (its record, under load) */
-#define MAX_SENDING     32    /* channels with a message in flight at once */
-#define DIGEST_MAX      200   /* events in one digest at most */
+#define POLL_MS        5000  /* the safety net: look at the outbox this often */
+#define SQL_TIMEOUT_MS 10000 /* one bookkeeping statement's limit */
+#define LOCAL_BATCH    100   /* events claimed at once for syslog and NOTIFY */
+#define LOCAL_LEASE_MS 30000 /* how long such a claim holds */
+#define LEASE_MARGIN_MS                                                                            \
+    5000 /* a channel's lease: 2 x the attempt's limit + this (its record, under load) */
+#define MAX_SENDING 32  /* channels with a message in flight at once */
+#define DIGEST_MAX  200 /* events in one digest at most */
 
 static const char CLAIM_LOCAL_SQL[] =
     "SELECT id, event_id, syslog_level, message, syslog_pending, notify_pending "
@@ -92,10 +93,10 @@ struct outbox_state {
     bool local_again;    /* woken meanwhile: run again when done */
     bool claiming;       /* a channel claim is in flight */
     bool claim_again;
-    int sending;                /* messages between claim and record */
-    struct message *messages;   /* those messages */
+    int sending;              /* messages between claim and record */
+    struct message *messages; /* those messages */
     struct curl_client *curl;
-    char *smtp_password;        /* [smtp] password, or password_file's first line */
+    char *smtp_password; /* [smtp] password, or password_file's first line */
 };
 
 static void local_run(struct outbox_state *n);
@@ -183,7 +184,7 @@ static void local_claimed(void *arg, const struct db_result *r)
         local_finished(n, false);
         return;
     }
-    int rows = PQntuples(r->res);
+    int rows = db_rows(r);
     if (rows == 0) {
         local_finished(n, false);
         return;
@@ -197,14 +198,13 @@ static void local_claimed(void *arg, const struct db_result *r)
     b->full = rows >= LOCAL_BATCH;
     ids[len++] = '{';
     for (int i = 0; i < rows; i++) {
-        len +=
-            (size_t)snprintf(ids + len, cap - len, "%s%s", i ? "," : "", PQgetvalue(r->res, i, 0));
-        if (PQgetvalue(r->res, i, 4)[0] == 't') {
-            int level = log_level_from_name(PQgetvalue(r->res, i, 2));
-            log_msg(level < 0 ? LOG_NOTICE : level, "%s", PQgetvalue(r->res, i, 3));
+        len += (size_t)snprintf(ids + len, cap - len, "%s%s", i ? "," : "", db_text(r, i, 0));
+        if (db_text(r, i, 4)[0] == 't') {
+            int level = log_level_from_name(db_text(r, i, 2));
+            log_msg(level < 0 ? LOG_NOTICE : level, "%s", db_text(r, i, 3));
             logged++;
         }
-        if (PQgetvalue(r->res, i, 5)[0] == 't')
+        if (db_text(r, i, 5)[0] == 't')
             b->notified++;
     }
     snprintf(ids + len, cap - len, "}");
@@ -276,14 +276,14 @@ static void message_recorded(void *arg, const struct db_result *r)
     count("incubatord_channel_attempts_total", m, m->ok ? "delivered" : "failed");
     if (m->refused)
         count("incubatord_channel_refusals_total", m, NULL);
-    if (r->status != DB_OK || PQntuples(r->res) != 1) {
+    if (r->status != DB_OK || db_rows(r) != 1) {
         log_msg(LOG_WARNING,
                 "outbox: channel %s: could not record an attempt (%s): %s; it is sent again "
                 "when its lease runs out",
                 m->name, m->ok ? "delivered" : m->error, r->message ? r->message : "no result");
     } else {
-        int given_up = atoi(PQgetvalue(r->res, 0, 1));
-        int attempts = atoi(PQgetvalue(r->res, 0, 2));
+        int given_up = atoi(db_text(r, 0, 1));
+        int attempts = atoi(db_text(r, 0, 2));
         char who[160], what[160];
         /* "webhook: event X ..." for the configuration's, "channel NAME: event X ..." else. */
         snprintf(who, sizeof(who), "%s%s", m->from_config ? "" : "channel ", m->name);
@@ -330,10 +330,14 @@ static void message_after_cb(evutil_socket_t fd, short what, void *arg)
     snprintf(retry_ms, sizeof(retry_ms), "%lld", (long long)backoff);
     snprintf(retry_for, sizeof(retry_for), "%d",
              m->from_config ? cfg->webhook_retry_for_s : cfg->notify_retry_for_s);
-    const char *values[] = {n->claimer,           id,
-                            m->ids,               m->sent ? "true" : "false",
-                            m->ok ? "true" : "false", m->ok ? NULL : m->error,
-                            retry_ms,             retry_for};
+    const char *values[] = {n->claimer,
+                            id,
+                            m->ids,
+                            m->sent ? "true" : "false",
+                            m->ok ? "true" : "false",
+                            m->ok ? NULL : m->error,
+                            retry_ms,
+                            retry_for};
     db_query_background(n->srv->pool, DONE_SQL, 8, values, SQL_TIMEOUT_MS, message_recorded, m);
 }
 
@@ -360,9 +364,13 @@ static int64_t wall_ms(void)
 static void smtp_settings(const struct outbox_state *n, struct channel_smtp *smtp)
 {
     const struct config *cfg = &n->srv->cfg;
-    *smtp = (struct channel_smtp){cfg->smtp_host,     cfg->smtp_port, cfg->smtp_starttls,
-                                  cfg->smtp_user,     n->smtp_password ? n->smtp_password : "",
-                                  cfg->smtp_from,     NULL};
+    *smtp = (struct channel_smtp){cfg->smtp_host,
+                                  cfg->smtp_port,
+                                  cfg->smtp_starttls,
+                                  cfg->smtp_user,
+                                  n->smtp_password ? n->smtp_password : "",
+                                  cfg->smtp_from,
+                                  NULL};
 }
 
 /*
@@ -412,16 +420,16 @@ static bool send_items(struct outbox_state *n, const struct channel_target *ch, 
     channel_message_free(&msg);
 out:
     if (first_event) {
-        const char *id = evs[0].payload ? json_string_value(json_object_get(evs[0].payload, "id"))
-                                        : NULL;
+        const char *id =
+            evs[0].payload ? json_string_value(json_object_get(evs[0].payload, "id")) : NULL;
         snprintf(first_event, first_len, "%s", id ? id : "?");
     }
     if (ids) {
         size_t w = (size_t)snprintf(ids, ids_len, "{");
         for (size_t i = 0; i < *events && i < count_items && w + 24 < ids_len; i++)
-            w += (size_t)snprintf(ids + w, ids_len - w, "%s%lld", i ? "," : "",
-                                  (long long)json_integer_value(
-                                      json_object_get(json_array_get(items, i), "id")));
+            w += (size_t)snprintf(
+                ids + w, ids_len - w, "%s%lld", i ? "," : "",
+                (long long)json_integer_value(json_object_get(json_array_get(items, i), "id")));
         snprintf(ids + w, ids_len - w, "}");
     }
     for (size_t i = 0; i < count_items; i++)
@@ -431,23 +439,23 @@ out:
     return ok;
 }
 
-static void message_start(struct outbox_state *n, const PGresult *res, int row)
+static void message_start(struct outbox_state *n, const struct db_result *res, int row)
 {
     struct message *m = xcalloc(1, sizeof(*m));
     char err[256];
     const char *to_list[51] = {NULL};
-    json_t *to = json_loads(PQgetvalue(res, row, 5), 0, NULL);
-    json_t *items = json_loads(PQgetvalue(res, row, 7), 0, NULL);
+    json_t *to = json_loads(db_text(res, row, 5), 0, NULL);
+    json_t *items = json_loads(db_text(res, row, 7), 0, NULL);
     size_t i;
     json_t *addr;
 
     m->n = n;
-    m->channel_id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    if (!channel_kind_parse(PQgetvalue(res, row, 1), &m->kind))
+    m->channel_id = strtoll(db_text(res, row, 0), NULL, 10);
+    if (!channel_kind_parse(db_text(res, row, 1), &m->kind))
         m->kind = CHANNEL_WEBHOOK;
-    snprintf(m->name, sizeof(m->name), "%s", PQgetvalue(res, row, 2));
-    m->from_config = PQgetvalue(res, row, 6)[0] == 't';
-    m->attempts_before = atoi(PQgetvalue(res, row, 8));
+    snprintf(m->name, sizeof(m->name), "%s", db_text(res, row, 2));
+    m->from_config = db_text(res, row, 6)[0] == 't';
+    m->attempts_before = atoi(db_text(res, row, 8));
     m->started_ms = mono_ms();
     m->after = event_new(n->srv->base, -1, 0, message_after_cb, m);
     m->next = n->messages;
@@ -466,13 +474,13 @@ static void message_start(struct outbox_state *n, const PGresult *res, int row)
     struct channel_target ch = {
         .kind = m->kind,
         .name = m->name,
-        .url = m->from_config ? cfg->webhook_url : PQgetvalue(res, row, 3),
-        .secret = m->from_config ? cfg->webhook_secret : PQgetvalue(res, row, 4),
+        .url = m->from_config ? cfg->webhook_url : db_text(res, row, 3),
+        .secret = m->from_config ? cfg->webhook_secret : db_text(res, row, 4),
         .to = to_list,
     };
     if (!send_items(n, &ch, items, timeout_of(n, m->from_config), message_answered, m, &m->xfer,
-                    &m->events, m->first_event, sizeof(m->first_event), m->ids, sizeof(m->ids),
-                    err, sizeof(err))) {
+                    &m->events, m->first_event, sizeof(m->first_event), m->ids, sizeof(m->ids), err,
+                    sizeof(err))) {
         m->ok = false;
         snprintf(m->error, sizeof(m->error), "%s", err);
         event_active(m->after, EV_TIMEOUT, 0);
@@ -491,14 +499,14 @@ static void channels_claimed(void *arg, const struct db_result *r)
         step_done(n);
         return;
     }
-    int rows = PQntuples(r->res);
+    int rows = db_rows(r);
     for (int i = 0; i < rows; i++) {
-        if (PQgetisnull(r->res, i, 0)) {
-            if (!PQgetisnull(r->res, i, 9))
-                arm_ms(n->retry, strtoll(PQgetvalue(r->res, i, 9), NULL, 10) + 1);
+        if (db_value(r, i, 0) == NULL) {
+            if (db_value(r, i, 9) != NULL)
+                arm_ms(n->retry, strtoll(db_text(r, i, 9), NULL, 10) + 1);
             continue;
         }
-        message_start(n, r->res, i);
+        message_start(n, r, i);
     }
     if (n->claim_again)
         channels_run(n);
@@ -563,7 +571,8 @@ bool outbox_send_test(struct server *srv, json_t *target, outbox_test_cb cb, voi
     time_t now = time(NULL);
     struct tm tm;
 
-    if (n == NULL || !channel_kind_parse(json_string_value(json_object_get(target, "kind")), &kind)) {
+    if (n == NULL ||
+        !channel_kind_parse(json_string_value(json_object_get(target, "kind")), &kind)) {
         snprintf(err, errlen, "the channel cannot be sent to");
         return false;
     }
@@ -577,14 +586,14 @@ bool outbox_send_test(struct server *srv, json_t *target, outbox_test_cb cb, voi
     rnd[6] = (unsigned char)((rnd[6] & 0x0f) | 0x40);
     rnd[8] = (unsigned char)((rnd[8] & 0x3f) | 0x80);
     snprintf(uuid, sizeof(uuid),
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0],
-             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10],
-             rnd[11], rnd[12], rnd[13], rnd[14], rnd[15]);
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9], rnd[10], rnd[11],
+             rnd[12], rnd[13], rnd[14], rnd[15]);
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:{s:O}}", "id", uuid, "type", "channel.test",
-                             "occurred_at", stamp, "data", "channel",
-                             json_object_get(target, "name"));
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:{s:O}}", "id", uuid, "type", "channel.test", "occurred_at",
+                  stamp, "data", "channel", json_object_get(target, "name"));
     char *text = json_dumps(data, JSON_COMPACT);
     json_decref(data);
     if (text == NULL) {
@@ -611,8 +620,8 @@ bool outbox_send_test(struct server *srv, json_t *target, outbox_test_cb cb, voi
     size_t events;
     t->cb = cb;
     t->arg = arg;
-    bool ok = send_items(n, &ch, items, timeout_ms, test_answered, t, &xfer, &events, NULL, 0,
-                         NULL, 0, err, errlen);
+    bool ok = send_items(n, &ch, items, timeout_ms, test_answered, t, &xfer, &events, NULL, 0, NULL,
+                         0, err, errlen);
     json_decref(items);
     if (!ok)
         free(t);

@@ -40,7 +40,7 @@ const struct route routes[] = {
     {PUT,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_put", .body = api_tenant_put_body, .check = api_tenant_put_check},
     {GET,    "/v1/incubators/{code}/tenants/{external_id}", ACCESS_INCUBATOR, 0,          "tenant_get"},
     {GET,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_CSV,               "tenant_list",      .query = api_tenant_list_query},
-    {PUT,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_BODY,              "tenants_sync",     .body = api_tenants_sync_body, .check = api_tenants_sync_check, .csv = &api_tenants_sync_csv},
+    {PUT,    "/v1/incubators/{code}/tenants",     ACCESS_INCUBATOR, ROUTE_BODY | ROUTE_BULK, "tenants_sync",     .body = api_tenants_sync_body, .check = api_tenants_sync_check, .csv = &api_tenants_sync_csv},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_graduate", .body = api_tenant_graduate_body, .check = api_tenant_graduate_check},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/graduation/revoke", ACCESS_ADMIN, ROUTE_BODY, "tenant_graduation_revoke", .body = api_graduation_revoke_body},
     {POST,   "/v1/incubators/{code}/tenants/{external_id}/exit", ACCESS_INCUBATOR, ROUTE_BODY, "tenant_exit", .body = api_tenant_exit_body},
@@ -137,14 +137,6 @@ bool route_param_valid(const char *name, const char *value, size_t len)
         return period_parse(buf, &y, &m);
     }
     return false;
-}
-
-bool route_own_incubator(const json_t *ctx, const char *code)
-{
-    const char *own = json_string_value(json_object_get(ctx, "incubator"));
-    if (json_is_true(json_object_get(ctx, "admin")))
-        return true;
-    return code != NULL && own != NULL && strcmp(code, own) == 0;
 }
 
 /*

@@ -42,6 +42,12 @@ struct api_caller {
  */
 json_t *apicall_context(const struct api_caller *c);
 
+/*
+ * The own-incubator rule, over such a context: an admin may act on any
+ * incubator, an incubator's token on its own only. code may be NULL.
+ */
+bool apicall_own_incubator(const json_t *ctx, const char *code);
+
 /* Adds an Idempotency-Key and the SHA-256 of the body it stands for. */
 void apicall_context_idempotency(json_t *ctx, const char *key, const char *body, size_t len);
 
@@ -50,15 +56,15 @@ void apicall_context_idempotency(json_t *ctx, const char *key, const char *body,
  * of the daemon's own (health, metrics). Valid during the callback only.
  */
 struct api_reply {
-    int status;               /* the HTTP status */
-    const char *body;         /* status < 400: the body's text, or NULL for none */
-    size_t body_len;          /* its length */
-    const char *content_type; /* NULL: application/json */
-    const char *location;     /* a Location, or NULL */
-    bool replayed;            /* an Idempotency-Key replay */
-    const char *detail;       /* status >= 400: the problem's detail (NULL: the title) */
-    const json_t *errors;     /* status >= 400: [{"field", "message"}], or NULL */
-    int retry_after_s;        /* > 0: the answer carries Retry-After */
+    int status;                 /* the HTTP status */
+    const char *body;           /* status < 400: the body's text, or NULL for none */
+    size_t body_len;            /* its length */
+    const char *content_type;   /* NULL: application/json */
+    const char *location;       /* a Location, or NULL */
+    bool replayed;              /* an Idempotency-Key replay */
+    const char *detail;         /* status >= 400: the problem's detail (NULL: the title) */
+    const json_t *errors;       /* status >= 400: [{"field", "message"}], or NULL */
+    int retry_after_s;          /* > 0: the answer carries Retry-After */
     const char *const *headers; /* more headers: name, value, ..., NULL; or NULL */
     char reason[256];           /* a failure's cause for the log, when it differs from detail */
 };

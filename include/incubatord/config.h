@@ -17,18 +17,19 @@
 
 struct config {
     /* [server] */
-    char *listen;            /* "address:port", an IP address: no name lookup */
-    int64_t max_body_bytes;  /* larger bodies get 413 */
-    int request_timeout_ms;  /* a request is answered within this, 503 at worst */
-    int max_connections;     /* beyond it, new connections wait in the kernel backlog */
-    int idle_timeout_s;      /* an idle keep-alive connection is closed after this */
-    int header_timeout_s;    /* a request head must arrive within this, however slowly */
-    int body_timeout_s;      /* a body within this of its head; an answer taken within it */
-    int max_connections_per_ip; /* open connections from one address at most */
-    int shutdown_timeout_ms; /* SIGTERM waits this long for in-flight requests */
-    int rate_limit_per_minute; /* requests a token may make a minute; 0: no limit */
-    int rate_limit_burst;      /* requests a token may make at once */
-    char *metrics_allow;     /* who may read /metrics: "" everyone, else addresses/prefixes */
+    char *listen;                /* "address:port", an IP address: no name lookup */
+    int64_t max_body_bytes;      /* larger bodies get 413 */
+    int64_t max_sync_body_bytes; /* the same for a bulk sync (ROUTE_BULK) */
+    int request_timeout_ms;      /* a request is answered within this, 503 at worst */
+    int max_connections;         /* beyond it, new connections wait in the kernel backlog */
+    int idle_timeout_s;          /* an idle keep-alive connection is closed after this */
+    int header_timeout_s;        /* a request head must arrive within this, however slowly */
+    int body_timeout_s;          /* a body within this of its head; an answer taken within it */
+    int max_connections_per_ip;  /* open connections from one address at most */
+    int shutdown_timeout_ms;     /* SIGTERM waits this long for in-flight requests */
+    int rate_limit_per_minute;   /* requests a token may make a minute; 0: no limit */
+    int rate_limit_burst;        /* requests a token may make at once */
+    char *metrics_allow;         /* who may read /metrics: "" everyone, else addresses/prefixes */
     /* [database] */
     char *conninfo;           /* libpq conninfo or URI; "" means the PG* environment */
     int pool_size;            /* connections in the pool, and in the read pool */
@@ -59,8 +60,8 @@ struct config {
     int webhook_retry_for_s;      /* an event is retried this long, then kept as failed */
     char *webhook_ca_file;        /* extra CA certificates (PEM) for an https receiver */
     /* [notify] */
-    char *notify_ca_file; /* extra CA certificates (PEM) for every channel; "" for none */
-    char *notify_proxy;   /* the only proxy deliveries use; "" for none */
+    char *notify_ca_file;        /* extra CA certificates (PEM) for every channel; "" for none */
+    char *notify_proxy;          /* the only proxy deliveries use; "" for none */
     int notify_timeout_ms;       /* one attempt of an API channel */
     int notify_retry_initial_ms; /* backoff of the API channels, as [webhook]'s */
     int notify_retry_max_ms;

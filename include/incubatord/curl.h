@@ -33,16 +33,16 @@ struct curl_client_settings {
 
 /* One request. Strings are copied; NULL fields are unused. */
 struct curl_request {
-    const char *url;                 /* http(s)://... or smtp(s)://host:port */
-    const char *body;                /* the POST body, or the mail (headers and body) */
+    const char *url;  /* http(s)://... or smtp(s)://host:port */
+    const char *body; /* the POST body, or the mail (headers and body) */
     size_t body_len;
-    const char *const *headers;      /* "Name: value" lines, NULL-terminated (HTTP) */
-    int timeout_ms;                  /* the whole transfer's limit */
+    const char *const *headers; /* "Name: value" lines, NULL-terminated (HTTP) */
+    int timeout_ms;             /* the whole transfer's limit */
     /* SMTP */
-    const char *mail_from;           /* the envelope sender */
-    const char *const *rcpt;         /* envelope recipients, NULL-terminated */
-    bool starttls;                   /* require STARTTLS on smtp:// */
-    const char *user, *password;     /* SMTP AUTH, when user is set */
+    const char *mail_from;       /* the envelope sender */
+    const char *const *rcpt;     /* envelope recipients, NULL-terminated */
+    bool starttls;               /* require STARTTLS on smtp:// */
+    const char *user, *password; /* SMTP AUTH, when user is set */
 };
 
 struct curl_response {

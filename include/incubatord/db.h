@@ -22,7 +22,8 @@
 #include <stdint.h>
 
 #include <event2/event.h>
-#include <libpq-fe.h>
+/* libpq's result, opaque outside db.c: read it through db_rows and db_value. */
+struct pg_result;
 
 #include "incubatord/common.h"
 
@@ -35,11 +36,11 @@ enum db_status {
 
 struct db_result {
     enum db_status status;
-    PGresult *res;        /* DB_OK or DB_SQL_ERROR; owned by the pool, valid in the callback */
-    const char *sqlstate; /* DB_SQL_ERROR: the five-character SQLSTATE */
-    const char *message;  /* every status but DB_OK: one line saying why */
-    const char *detail;   /* DB_SQL_ERROR: the server's DETAIL, or NULL */
-    int retry_after_s;    /* DB_UNAVAILABLE, DB_TIMEOUT: a sensible Retry-After */
+    struct pg_result *res; /* DB_OK or DB_SQL_ERROR; owned by the pool, valid in the callback */
+    const char *sqlstate;  /* DB_SQL_ERROR: the five-character SQLSTATE */
+    const char *message;   /* every status but DB_OK: one line saying why */
+    const char *detail;    /* DB_SQL_ERROR: the server's DETAIL, or NULL */
+    int retry_after_s;     /* DB_UNAVAILABLE, DB_TIMEOUT: a sensible Retry-After */
 };
 
 typedef void (*db_cb)(void *arg, const struct db_result *r);

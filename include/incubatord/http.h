@@ -69,7 +69,5 @@ void http_stop_accepting(struct server *srv);
 void http_free(struct server *srv);
 /* Applies reloadable settings (limits, timeouts). */
 void http_apply_config(struct server *srv);
-/* Client connections open now. */
-int http_open_connections(const struct server *srv);
 
 #endif

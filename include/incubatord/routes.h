@@ -34,6 +34,7 @@ enum route_flags {
     ROUTE_PATCH = 1 << 3,         /* the body is a patch: absent fields stay absent */
     ROUTE_NOLOG = 1 << 4,         /* no access-log line at info (health probes) */
     ROUTE_READ = 1 << 5,          /* a read that may lag a little: served by the read pool */
+    ROUTE_BULK = 1 << 6,          /* a bulk body: limited by max_sync_body_bytes instead */
 };
 
 struct server;
@@ -48,10 +49,10 @@ struct server;
 struct route_env {
     struct server *srv;
     const char *request_id;
-    int timeout_ms;       /* what is left of the request's deadline */
-    const char *peer;     /* the client's address, or NULL */
-    const json_t *args;   /* the validated arguments; NULL for a public route */
-    bool dry_run;         /* ?dry_run=true: check, change nothing, send nothing */
+    int timeout_ms;     /* what is left of the request's deadline */
+    const char *peer;   /* the client's address, or NULL */
+    const json_t *args; /* the validated arguments; NULL for a public route */
+    bool dry_run;       /* ?dry_run=true: check, change nothing, send nothing */
 };
 typedef void (*route_handler)(const struct route_env *env, apicall_cb done, void *arg);
 
@@ -78,9 +79,9 @@ typedef const char *(*route_authorize)(const json_t *ctx, const json_t *request)
 typedef bool (*route_prepare)(json_t *args, json_t *keep);
 struct route_answer {
     int status;
-    bool replayed;       /* an Idempotency-Key replay */
-    const json_t *args;  /* the call's arguments */
-    const json_t *keep;  /* what prepare kept */
+    bool replayed;      /* an Idempotency-Key replay */
+    const json_t *args; /* the call's arguments */
+    const json_t *keep; /* what prepare kept */
 };
 typedef void (*route_after)(const struct route_answer *a, json_t *doc, json_t *effects);
 
@@ -142,11 +143,5 @@ const char *route_method_name(enum evhttp_cmd_type method);
 
 /* Whether a path parameter's value is well-formed for its name. */
 bool route_param_valid(const char *name, const char *value, size_t len);
-
-/*
- * The own-incubator rule: an admin may act on any incubator, an incubator's
- * token on its own only. ctx is api.run's context; code may be NULL.
- */
-bool route_own_incubator(const json_t *ctx, const char *code);
 
 #endif

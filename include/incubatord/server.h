@@ -19,6 +19,7 @@
 struct db_pool;
 struct auth_cache;
 struct http_state;
+struct http_conn;
 struct outbox_state;
 struct gauges_state;
 struct sched_state;
@@ -41,6 +42,7 @@ struct server {
     uint64_t reads_routed[2];  /* ROUTE_READ requests sent to the read pool [0], the primary [1] */
     struct auth_cache *auth;
     struct http_state *http;
+    struct http_conn *http_conn; /* http's connections (http_conn.c): /metrics counts them */
     struct outbox_state *outbox;
     struct gauges_state *gauges;
     struct sched_state *sched;

@@ -43,6 +43,22 @@ BEGIN
 END;
 $$;
 
+/*
+ * The parts of share(d) of one incubator that a write already holds, so that
+ * the alert rules need not sum the incubator's occupancy again: an occupancy
+ * snapshot has just summed its listed tenants' areas by kind. The share is
+ * (tech_area_m2 + public_service_area_m2) / disposable_area_m2, as in
+ * api.space_share; a NULL disposable area means no data. Only for a day on
+ * which the incubator has a snapshot on or before it.
+ */
+CREATE TYPE api.share_parts AS (
+    incubator_id            bigint,
+    d                       date,
+    disposable_area_m2      numeric,
+    tech_area_m2            numeric,
+    public_service_area_m2  numeric
+);
+
 -- The status of a share against the policy in force that month.
 CREATE FUNCTION api.share_status(share numeric, p policies) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
@@ -233,6 +249,9 @@ DECLARE
     errors json;
     tenant_area numeric;
     tech_area numeric;
+    today date := api.today(ctx);
+    tech_today numeric;
+    shares api.share_parts[];
     listed_count integer;
     canonical jsonb;
     content_hash text;
@@ -267,11 +286,17 @@ BEGIN
            coalesce(sum(x.area), 0),
            coalesce(sum(x.area) FILTER (
                WHERE api.is_tech(t.tech_certified_on, t.high_tech_certified_on, d)), 0),
+           -- The same for today (the day the share rules judge), which may come
+           -- after as_of: tenants certified by then, not exited by then.
+           coalesce(sum(x.area) FILTER (
+               WHERE api.is_tech(t.tech_certified_on, t.high_tech_certified_on, today)
+                 AND coalesce(t.exited_on > today, true)), 0),
            count(*),
            coalesce(jsonb_agg(jsonb_build_object('external_id', x.external_id,
                                                  'area_m2', trim_scale(x.area))
                               ORDER BY x.external_id), '[]')
-      INTO ids, areas, exits, errors, tenant_area, tech_area, listed_count, canonical
+      INTO ids, areas, exits, errors, tenant_area, tech_area, tech_today, listed_count,
+           canonical
       FROM ROWS FROM (jsonb_to_recordset(args->'tenants') AS (external_id text, area_m2 numeric))
            WITH ORDINALITY AS x(external_id, area, position)
       LEFT JOIN tenants t ON t.incubator_id = inc.id AND t.external_id = x.external_id;
@@ -322,9 +347,24 @@ BEGIN
                       jsonb_build_object('as_of', d, 'content_sha256', content_hash,
                                          'tenant_count', listed_count));
     -- A snapshot changes occupancy and nothing about the tenants themselves:
-    -- the share and stale data rules are the ones it can change.
+    -- the share and stale data rules are the ones it can change. From as_of
+    -- on exactly the listed tenants occupy space (until they exit), so the
+    -- share rules take today's share from the pass above and, for a snapshot
+    -- of an earlier day, the two areas in force today, read by key, rather
+    -- than from the incubator's occupancy. One dated tomorrow leaves today's
+    -- share as it was: the rules read it from the tables.
+    IF d <= today THEN
+        shares := ARRAY[ROW(inc.id, today,
+                            CASE WHEN d = today THEN disposable
+                                 ELSE api.disposable_area_on(inc.id, today) END,
+                            tech_today,
+                            CASE WHEN d = today THEN public_service
+                                 ELSE coalesce(api.public_service_area_on(inc.id, today), 0) END
+                           )::api.share_parts];
+    END IF;
     PERFORM api.after_change(ctx, ARRAY[inc.id],
-                             ARRAY['space_share_breach', 'space_share_warning', 'stale_data']);
+                             ARRAY['space_share_breach', 'space_share_warning', 'stale_data'],
+                             NULL, shares);
     RETURN api.ok(200, answer);
 END;
 $$;

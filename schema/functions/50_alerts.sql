@@ -74,13 +74,19 @@ CREATE TYPE api.alert_observation AS (
  *                         within 14 days of `at`, or has expired, and was
  *                         neither revoked nor rotated
  * Comparisons use the exact shares; messages show them rounded to 4 decimals.
+ * With shares, the share rules take today's share of the incubators they
+ * list from those parts (one each, for today; the write that passes them
+ * computed them, as an occupancy snapshot does) instead of from the tables,
+ * so that they cost the same however many tenants the incubator has.
  */
 CREATE FUNCTION api.alert_observations(scope bigint[], today date, rules text[],
-                                       at timestamptz, subjects text[] DEFAULT NULL)
+                                       at timestamptz, subjects text[] DEFAULT NULL,
+                                       shares api.share_parts[] DEFAULT NULL)
 RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     p policies := api.policy_on(today);
+    known bigint[];
 BEGIN
     -- A closed incubator raises no alert: with no observation, its open alerts resolve.
     scope := ARRAY(SELECT i.id FROM incubators i
@@ -91,12 +97,21 @@ BEGIN
     -- per group of rules, so that a write asks only for the rules it can
     -- change and its plans stay small.
     IF rules && ARRAY['space_share_breach', 'space_share_warning'] THEN
+        known := ARRAY(SELECT k.incubator_id FROM unnest(shares) k
+                        WHERE k.d = today AND k.incubator_id = ANY (scope));
         RETURN QUERY
         WITH share AS (
             SELECT i.id, i.code, s.share, p.veto_threshold AS veto,
                    p.veto_threshold + p.warning_margin AS warn
               FROM incubators i CROSS JOIN LATERAL api.space_share(i.id, today) s
-             WHERE i.id = ANY (scope)
+             WHERE i.id = ANY (scope) AND i.id <> ALL (known)
+            UNION ALL
+            -- api.space_share's share, from the parts given.
+            SELECT i.id, i.code,
+                   (k.tech_area_m2 + k.public_service_area_m2) / k.disposable_area_m2,
+                   p.veto_threshold, p.veto_threshold + p.warning_margin
+              FROM unnest(shares) k JOIN incubators i ON i.id = k.incubator_id
+             WHERE k.incubator_id = ANY (known)
         )
         SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false),
                s.share, s.veto,
@@ -360,14 +375,16 @@ $$;
  * New alerts are notified before resolutions, so a receiver never sees an
  * incubator all clear between its warning and its breach. With subjects
  * (NULL: all), the alerts of subject rules are brought in line for those
- * subjects only: the others' outcome is what it was. With ctx's
- * "max_events" (the sweep's), at most that many transitions are written, the
- * openings first: an evaluation that reaches it leaves the rest (resolutions
- * and repeats included) for the next one of the same incubators, and says
- * "cut": true. Returns the counts.
+ * subjects only: the others' outcome is what it was. With shares, the share
+ * rules take today's share of the incubators listed there from those parts
+ * (api.alert_observations). With ctx's "max_events" (the sweep's), at most
+ * that many transitions are written, the openings first: an evaluation that
+ * reaches it leaves the rest (resolutions and repeats included) for the
+ * next one of the same incubators, and says "cut": true. Returns the counts.
  */
 CREATE FUNCTION api.alerts_evaluate(ctx jsonb, scope bigint[], repeats boolean,
-                                    rules text[] DEFAULT NULL, subjects text[] DEFAULT NULL)
+                                    rules text[] DEFAULT NULL, subjects text[] DEFAULT NULL,
+                                    shares api.share_parts[] DEFAULT NULL)
 RETURNS json LANGUAGE plpgsql AS $$
 DECLARE
     today date := api.today(ctx);
@@ -388,7 +405,8 @@ BEGIN
     -- From here on explicit lists, which the statements' plans look up by key.
     scope := coalesce(scope, ARRAY(SELECT id FROM incubators ORDER BY id));
     rules := coalesce(rules, api.alert_rules());
-    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules, at, subjects) o);
+    obs := ARRAY(SELECT o FROM api.alert_observations(scope, today, rules, at, subjects,
+                                                       shares) o);
 
     -- Whether any alert opens or resolves. Most evaluations change neither,
     -- and the statements that do cost more to plan than to run. (The locks
@@ -467,10 +485,14 @@ BEGIN
         repeats := false;
     END IF;
 
+    -- Open alerts that still fire take the current figures. The rules
+    -- evaluated are named (o.rule is one of them anyway) so that the alerts
+    -- are found by alerts_open_key: a snapshot, which evaluates three
+    -- incubator-wide rules, reads none of its incubator's many tenant alerts.
     UPDATE alerts x SET value = o.value, threshold = o.threshold, message = o.message
       FROM unnest(obs) o
      WHERE o.firing AND x.state = 'firing' AND x.incubator_id = ANY (scope)
-       AND x.rule = o.rule
+       AND x.rule = ANY (rules) AND x.rule = o.rule
        AND x.incubator_id = o.incubator_id AND coalesce(x.subject, '') = coalesce(o.subject, '')
        AND (x.value, x.threshold, x.message) IS DISTINCT FROM (o.value, o.threshold, o.message);
 
@@ -506,12 +528,15 @@ $$;
 -- all of them, e.g. for a policy change), the rules it can change (NULL:
 -- all of them; an occupancy snapshot changes only the space share and stale
 -- data rules) and the subjects whose subject rules it can change (NULL: all;
--- a tenant's write, its credit codes and external id). Call it once per
--- transaction.
+-- a tenant's write, its credit codes and external id). With shares, the
+-- parts of today's share that the write computed (an occupancy snapshot's
+-- sums), which the share rules then take instead of reading the tables.
+-- Call it once per transaction.
 CREATE FUNCTION api.after_change(ctx jsonb, incubators bigint[], rules text[] DEFAULT NULL,
-                                 subjects text[] DEFAULT NULL)
+                                 subjects text[] DEFAULT NULL,
+                                 shares api.share_parts[] DEFAULT NULL)
 RETURNS void LANGUAGE sql AS $$
-    SELECT api.alerts_evaluate(ctx, incubators, false, rules, subjects)
+    SELECT api.alerts_evaluate(ctx, incubators, false, rules, subjects, shares)
 $$;
 
 /*

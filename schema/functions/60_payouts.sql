@@ -428,23 +428,25 @@ $$;
 
 /*
  * The finance office's export: one row per incubator, amounts in CNY, then a
- * total row (incubator "total" / 合计). lang "zh": the same columns headed
+ * total row (incubator "total" / 合计). The adjustments also appear in exact
+ * fen (adjustments_fen, the column API.md names) beside their yuan. lang "zh": the same columns headed
  * in Chinese, yes/no and codes in words.
  */
 CREATE FUNCTION api.payout_run_csv(r payout_runs, lang text) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT api.csv_header(lang,
                ARRAY['period', 'incubator', 'name', 'share_average', 'days_with_data', 'vetoed',
-                     'eligible_graduates', 'base_cny', 'adjustments_cny', 'amount_cny',
-                     'reason'],
+                     'eligible_graduates', 'base_cny', 'adjustments_cny', 'adjustments_fen',
+                     'amount_cny', 'reason'],
                ARRAY['期间', '孵化器代码', '孵化器名称', '科技企业场地占比均值', '有数据天数',
                      '一票否决', '符合条件毕业企业数', '基础奖励（元）', '调整金额（元）',
-                     '奖励金额（元）', '原因'])
+                     '调整金额（分）', '奖励金额（元）', '原因'])
            || coalesce(string_agg(api.csv_record(ARRAY[
                   api.period_text(r.period), i.code, i.name, api.csv_ratio(l.share_average),
                   l.days_with_data::text, api.csv_bool(lang, l.vetoed),
                   l.eligible_graduates::text, api.fen_as_cny(l.base_fen),
-                  api.fen_as_cny(l.adjustments_fen), api.fen_as_cny(l.amount_fen),
+                  api.fen_as_cny(l.adjustments_fen), l.adjustments_fen::text,
+                  api.fen_as_cny(l.amount_fen),
                   api.csv_word(lang, l.reason)]), '' ORDER BY i.code), '')
            || api.csv_record(ARRAY[
                   api.period_text(r.period), api.csv_word(lang, 'total'), NULL, NULL, NULL,
@@ -452,6 +454,7 @@ LANGUAGE sql STABLE AS $$
                   coalesce(sum(l.eligible_graduates), 0)::text,
                   api.fen_as_cny(coalesce(sum(l.base_fen), 0)::bigint),
                   api.fen_as_cny(coalesce(sum(l.adjustments_fen), 0)::bigint),
+                  coalesce(sum(l.adjustments_fen), 0)::text,
                   api.fen_as_cny(coalesce(sum(l.amount_fen), 0)::bigint), NULL])
       FROM payout_lines l JOIN incubators i ON i.id = l.incubator_id
      WHERE l.period = r.period

@@ -17,9 +17,17 @@ alternating rounds at the same concurrency:
   constraints and indexes, without the foreign keys): close the incubator's
   open intervals, insert 50 new ones, commit.
 
+Before each read round the database is vacuumed and checkpointed, so that
+the CPU PostgreSQL spends per read (printed for both sides, with wrk's and
+pgbench's own) is the read's, not the last write round's after-work.
+
 It prints both ratios (targets: read >= 0.5, snapshot >= 0.6), the daemon's
 p99 and CPU per request on each path, and its peak RSS after all of it
-(VmHWM; target < 20 MiB). A missed target prints MISSED; with BENCH_STRICT=1
+(VmHWM; target < 20 MiB). Beside the read it also measures, in the same
+rounds, GET /healthz: the daemon's HTTP path with no database, no token and
+no access line, wrk and the daemon alone; its rate set beside the primary-key
+read says how much of the read ratio the HTTP side leaves (informative, no
+target). A missed target prints MISSED; with BENCH_STRICT=1
 it also makes the exit status 1.
 
 Run it with `ctest -C bench -L bench --output-on-failure` in the build
@@ -41,7 +49,8 @@ sys.path.insert(0, HERE)
 
 import bench_ingest as ingest  # noqa: E402
 import benchlib  # noqa: E402
-from benchlib import cpu_seconds, exit_status, machine, peak_rss_kib, verdict  # noqa: E402
+from benchlib import (children_cpu_seconds, cluster_cpu_seconds, cpu_seconds,  # noqa: E402
+                      exit_status, machine, peak_rss_kib, verdict)
 from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -97,7 +106,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-limits-")
     os.chmod(workdir, 0o755)
     daemon = None
-    get = {"rps": [], "p99": [], "cpu": [], "tps": []}
+    get = {"rps": [], "p99": [], "cpu": [], "tps": [], "bare_http": [],
+           "pg_cpu": [], "wrk_cpu": [], "pk_pg_cpu": [], "pk_client_cpu": []}
     put = {"rps": [], "p99": [], "cpu": [], "tps": []}
     try:
         pg.start()
@@ -116,6 +126,10 @@ def main():
         token = run_cli(daemon.config_path, "token", "create", "--admin",
                         "bench-read").stdout.strip()
         daemon.start()
+        # The alert sweep that follows start-up goes over the whole city in
+        # batches: measured beside it, either side would share the machine
+        # with it.
+        daemon.wait_startup_jobs(timeout=600)
         pid = daemon.proc.pid
         url = f"http://127.0.0.1:{daemon.port}/v1/incubators/{CODE}"
 
@@ -123,6 +137,18 @@ def main():
             return benchlib.run_wrk(url, seconds, THREADS, CONNECTIONS,
                                     options=["-H", f"Authorization: Bearer {token}"],
                                     context=lambda: daemon.log()[-3000:])
+
+        def settle():
+            """The last write round's after-work done before a read round
+            (vacuum, dirty buffers written), so that neither side's read is
+            charged for it in PostgreSQL's CPU."""
+            with pg.connect(DB) as conn:
+                conn.execute("VACUUM (ANALYZE)")
+                conn.execute("CHECKPOINT")
+
+        def health_round(seconds):
+            return benchlib.run_wrk(f"http://127.0.0.1:{daemon.port}/healthz", seconds, THREADS,
+                                    CONNECTIONS, context=lambda: daemon.log()[-3000:])[0]
 
         def write_round(start, seconds):
             return ingest.run_wrk(daemon, wrk_put, start, seconds)
@@ -140,19 +166,31 @@ def main():
             # Each round's days lie beyond the last round's (and the warm-up's).
             start = ingest.MAIN_START + 2000 * n
             for side in (("daemon", "pgbench") if n % 2 == 0 else ("pgbench", "daemon")):
+                settle()
                 if side == "daemon":
                     before = cpu_seconds(pid)
+                    pg_before, wrk_before = cluster_cpu_seconds(pg), children_cpu_seconds()
                     rps, p99 = read_round(SECONDS)
                     get["cpu"].append((cpu_seconds(pid) - before) * 1e6 / (rps * SECONDS))
+                    get["pg_cpu"].append((cluster_cpu_seconds(pg) - pg_before) * 1e6
+                                         / (rps * SECONDS))
+                    get["wrk_cpu"].append((children_cpu_seconds() - wrk_before) * 1e6
+                                          / (rps * SECONDS))
                     get["rps"].append(rps)
                     get["p99"].append(p99)
+                    get["bare_http"].append(health_round(SECONDS))
                     before = cpu_seconds(pid)
                     rps, p99 = write_round(start, SECONDS)
                     put["cpu"].append((cpu_seconds(pid) - before) * 1e6 / (rps * SECONDS))
                     put["rps"].append(rps)
                     put["p99"].append(p99)
                 else:
+                    pg_before, client_before = cluster_cpu_seconds(pg), children_cpu_seconds()
                     get["tps"].append(pgbench(pk, SECONDS, {"code": CODE}, "prepared"))
+                    done = get["tps"][-1] * SECONDS
+                    get["pk_pg_cpu"].append((cluster_cpu_seconds(pg) - pg_before) * 1e6 / done)
+                    get["pk_client_cpu"].append((children_cpu_seconds() - client_before) * 1e6
+                                                / done)
                     put["tps"].append(pgbench(bare, SECONDS, {"n": 0, "start": start},
                                               "extended"))
             print(f"round {n + 1}: GET {get['rps'][-1]:.0f} req/s beside {get['tps'][-1]:.0f} "
@@ -182,6 +220,16 @@ def main():
           "primary-key reads/s (prepared)")
     print(f"read ratio:      {read_ratio:.2f}  (target >= {READ_TARGET}: "
           f"{verdict(read_ratio >= READ_TARGET)})")
+    g = med["get"]
+    daemon_path = g["wrk_cpu"] + g["cpu"] + g["pg_cpu"]
+    pk_path = g["pk_client_cpu"] + g["pk_pg_cpu"]
+    print(f"CPU per read:    wrk {g['wrk_cpu']:.0f} + daemon {g['cpu']:.0f} + PostgreSQL "
+          f"{g['pg_cpu']:.0f} = {daemon_path:.0f} us; pgbench {g['pk_client_cpu']:.0f} + "
+          f"PostgreSQL {g['pk_pg_cpu']:.0f} = {pk_path:.0f} us: on saturated cores at most "
+          f"{pk_path / daemon_path:.2f}")
+    print(f"HTTP alone:      daemon {med['get']['bare_http']:.0f} GET /healthz/s (no database, "
+          f"no token, no access line): {med['get']['bare_http'] / med['get']['tps']:.2f} of "
+          "the primary-key read")
     print(f"snapshot:        daemon {med['put']['rps']:.0f} PUT/s (p99 {med['put']['p99']:.2f} "
           f"ms, {med['put']['cpu']:.0f} us daemon CPU each); pgbench "
           f"{med['put']['tps']:.0f} bare snapshot transactions/s")

@@ -4,6 +4,7 @@ output, and what /proc says about a process and the machine."""
 import os
 import platform
 import re
+import resource
 import subprocess
 
 from harness import PG_BIN
@@ -90,6 +91,31 @@ def cpu_seconds(pid, children=False):
     """User + system CPU time the process (and its reaped children) used so far."""
     fields = stat_fields(pid)
     return sum(int(x) for x in fields[11:15 if children else 13]) / TICKS
+
+
+def cluster_cpu_seconds(pg):
+    """CPU time a PostgreSQL cluster used so far: the postmaster, its live
+    children (backends, background processes) and those it has reaped (a
+    pgbench connection's backend, once it exited)."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    total = cpu_seconds(postmaster, children=True)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = stat_fields(int(entry))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[1]) == postmaster:
+            total += sum(int(x) for x in fields[11:13]) / TICKS
+    return total
+
+
+def children_cpu_seconds():
+    """CPU time of this process's reaped children so far (wrk, pgbench)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def machine():

@@ -361,8 +361,12 @@ class Api:
         return self.call("DELETE", path, **kw)
 
 
-# [server] max_body_bytes by default: a 5,000-row CSV sync at its longest fits.
-MAX_BODY_BYTES = 4 * 1024 * 1024
+# [server] max_body_bytes by default, as API.md gives it.
+MAX_BODY_BYTES = 1024 * 1024
+# [server] max_sync_body_bytes by default: a 5,000-tenant sync at its longest fits.
+MAX_SYNC_BODY_BYTES = 8 * 1024 * 1024
+# Beyond this the HTTP layer refuses a body before reading it.
+HARD_BODY_BYTES = max(4 * MAX_BODY_BYTES, MAX_SYNC_BODY_BYTES) + 65536
 
 
 def unique_name(prefix="t"):

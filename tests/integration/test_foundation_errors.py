@@ -5,7 +5,7 @@ never changing the database."""
 import json
 import socket
 
-from harness import (INCUBATOR, MAX_BODY_BYTES, assert_problem, create_incubator, create_token, incubator_body,
+from harness import (HARD_BODY_BYTES, INCUBATOR, MAX_BODY_BYTES, assert_problem, create_incubator, create_token, incubator_body,
                      run_cli)
 
 ADMIN_ENDPOINTS = [
@@ -267,7 +267,7 @@ def test_413_far_beyond_the_limit(daemon, admin, unchanged):
     # evhttp refuses this one itself, past its own limit: a bare 413, but a 413.
     with unchanged():
         r = daemon.request("POST", "/v1/incubators", token=admin.token,
-                           body=b"x" * (4 * MAX_BODY_BYTES + 65536 + 1), timeout=30)
+                           body=b"x" * (HARD_BODY_BYTES + 1), timeout=30)
         assert r.status == 413, r
     assert admin.get("/v1/incubators").status == 200
 

@@ -458,7 +458,7 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
     rows = csv_rows(daemon, "/v1/payout-runs/2025-10")
     assert rows[0] == ["period", "incubator", "name", "share_average", "days_with_data",
                        "vetoed", "eligible_graduates", "base_cny", "adjustments_cny",
-                       "amount_cny", "reason"]
+                       "adjustments_fen", "amount_cny", "reason"]
     names = {"CSV-1": '哈尔滨 "创新", 孵化器', "CSV-2": "孵化器 CSV-2", "CSV-3": "孵化器 CSV-3"}
     lines = run["lines"]
     assert len(rows) == 1 + len(lines) + 1
@@ -466,8 +466,8 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
         assert row == ["2025-10", ln["incubator"], names[ln["incubator"]],
                        ratio4(ln["share_average"]), str(ln["days_with_data"]),
                        "yes" if ln["vetoed"] else "no", str(ln["eligible_graduates"]),
-                       cny(ln["base_fen"]), cny(ln["adjustments_fen"]), cny(ln["amount_fen"]),
-                       ln["reason"] or ""]
+                       cny(ln["base_fen"]), cny(ln["adjustments_fen"]),
+                       str(ln["adjustments_fen"]), cny(ln["amount_fen"]), ln["reason"] or ""]
     one = line(run, "CSV-1")
     # 2025's cap (15,000,000) after September (7,000,000) and B's late 5,000,000: 3,000,000
     # for C and D; A's 7,000,000 is recovered.
@@ -475,16 +475,18 @@ def test_payout_csv_in_both_languages_matches_the_json(exported, daemon):
             one["amount_fen"]) == (2 * REWARD, 3 * REWARD - (REWARD + BONUS) - REWARD,
                                    REWARD - (REWARD + BONUS),
                                    3 * REWARD - (REWARD + BONUS) - REWARD - BONUS)
-    assert rows[1][8] == "-20000.00"  # 5,000,000 late, less 7,000,000 recovered
+    assert rows[1][8:10] == ["-20000.00", "-2000000"]  # 5,000,000 late, less 7,000,000 recovered
     total = rows[-1]
     assert total == ["2025-10", "total", "", "", "", str(len(run["vetoed"])),
                      str(sum(l["eligible_graduates"] for l in lines)),
                      cny(sum(l["base_fen"] for l in lines)),
-                     cny(sum(l["adjustments_fen"] for l in lines)), cny(run["total_fen"]), ""]
-    assert sum(Fraction(r[9]) for r in rows[1:-1]) * 100 == run["total_fen"]
+                     cny(sum(l["adjustments_fen"] for l in lines)),
+                     str(sum(l["adjustments_fen"] for l in lines)), cny(run["total_fen"]), ""]
+    assert sum(Fraction(r[10]) for r in rows[1:-1]) * 100 == run["total_fen"]
     # Chinese: the same cells.
     zh_header = ["期间", "孵化器代码", "孵化器名称", "科技企业场地占比均值", "有数据天数", "一票否决",
-                 "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "奖励金额（元）", "原因"]
+                 "符合条件毕业企业数", "基础奖励（元）", "调整金额（元）", "调整金额（分）", "奖励金额（元）",
+                 "原因"]
     assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10?lang=zh"), zh_header)
     assert_zh_same_cells(rows, csv_rows(daemon, "/v1/payout-runs/2025-10", lang="zh-CN,zh;q=0.9"),
                          zh_header)

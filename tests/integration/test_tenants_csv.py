@@ -6,7 +6,7 @@ and the same stored rows as the JSON sync."""
 
 import pytest
 
-from harness import MAX_BODY_BYTES, assert_problem
+from harness import MAX_SYNC_BODY_BYTES, assert_problem
 from ingestlib import Unchanged, audit_count, hrb, other, refuse_all, tenant_body, uscc  # noqa: F401
 
 PATH = "/v1/incubators/HRB-001/tenants"
@@ -154,7 +154,7 @@ BAD_CSV = [
      422, "row 1: annual_revenue_fen"),
     ("too-many-rows", csv_text([row(n, external_id=f"R-{n}") for n in range(5001)]).encode(),
      422, "rows"),
-    ("too-large", b"external_id,name\r\n" + b"x" * MAX_BODY_BYTES, 413, None),
+    ("too-large", b"external_id,name\r\n" + b"x" * MAX_SYNC_BODY_BYTES, 413, None),
 ]
 
 
@@ -195,7 +195,7 @@ def test_5000_rows(hrb, sql):
     rows = [row(n, external_id=f"T-{n:05d}", name=f"哈尔滨某某科技有限公司{n}")
             for n in range(1, 5001)]
     text = csv_text(rows)
-    assert len(text.encode()) < MAX_BODY_BYTES
+    assert len(text.encode()) < MAX_SYNC_BODY_BYTES
     r = put_csv(hrb, text)
     assert r.status == 200, r
     assert r.json()["created"] == 5000

@@ -5,7 +5,7 @@ and the bad-input matrix with the database read back unchanged."""
 
 import pytest
 
-from harness import MAX_BODY_BYTES, assert_problem
+from harness import MAX_BODY_BYTES, MAX_SYNC_BODY_BYTES, assert_problem
 from ingestlib import (PUBLISHED_CODES, Unchanged, audit_count, dumps, freeze_until, hrb, other,  # noqa: F401
                        put_tenant, raw_put, refuse_all, tenant_body, uscc)
 
@@ -168,9 +168,13 @@ def test_frozen_history_is_409_and_names_the_tenant(hrb, sql):
 # ---- size ----
 
 def test_5000_tenants_in_one_sync_and_5001_refused(hrb, sql):
-    many = [dict(tenant_body(n), external_id=f"T-{n:05d}", annual_revenue_fen=None)
+    # Names at their longest (200 characters, 3 bytes each): the body is far
+    # over the 1 MiB every other route takes, within the sync's own limit.
+    many = [dict(tenant_body(n), external_id=f"T-{n:05d}", annual_revenue_fen=None,
+                 name="孵" * 195 + f"{n:05d}")
             for n in range(1, 5001)]
     body = dumps({"tenants": many}).encode()
+    assert MAX_BODY_BYTES < len(body) <= MAX_SYNC_BODY_BYTES
     r = raw_put(hrb, PATH, body, timeout=60)
     assert r.status == 200, r
     assert r.json()["created"] == 5000
@@ -253,7 +257,7 @@ def test_wrong_media_type_is_415(hrb, sql):
 
 
 def test_oversized_body_is_413_one_byte_over_the_default_limit(hrb, sql):
-    limit = MAX_BODY_BYTES
+    limit = MAX_SYNC_BODY_BYTES
     head = b'{"tenants": [], "x": "'
     over = head + b"x" * (limit + 1 - len(head) - 2) + b'"}'
     assert len(over) == limit + 1

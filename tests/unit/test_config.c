@@ -78,7 +78,8 @@ static void test_defaults(void **state)
     struct config cfg;
     config_defaults(&cfg);
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
-    assert_int_equal(cfg.max_body_bytes, 4194304); /* 5,000 CSV rows at their longest */
+    assert_int_equal(cfg.max_body_bytes, 1048576);      /* API.md's 1 MiB */
+    assert_int_equal(cfg.max_sync_body_bytes, 8388608); /* 5,000 tenants at their longest */
     assert_int_equal(cfg.request_timeout_ms, 10000);
     assert_int_equal(cfg.max_connections, 1024);
     assert_int_equal(cfg.idle_timeout_s, 60);
@@ -109,7 +110,8 @@ static void test_empty_file_is_the_defaults(void **state)
     struct config cfg;
     char err[1024];
     assert_true(load("", &cfg, err, sizeof(err)));
-    assert_int_equal(cfg.max_body_bytes, 4194304); /* 5,000 CSV rows at their longest */
+    assert_int_equal(cfg.max_body_bytes, 1048576);      /* API.md's 1 MiB */
+    assert_int_equal(cfg.max_sync_body_bytes, 8388608); /* 5,000 tenants at their longest */
     config_free(&cfg);
     assert_true(load("; only a comment\n\n# and another\n[server]\n", &cfg, err, sizeof(err)));
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
@@ -124,6 +126,7 @@ static void test_every_key_parsed(void **state)
     bool ok = load("[server]\n"
                    "listen = [::1]:9090\n"
                    "max_body_bytes = 2048\n"
+                   "max_sync_body_bytes = 4096\n"
                    "request_timeout_ms = 250\n"
                    "max_connections = 3\n"
                    "idle_timeout_s = 5\n"
@@ -153,6 +156,7 @@ static void test_every_key_parsed(void **state)
         fail_msg("%s", err);
     assert_string_equal(cfg.listen, "[::1]:9090");
     assert_int_equal(cfg.max_body_bytes, 2048);
+    assert_int_equal(cfg.max_sync_body_bytes, 4096);
     assert_int_equal(cfg.request_timeout_ms, 250);
     assert_int_equal(cfg.max_connections, 3);
     assert_int_equal(cfg.idle_timeout_s, 5);
@@ -407,7 +411,9 @@ static void test_reference_has_every_key(void **state)
         assert_non_null(strstr(ref, named[i]));
     /* Each row says whether SIGHUP applies it. */
     assert_non_null(strstr(ref, "| `[server] max_body_bytes` | integer (1024–67108864) | "
-                                "`4194304` | SIGHUP |"));
+                                "`1048576` | SIGHUP |"));
+    assert_non_null(strstr(ref, "| `[server] max_sync_body_bytes` | integer (1024–67108864) | "
+                                "`8388608` | SIGHUP |"));
     assert_non_null(strstr(ref, "| `[server] listen` | address | `127.0.0.1:8080` | restart |"));
     free(eff);
     free(ref);

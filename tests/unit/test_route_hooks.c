@@ -31,12 +31,12 @@ static void test_own_incubator(void **state)
 {
     (void)state;
     json_t *admin = admin_ctx(), *hrb = incubator_ctx("HRB-001");
-    assert_true(route_own_incubator(admin, "HRB-002"));
-    assert_true(route_own_incubator(admin, NULL));
-    assert_true(route_own_incubator(hrb, "HRB-001"));
-    assert_false(route_own_incubator(hrb, "HRB-002"));
-    assert_false(route_own_incubator(hrb, "hrb-001"));
-    assert_false(route_own_incubator(hrb, NULL));
+    assert_true(apicall_own_incubator(admin, "HRB-002"));
+    assert_true(apicall_own_incubator(admin, NULL));
+    assert_true(apicall_own_incubator(hrb, "HRB-001"));
+    assert_false(apicall_own_incubator(hrb, "HRB-002"));
+    assert_false(apicall_own_incubator(hrb, "hrb-001"));
+    assert_false(apicall_own_incubator(hrb, NULL));
     json_decref(admin);
     json_decref(hrb);
 }
@@ -136,7 +136,7 @@ static void test_table_shape(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_own_incubator),     cmocka_unit_test(test_cohorts_authorize),
+        cmocka_unit_test(test_own_incubator),      cmocka_unit_test(test_cohorts_authorize),
         cmocka_unit_test(test_token_create_hooks), cmocka_unit_test(test_token_revoke_after),
         cmocka_unit_test(test_table_shape),
     };
