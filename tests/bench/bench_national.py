@@ -8,9 +8,9 @@ daemon:
   - POST /v1/payout-runs for last month (target < 30 s),
   - the alert sweep (the daemon's start-up sweep: the first one, which opens
     the city's alerts, and a second one in the steady state), and meanwhile
-    occupancy snapshots PUT by four writers: the longest a write waited for
-    a lock the sweep held, as PostgreSQL logs it (log_lock_waits; target <
-    100 ms), and beside it the longest write's latency less the median's,
+    occupancy snapshots PUT by four writers: the longest any backend (a
+    write, the outbox) waited for a lock the sweep held, as PostgreSQL logs
+    it (log_lock_waits; target < 100 ms), and beside it the longest write's latency less the median's,
     during the sweeps and while no sweep runs (the machine's own stalls); the batched sweep's time beside PostgreSQL's own for as many bare
     transactions, each updating as many rows as a batch has incubators, and
     beside the same sweep as one transaction (target: batched / one
@@ -324,9 +324,13 @@ class Sweeps:
 class LockWaits:
     """PostgreSQL's own account of the waits for a lock (log_lock_waits, with
     deadlock_timeout 20 ms, so every wait longer than that): which backend
-    waited, for which backends, how long. A write waits for the sweep when
-    the backend that holds its lock is the sweep's session, which
-    pg_stat_activity shows running CALL api.run_job_batches."""
+    waited, for which backends, how long. A backend waits for the sweep when
+    the one that holds its lock is the sweep's session, which
+    pg_stat_activity shows running CALL api.run_job_batches: an incubator's
+    evaluation lock, or the lock that serialises the commits of
+    transactions that NOTIFY (an event written). The longest such wait of
+    any backend bounds a write's: a wait at commit names no statement, so
+    the waits of the writes are not told apart from the outbox's."""
 
     def __init__(self, pg):
         self.path = os.path.join(pg.dir, "log")
@@ -545,7 +549,7 @@ def main():
             first, steady, quiet, one = sweeps
             wait = max(first["lock_ms"], steady["lock_ms"])
             target("sweep wait", wait < TARGET_WAIT_MS,
-                   f"longest wait of a snapshot PUT for a lock the sweep held {wait:.0f} ms < "
+                   f"longest wait for a lock the sweep held {wait:.0f} ms < "
                    f"{TARGET_WAIT_MS:.0f} ms (first sweep {first['lock_ms']:.0f} ms, steady "
                    f"{steady['lock_ms']:.0f} ms; as one transaction, before batching: "
                    f"{one['lock_ms']:.0f} ms. Longest PUT less the median: first "
