@@ -1,32 +1,65 @@
 #!/usr/bin/python3
-"""How fast do notifications reach people, against PostgreSQL's own limit?
+"""How fast do notifications reach people, beside PostgreSQL's own limit for
+the same bookkeeping?
 
 1. Deliveries per second to a local robot (a WeCom-style robot answering
    {"errcode": 0}, an asyncio server on loopback) with 1, 10 and 100
-   channels: EVENTS events are written in one transaction, each with a
-   delivery per channel; the time from the commit to the last delivery
-   recorded gives deliveries/s. Each channel sends one message at a time (in
-   outbox order), so one channel measures the round trip claim -> HTTP ->
-   record, and many channels the daemon's parallelism (32 channels at once).
-   PostgreSQL's limit for the same bookkeeping, in the same run: pgbench
-   claiming and recording one message of one channel per transaction
+   channels: events are written in one transaction, each with a delivery
+   per channel; the time from the commit to the last delivery recorded gives
+   deliveries/s. Each channel sends one message at a time (in outbox order),
+   so one channel measures the round trip claim -> HTTP -> record, and many
+   channels the daemon's parallelism (32 channels at once); the time is
+   PostgreSQL's clock, from the events' transaction to the last delivery's
+   record. PostgreSQL's limit for the same bookkeeping, in alternating
+   rounds of the same run: pgbench running the bare claim and mark of one
+   delivery, on a table like deliveries (LIKE deliveries INCLUDING ALL: its
+   columns, checks, unique key and partial indexes, plus its foreign keys
+   to outbox and channels) holding the same channels' pending deliveries:
+     claim: UPDATE ... SET next_attempt_at = now() + 60 s (the lease)
+            WHERE id = (SELECT id ... WHERE state = 'pending' AND
+            next_attempt_at <= now() ORDER BY channel_id, outbox_id LIMIT 1
+            FOR UPDATE SKIP LOCKED) RETURNING id, committed;
+     mark:  UPDATE ... SET state = 'delivered', attempts + 1, the times
+            WHERE id = the claimed one, committed;
+   two transactions per delivery, as the lease must be committed before the
+   message goes out. One pgbench client for one channel (its messages go one
+   at a time by contract), 8 for 10 and 100 channels (past what 2 cores
+   give; the bare claim even ignores the per-channel order, which only
+   raises PostgreSQL's side). Ratio: daemon deliveries/s over pgbench's
+   deliveries marked/s (from the first mark to the last, PostgreSQL's
+   clock).
+   Targets (the headline): one channel >= 0.25, 10 channels >= 0.15, 100
+   channels >= 0.15; why those, in docs/performance.md and below.
+   Printed for information: the daemon's own functions
    (api.outbox_claim_channels then api.outbox_channel_done, in one
-   statement, no HTTP) on a copy of the same data, 8 clients. Ratio: daemon
-   deliveries/s over pgbench's messages/s (targets: 100 channels >= 0.5, one
-   channel >= 0.2: one channel waits for its round trip by design).
+   statement) under pgbench with as many clients, as before: the part of the
+   gap that is the daemon's SQL rather than its HTTP.
 2. Commit-to-delivery latency under the ingest benchmark's load: while wrk
    pushes occupancy snapshots (bench_ingest's workload, 16 connections), an
    event is committed every 100 ms to one robot channel; the time from each
-   commit to the robot receiving it, p50 and p99 (target p99 < 1 s).
+   commit to the robot receiving it, p50 and p99 (target p99 < 1 s: a person
+   on duty learns of a breach within a second, whatever the write load).
 
+Why those targets: a delivery through the daemon is the bare claim and mark
+plus what the contract adds to it: the claim reads the channel's rate window
+and takes a lease on the channel (not only on the row) and joins the event's
+payload and incubator; the message is formatted in Chinese and sent over a
+new HTTP connection that the robot must answer; the record also updates the
+channel's rate window and gives its lease back. For one channel all of it is
+in series (one message in flight by contract): four times the bare round
+trips is what we promise (0.25). For many channels the daemon overlaps the
+HTTP of 32 channels, but its bookkeeping goes through its pool (4
+connections) in PL/pgSQL functions of several statements each, about six
+times the bare statements' work: 0.15.
+
+A missed target prints MISSED; with BENCH_STRICT=1 it makes the exit status 1.
 Run it with `ctest -C bench -L bench --output-on-failure` in the build
 directory, or directly with INCUBATORD_BIN set. Environment: BENCH_EVENTS
-(2000), BENCH_SECONDS (15), BENCH_STRICT (unset; 1: exit 1 when a target is
-missed).
+(2000), BENCH_SECONDS (15: the latency part's load; the pgbench rounds take
+a third of it, at least 3 s), BENCH_ROUNDS (3), BENCH_STRICT.
 """
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -42,18 +75,37 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchlib  # noqa: E402
 import bench_ingest  # noqa: E402
-from benchlib import machine  # noqa: E402
+from benchlib import exit_status, machine, verdict  # noqa: E402
 from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
-STRICT = os.environ.get("BENCH_STRICT") == "1"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+PGBENCH_SECONDS = max(3, SECONDS // 3)
 CHANNEL_COUNTS = (1, 10, 100)
-RATIO_TARGETS = {1: 0.2, 10: 0.4, 100: 0.5}
+RATIO_TARGETS = {1: 0.25, 10: 0.15, 100: 0.15}
 P99_TARGET_MS = 1000.0
 PGBENCH_CLIENTS = 8
+BARE_ROWS = 120000  # pending bare deliveries per run: more than pgbench marks in its seconds
 
-PGBENCH_SCRIPT = """\
+# PostgreSQL's own limit: claim one pending delivery with a lease, then mark
+# it delivered, each committed.
+BARE_SCRIPT = """\
+WITH claimed AS (
+    UPDATE bench_bare_deliveries d SET next_attempt_at = now() + interval '60 s'
+     WHERE d.id = (SELECT b.id FROM bench_bare_deliveries b
+                    WHERE b.state = 'pending' AND b.next_attempt_at <= now()
+                    ORDER BY b.channel_id, b.outbox_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING d.id)
+SELECT coalesce(max(id), 0) AS id FROM claimed \\gset
+UPDATE bench_bare_deliveries
+   SET state = 'delivered', attempts = attempts + 1, last_attempt_at = now(),
+       delivered_at = now()
+ WHERE id = :id AND state = 'pending';
+"""
+
+# The daemon's own two functions, one message per transaction (information).
+OWN_SCRIPT = """\
 SELECT api.outbox_channel_done('pgbench', c.channel_id,
            ARRAY(SELECT (i->>'id')::bigint FROM json_array_elements(c.items) i),
            true, true, NULL, 100, 86400)
@@ -152,34 +204,66 @@ def daemon_rate(pg, workdir, db, robot, channels):
                 time.sleep(0.05)
                 if time.monotonic() - start > 600:
                     raise AssertionError("deliveries did not finish:\n" + d.log()[-3000:])
-            took = time.monotonic() - start
-            done = conn.execute("SELECT count(*) FROM deliveries "
-                                "WHERE state = 'delivered'").fetchone()[0]
+            # From the events' transaction to the last delivery recorded, by
+            # PostgreSQL's clock (the polling above only waits for the end).
+            done, took = conn.execute(
+                "SELECT count(*), extract(epoch FROM max(d.delivered_at) - min(o.created_at)) "
+                "FROM deliveries d JOIN outbox o ON o.id = d.outbox_id "
+                "WHERE d.state = 'delivered'").fetchone()
+            took = float(took)
         assert d.stop() == 0, d.log()[-3000:]
     finally:
         d.stop()
     return done / took, done, took
 
 
-def pgbench_rate(pg, workdir, db, robot, channels):
-    """PostgreSQL's limit: claim and record one message per transaction, no HTTP."""
+def timed_pgbench(pg, db, workdir, name, text, clients, table):
+    """Deliveries marked per second by one pgbench run of text: those marked
+    one a message, over the span from the first to the last of them
+    (PostgreSQL's clock, as the daemon's side). A channel that reaches its
+    max_per_minute sends a digest and then waits out the minute: the digest
+    and the wait are left out, so that the rate is the bookkeeping's."""
+    script = os.path.join(workdir, name)
+    with open(script, "w") as f:
+        f.write(text)
+    benchlib.run_pgbench(pg, db, script, PGBENCH_SECONDS, clients, min(clients, 2), {})
+    with pg.connect(db) as conn:
+        done, span, left = conn.execute(
+            f"SELECT count(*) FILTER (WHERE state = 'delivered' AND NOT digest), "
+            f"extract(epoch FROM max(delivered_at) FILTER (WHERE NOT digest) "
+            f"- min(delivered_at) FILTER (WHERE NOT digest)), "
+            f"count(*) FILTER (WHERE state = 'pending') FROM {table}").fetchone()
+    # A run that emptied its queue measured less than its limit: say so.
+    assert left > 0, f"{name}: every delivery was marked; raise BARE_ROWS"
+    return done / float(span)
+
+
+def bare_rate(pg, workdir, db, robot, channels):
+    """PostgreSQL's limit: the bare claim and mark of one delivery, pgbench."""
     with pg.connect(db) as conn:
         add_channels(conn, robot, channels)
-        emit_events(conn, max(EVENTS, 200 * channels))
-    script = os.path.join(workdir, "bench_channels.sql")
-    with open(script, "w") as f:
-        f.write(PGBENCH_SCRIPT)
+        # The outbox rows the bare deliveries point to (their payloads are
+        # not read), then one pending delivery per channel and event.
+        conn.execute("INSERT INTO outbox (event_id, type, payload, syslog_level, message, "
+                     "occurred_at, syslog_state, notify_state) "
+                     "SELECT gen_random_uuid(), 'payout_run.computed', '{}', 'notice', "
+                     "'event=bench', now(), 'none', 'none' FROM generate_series(1, %s)",
+                     (BARE_ROWS // channels,))
+        conn.execute("INSERT INTO bench_bare_deliveries (outbox_id, channel_id) "
+                     "SELECT o.id, c.id FROM outbox o CROSS JOIN channels c "
+                     "WHERE NOT c.from_config ORDER BY o.id, c.id")
+        conn.execute("VACUUM ANALYZE bench_bare_deliveries")
+    return timed_pgbench(pg, db, workdir, "bare_delivery.sql", BARE_SCRIPT,
+                         1 if channels == 1 else PGBENCH_CLIENTS, "bench_bare_deliveries")
+
+
+def own_rate(pg, workdir, db, robot, channels):
+    """The daemon's own two functions under pgbench, no HTTP (information)."""
     with pg.connect(db) as conn:
-        before = conn.execute("SELECT count(*) FROM deliveries "
-                              "WHERE state = 'delivered'").fetchone()[0]
-        start = time.monotonic()
-        benchlib.run_pgbench(pg, db, script, 5, PGBENCH_CLIENTS, 2, {})
-        took = time.monotonic() - start
-        after = conn.execute("SELECT count(*) FROM deliveries "
-                             "WHERE state = 'delivered'").fetchone()[0]
-    # Transactions that found every channel leased by another client claim
-    # nothing: only recorded deliveries count.
-    return (after - before) / took
+        add_channels(conn, robot, channels)
+        emit_events(conn, max(EVENTS, 200 * channels) // (10 if channels == 100 else 1))
+    return timed_pgbench(pg, db, workdir, "own_delivery.sql", OWN_SCRIPT,
+                         1 if channels == 1 else PGBENCH_CLIENTS, "deliveries")
 
 
 def latency_under_ingest(pg, workdir, robot):
@@ -246,7 +330,7 @@ def main():
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-channels-")
     os.chmod(workdir, 0o755)
     robot = FastRobot()
-    ok = True
+    missed = []
     rows = []
     try:
         pg.start()
@@ -256,36 +340,58 @@ def main():
             f.write(f"[database]\nconninfo = {pg.conninfo('bench_channels_template')}\n"
                     "[log]\nsyslog = false\n")
         run_cli(cfg, "migrate")
+        with pg.connect("bench_channels_template") as conn:
+            conn.execute("CREATE TABLE bench_bare_deliveries (LIKE deliveries INCLUDING ALL)")
+            conn.execute("ALTER TABLE bench_bare_deliveries "
+                         "ADD FOREIGN KEY (outbox_id) REFERENCES outbox ON DELETE CASCADE, "
+                         "ADD FOREIGN KEY (channel_id) REFERENCES channels ON DELETE CASCADE")
         for n in CHANNEL_COUNTS:
-            pg.create_database(f"bench_d{n}", template="bench_channels_template")
-            rate, done, took = daemon_rate(pg, workdir, f"bench_d{n}", robot, n)
-            pg.create_database(f"bench_p{n}", template="bench_channels_template")
-            tps = pgbench_rate(pg, workdir, f"bench_p{n}", robot, n)
-            ratio = rate / tps
-            met = ratio >= RATIO_TARGETS[n]
-            ok = ok and met
-            rows.append((n, rate, done, took, tps, ratio, met))
-            print(f"{n:3d} channel(s): daemon {rate:.0f} deliveries/s ({done} in {took:.1f} s), "
-                  f"pgbench claim+record {tps:.0f}/s, ratio {ratio:.2f} (target >= "
-                  f"{RATIO_TARGETS[n]}: {'met' if met else 'MISSED'})")
+            rates, bares = [], []
+            for r in range(ROUNDS):
+                # Alternate which side goes first, so drift in the load evens out.
+                for side in (("daemon", "bare") if r % 2 == 0 else ("bare", "daemon")):
+                    db = f"bench_{side}_{n}_{r}"
+                    pg.create_database(db, template="bench_channels_template")
+                    if side == "daemon":
+                        rate, done, took = daemon_rate(pg, workdir, db, robot, n)
+                        rates.append(rate)
+                    else:
+                        bares.append(bare_rate(pg, workdir, db, robot, n))
+                    pg.drop_database(db)
+                print(f"{n:3d} channel(s), round {r + 1}: daemon {rates[-1]:.0f} deliveries/s "
+                      f"({done} in {took:.1f} s), bare claim + mark {bares[-1]:.0f}/s")
+            pg.create_database(f"bench_own_{n}", template="bench_channels_template")
+            own = own_rate(pg, workdir, f"bench_own_{n}", robot, n)
+            pg.drop_database(f"bench_own_{n}")
+            rate, bare = statistics.median(rates), statistics.median(bares)
+            ratio = rate / bare
+            if ratio < RATIO_TARGETS[n]:
+                missed.append(f"{n} channel(s) ratio")
+            rows.append((n, rate, bare, ratio, own))
         rps, refused, p50, p99, count = latency_under_ingest(pg, workdir, robot)
-        lat_ok = p99 < P99_TARGET_MS
-        ok = ok and lat_ok
+        if not p99 < P99_TARGET_MS:
+            missed.append("commit->robot p99")
     finally:
         pg.destroy()
         shutil.rmtree(workdir, ignore_errors=True)
     print()
     print(f"machine:        {machine()}")
     print(f"deliveries:     WeCom-style robot on loopback (asyncio), one connection per "
-          f"message; pgbench {PGBENCH_CLIENTS} clients, Unix socket")
+          f"message; bare claim + mark by pgbench ({PGBENCH_SECONDS} s, 1 client for one "
+          f"channel, {PGBENCH_CLIENTS} otherwise), Unix socket; medians of {ROUNDS} "
+          "alternating rounds")
+    for n, rate, bare, ratio, own in rows:
+        print(f"{n:3d} channel(s):  daemon {rate:6.0f} deliveries/s   bare claim + mark "
+              f"{bare:6.0f}/s   ratio {ratio:.2f} (target >= {RATIO_TARGETS[n]}: "
+              f"{verdict(ratio >= RATIO_TARGETS[n])})   own functions under pgbench "
+              f"{own:.0f}/s")
     print(f"under ingest:   {rps:.0f} snapshots/s (bench_ingest's load, "
           f"{bench_ingest.CONNECTIONS} connections; {refused} answers not 2xx) while {count} "
           f"events were committed, one every 100 ms")
     print(f"commit->robot:  p50 {p50:.1f} ms, p99 {p99:.1f} ms (inf: not within 60 s of the "
-          f"load's end; target p99 < "
-          f"{P99_TARGET_MS:.0f} ms: {'met' if lat_ok else 'MISSED'})")
+          f"load's end; target p99 < {P99_TARGET_MS:.0f} ms: {verdict(p99 < P99_TARGET_MS)})")
     print(f"host load:      {os.getloadavg()[0]:.1f} (1-minute load average at the end)")
-    return 1 if STRICT and not ok else 0
+    return exit_status(missed)
 
 
 if __name__ == "__main__":
