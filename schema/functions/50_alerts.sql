@@ -59,6 +59,46 @@ CREATE TYPE api.alert_observation AS (
 );
 
 /*
+ * The share rules' observations of one incubator whose share today is
+ * `share` (NULL: no data), under policy p, for the rules listed: the breach
+ * and the warning, firing or not, each with the figure, its threshold and
+ * the message people read. Inlined where it is called.
+ */
+CREATE FUNCTION api.share_observations(incubator bigint, code text, share numeric, p policies,
+                                       today date, rules text[])
+RETURNS SETOF api.alert_observation LANGUAGE sql STABLE AS $$
+    SELECT 'space_share_breach'::text, incubator, NULL::text,
+           coalesce(share < p.veto_threshold, false), share, p.veto_threshold,
+           CASE WHEN share IS NULL
+                THEN format('%s 在 %s 没有场地数据', code, today)
+                WHEN share < p.veto_threshold
+                THEN format('%s 科技企业场地占比 %s，低于一票否决线 %s', code,
+                            api.percent(share), api.percent(p.veto_threshold))
+                ELSE format('%s 科技企业场地占比 %s，不低于一票否决线 %s',
+                            code, api.percent(share), api.percent(p.veto_threshold)) END
+     WHERE 'space_share_breach' = ANY (rules)
+    UNION ALL
+    SELECT 'space_share_warning', incubator, NULL,
+           coalesce(share >= p.veto_threshold
+                    AND share < p.veto_threshold + p.warning_margin, false),
+           share, p.veto_threshold + p.warning_margin,
+           CASE WHEN share IS NULL
+                THEN format('%s 在 %s 没有场地数据', code, today)
+                WHEN share < p.veto_threshold
+                THEN format('%s 已由一票否决告警（space_share_breach）取代：科技企业场地占比 '
+                            '%s，低于一票否决线 %s', code, api.percent(share),
+                            api.percent(p.veto_threshold))
+                WHEN share < p.veto_threshold + p.warning_margin
+                THEN format('%s 科技企业场地占比 %s，低于预警线 %s（一票否决线 %s）', code,
+                            api.percent(share), api.percent(p.veto_threshold + p.warning_margin),
+                            api.percent(p.veto_threshold))
+                ELSE format('%s 科技企业场地占比 %s，不低于预警线 %s', code,
+                            api.percent(share), api.percent(p.veto_threshold + p.warning_margin))
+                END
+     WHERE 'space_share_warning' = ANY (rules)
+$$;
+
+/*
  * What the rules listed say on day `today` (at the moment `at`) for the
  * incubators in scope (both explicit lists), under the policy in force that
  * month; with subjects, the subject rules only for those subjects (credit
@@ -86,7 +126,9 @@ RETURNS SETOF api.alert_observation
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     p policies := api.policy_on(today);
-    known bigint[];
+    part api.share_parts;
+    code text;
+    known bigint[] := '{}';
 BEGIN
     -- A closed incubator raises no alert: with no observation, its open alerts resolve.
     scope := ARRAY(SELECT i.id FROM incubators i
@@ -97,49 +139,29 @@ BEGIN
     -- per group of rules, so that a write asks only for the rules it can
     -- change and its plans stay small.
     IF rules && ARRAY['space_share_breach', 'space_share_warning'] THEN
-        known := ARRAY(SELECT k.incubator_id FROM unnest(shares) k
-                        WHERE k.d = today AND k.incubator_id = ANY (scope));
-        RETURN QUERY
-        WITH share AS (
-            SELECT i.id, i.code, s.share, p.veto_threshold AS veto,
-                   p.veto_threshold + p.warning_margin AS warn
+        -- The parts given first, each by key: statements with scalar
+        -- parameters keep one plan, where the query below, whose plan
+        -- depends on the length of its lists, is planned anew on each call.
+        FOREACH part IN ARRAY coalesce(shares, '{}') LOOP
+            CONTINUE WHEN part.d IS DISTINCT FROM today OR NOT part.incubator_id = ANY (scope)
+                          OR part.incubator_id = ANY (known);
+            code := (SELECT i.code FROM incubators i WHERE i.id = part.incubator_id);
+            -- api.space_share's share, from the parts (plain arguments, so
+            -- that the function is inlined).
+            RETURN QUERY
+            SELECT * FROM api.share_observations(
+                part.incubator_id, code,
+                (part.tech_area_m2 + part.public_service_area_m2) / part.disposable_area_m2,
+                p, today, rules);
+            known := known || part.incubator_id;
+        END LOOP;
+        IF cardinality(known) < cardinality(scope) THEN
+            RETURN QUERY
+            SELECT o.*
               FROM incubators i CROSS JOIN LATERAL api.space_share(i.id, today) s
-             WHERE i.id = ANY (scope) AND i.id <> ALL (known)
-            UNION ALL
-            -- api.space_share's share, from the parts given.
-            SELECT i.id, i.code,
-                   (k.tech_area_m2 + k.public_service_area_m2) / k.disposable_area_m2,
-                   p.veto_threshold, p.veto_threshold + p.warning_margin
-              FROM unnest(shares) k JOIN incubators i ON i.id = k.incubator_id
-             WHERE k.incubator_id = ANY (known)
-        )
-        SELECT 'space_share_breach'::text, s.id, NULL::text, coalesce(s.share < s.veto, false),
-               s.share, s.veto,
-               CASE WHEN s.share IS NULL
-                    THEN format('%s 在 %s 没有场地数据', s.code, today)
-                    WHEN s.share < s.veto
-                    THEN format('%s 科技企业场地占比 %s，低于一票否决线 %s', s.code,
-                                api.percent(s.share), api.percent(s.veto))
-                    ELSE format('%s 科技企业场地占比 %s，不低于一票否决线 %s',
-                                s.code, api.percent(s.share), api.percent(s.veto)) END
-          FROM share s
-         WHERE 'space_share_breach' = ANY (rules)
-        UNION ALL
-        SELECT 'space_share_warning', s.id, NULL,
-               coalesce(s.share >= s.veto AND s.share < s.warn, false), s.share, s.warn,
-               CASE WHEN s.share IS NULL
-                    THEN format('%s 在 %s 没有场地数据', s.code, today)
-                    WHEN s.share < s.veto
-                    THEN format('%s 已由一票否决告警（space_share_breach）取代：科技企业场地占比 '
-                                '%s，低于一票否决线 %s', s.code, api.percent(s.share),
-                                api.percent(s.veto))
-                    WHEN s.share < s.warn
-                    THEN format('%s 科技企业场地占比 %s，低于预警线 %s（一票否决线 %s）', s.code,
-                                api.percent(s.share), api.percent(s.warn), api.percent(s.veto))
-                    ELSE format('%s 科技企业场地占比 %s，不低于预警线 %s',
-                                s.code, api.percent(s.share), api.percent(s.warn)) END
-          FROM share s
-         WHERE 'space_share_warning' = ANY (rules);
+              CROSS JOIN LATERAL api.share_observations(i.id, i.code, s.share, p, today, rules) o
+             WHERE i.id = ANY (scope) AND i.id <> ALL (known);
+        END IF;
     END IF;
 
     IF 'stale_data' = ANY (rules) THEN
