@@ -18,7 +18,7 @@
 static const struct db_statement RUN = {
     "api_run",
     "SELECT status, body::text, location, replayed FROM api.run($1, $2::jsonb, $3::jsonb)", 3};
-static const char RUN_JOB_SQL[] = "SELECT api.run_job($1, $2::jsonb)::text";
+static const char RUN_JOB_SQL[] = "CALL api.run_job_batches($1, $2::jsonb, $3, $4, NULL)";
 
 /*
  * Every other call is api.<fn>(ctx, args) itself, one prepared statement per
@@ -343,12 +343,15 @@ static void job_done(void *arg, const struct db_result *res)
     free(j);
 }
 
-void apicall_run_job(struct db_session *s, const char *name, const char *ctx, apicall_job_cb cb,
-                     void *arg)
+void apicall_run_job(struct db_session *s, const char *name, const char *ctx, int budget_ms,
+                     int target_ms, apicall_job_cb cb, void *arg)
 {
     struct job_call *j = xcalloc(1, sizeof(*j));
-    const char *values[] = {name, ctx};
+    char budget[16], target[16];
+    snprintf(budget, sizeof(budget), "%d", budget_ms);
+    snprintf(target, sizeof(target), "%d", target_ms);
+    const char *values[] = {name, ctx, budget, target};
     j->cb = cb;
     j->arg = arg;
-    db_session_query(s, RUN_JOB_SQL, 2, values, job_done, j);
+    db_session_query(s, RUN_JOB_SQL, 4, values, job_done, j);
 }

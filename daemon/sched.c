@@ -10,14 +10,20 @@
  * summary, say), so what a job did is visible where operators look.
  *
  * A job that works in batches (the alert sweep) returns "next" while there
- * is more to do: its transaction is committed and the job is called again,
- * in a new transaction on the same session, with "after" in its context set
- * to that value, and "batch", the number of items the scheduler asks it to
- * take: a batch's transaction holds its items' locks, so the size adapts to
- * keep each batch near BATCH_TARGET_MS whatever the machine's load (halved
- * after a slower batch, doubled after a much faster one). Its integer
- * results are summed over the batches and logged once, at the end, with the
- * time the whole run took.
+ * is more to do. It runs through api.run_job_batches, one CALL outside any
+ * transaction block, which commits each batch as a transaction of its own
+ * and goes on batch after batch for up to CALL_BUDGET_MS: one round trip
+ * for many batches, and no round trip between a batch's locks and its
+ * commit. The procedure sizes the batches to hold their locks about
+ * BATCH_TARGET_MS whatever the machine's load; when the budget runs out
+ * first, it returns "next" and the size reached, and the scheduler calls it
+ * again (unless the daemon is stopping: the next run sweeps anyway). The
+ * integer results are summed over the batches and logged once, at the end,
+ * with the time the whole run took; each batch is logged at debug level.
+ *
+ * The job's own statement timeout is set on the session for the run (a
+ * CALL cannot set it for itself) and the pool's put back before the
+ * session is given back.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +43,11 @@
 #define NOT_READY_RETRY_S 2
 #define ERROR_RETRY_S     60
 #define SESSION_WAIT_MS   30000
-/* How long one batch of a batched job should hold its locks, and its sizes. */
+/* How long one batch of a batched job should hold its locks, and its first size. */
 #define BATCH_TARGET_MS 25
 #define BATCH_FIRST     10
-#define BATCH_MAX       1000
+/* How long one CALL of a job goes on batch after batch before it comes back. */
+#define CALL_BUDGET_MS 500
 
 enum job_kind {
     JOB_PERIODIC, /* every period_s seconds */
@@ -86,13 +93,14 @@ struct job {
     struct db_session *session;
     bool running;
     char ctx[512];
-    char timeout[16];
+    char timeout[16];   /* the job's statement timeout, ms */
+    bool timeout_set;   /* on the session: the pool's is to be put back */
+    bool ok;            /* how the run ended, once it did */
+    int retry_s;        /* when it failed: run again this much later */
     char after[32];     /* the batch to continue after ("next"), or "" */
     json_t *total;      /* the batches' results, integers summed */
-    int batches;        /* run so far in this run */
     int64_t started_ms; /* when this run started */
     int batch;          /* the size asked of the next batch */
-    int64_t batch_ms;   /* when the running batch began */
 };
 
 struct sched_state {
@@ -219,21 +227,46 @@ static int next_delay(const struct job *j)
     return (int)(sched_next_monthly(now, cfg->timezone, cfg->payout_day, cfg->payout_hour) - now);
 }
 
-static void job_finished(struct job *j, bool ok, int retry_s)
+static void job_released(struct job *j)
 {
     if (j->session) {
         db_session_close(j->session);
         j->session = NULL;
     }
     j->running = false;
+    j->timeout_set = false;
     j->after[0] = '\0';
-    j->batches = 0;
     j->batch = BATCH_FIRST;
     json_decref(j->total);
     j->total = NULL;
     busy_leave(BUSY_JOB);
-    metrics_job_ran(j->def->name, time(NULL), ok);
-    arm(j, ok ? next_delay(j) : retry_s);
+    metrics_job_ran(j->def->name, time(NULL), j->ok);
+    arm(j, j->ok ? next_delay(j) : j->retry_s);
+}
+
+static void timeout_restored(void *arg, const struct db_result *r)
+{
+    struct job *j = arg;
+    if (r->status != DB_OK)
+        log_msg(LOG_WARNING, "job %s: putting the pool's statement_timeout back failed: %s",
+                j->def->name, r->message ? r->message : "?");
+    job_released(j);
+}
+
+/* The run is over: the pool's statement timeout back on the session, then the session back. */
+static void job_finished(struct job *j, bool ok, int retry_s)
+{
+    j->ok = ok;
+    j->retry_s = retry_s;
+    if (j->session && j->timeout_set) {
+        char pool_timeout[16];
+        snprintf(pool_timeout, sizeof(pool_timeout), "%d", j->srv->cfg.statement_timeout_ms);
+        const char *values[] = {pool_timeout};
+        db_session_query(j->session, "SELECT set_config('statement_timeout', $1, false)", 1,
+                         values, timeout_restored, j);
+        return;
+    }
+    job_released(j);
 }
 
 static bool job_failed(struct job *j, const struct db_result *r, const char *step)
@@ -263,6 +296,7 @@ static void add_result(struct job *j, json_t *result)
     }
     json_object_del(result, "log");
     json_object_del(result, "next");
+    json_object_del(result, "batch");
     if (j->total == NULL)
         j->total = json_object();
     const char *key;
@@ -282,41 +316,22 @@ static void log_total(struct job *j)
 {
     if (j->total == NULL)
         return;
-    if (j->batches > 1)
-        json_object_set_new(j->total, "batches", json_integer(j->batches));
+    json_t *batches = json_object_get(j->total, "batches");
+    if (json_is_integer(batches) && json_integer_value(batches) <= 1)
+        json_object_del(j->total, "batches");
     char *text = json_dumps(j->total, JSON_COMPACT);
     log_msg(LOG_INFO, "job %s: done in %lld ms %s", j->def->name,
             (long long)(mono_ms() - j->started_ms), text ? text : "(unprintable result)");
     free(text);
 }
 
-static void begun(void *arg, const struct db_result *r);
 static void make_context(struct job *j);
-
-static void committed(void *arg, const struct db_result *r)
-{
-    struct job *j = arg;
-    if (job_failed(j, r, "COMMIT"))
-        return;
-    /* The next batch, unless the daemon is stopping (the next run sweeps anyway). */
-    if (j->after[0] != '\0' && !j->srv->draining) {
-        int64_t took_ms = mono_ms() - j->batch_ms;
-        if (took_ms > BATCH_TARGET_MS && j->batch > 1)
-            j->batch /= 2;
-        else if (took_ms < BATCH_TARGET_MS / 3 && j->batch < BATCH_MAX)
-            j->batch *= 2;
-        make_context(j);
-        db_session_query(j->session, "BEGIN", 0, NULL, begun, j);
-        return;
-    }
-    log_total(j);
-    job_finished(j, true, 0);
-}
+static void call_job(struct job *j);
 
 static void ran(void *arg, const struct db_result *failure, const char *result)
 {
     struct job *j = arg;
-    if (failure != NULL && job_failed(j, failure, "api.run_job"))
+    if (failure != NULL && job_failed(j, failure, "api.run_job_batches"))
         return;
     j->after[0] = '\0';
     if (result == NULL) {
@@ -324,33 +339,38 @@ static void ran(void *arg, const struct db_result *failure, const char *result)
     } else {
         json_t *doc = json_loads(result, JSON_DECODE_ANY, NULL);
         json_t *next = json_object_get(doc, "next");
+        json_t *batch = json_object_get(doc, "batch");
         if (json_is_integer(next))
             snprintf(j->after, sizeof(j->after), "%lld", (long long)json_integer_value(next));
-        j->batches++;
+        if (json_is_integer(batch) && json_integer_value(batch) > 0)
+            j->batch = (int)json_integer_value(batch);
         if (doc)
             add_result(j, doc);
         json_decref(doc);
     }
-    db_session_query(j->session, "COMMIT", 0, NULL, committed, j);
+    /* More batches, unless the daemon is stopping (the next run sweeps anyway). */
+    if (j->after[0] != '\0' && !j->srv->draining) {
+        make_context(j);
+        call_job(j);
+        return;
+    }
+    log_total(j);
+    job_finished(j, true, 0);
+}
+
+static void call_job(struct job *j)
+{
+    apicall_run_job(j->session, j->def->name, j->ctx, CALL_BUDGET_MS, BATCH_TARGET_MS, ran, j);
 }
 
 static void timeout_set(void *arg, const struct db_result *r)
 {
     struct job *j = arg;
+    /* Set or not, put the pool's back: the statement may have reached the server. */
+    j->timeout_set = true;
     if (job_failed(j, r, "set statement_timeout"))
         return;
-    apicall_run_job(j->session, j->def->name, j->ctx, ran, j);
-}
-
-static void begun(void *arg, const struct db_result *r)
-{
-    struct job *j = arg;
-    if (job_failed(j, r, "BEGIN"))
-        return;
-    j->batch_ms = mono_ms();
-    const char *values[] = {j->timeout};
-    db_session_query(j->session, "SELECT set_config('statement_timeout', $1, true)", 1, values,
-                     timeout_set, j);
+    call_job(j);
 }
 
 static void session_opened(void *arg, struct db_session *s, const char *error)
@@ -363,7 +383,9 @@ static void session_opened(void *arg, struct db_session *s, const char *error)
         return;
     }
     j->session = s;
-    db_session_query(s, "BEGIN", 0, NULL, begun, j);
+    const char *values[] = {j->timeout};
+    db_session_query(s, "SELECT set_config('statement_timeout', $1, false)", 1, values,
+                     timeout_set, j);
 }
 
 /* The context a job's SQL gets: a request's, with, for a monthly job, its period. */

@@ -106,12 +106,14 @@ void apicall_run_get(struct db_pool *pool, const char *fn, json_t *ctx, json_t *
 void apicall_failure(const struct db_result *res, const char *request_id, struct api_reply *out);
 
 /*
- * Runs api.run_job(name, ctx) on a session (a job's own transaction): cb gets
- * the failure (NULL when it ran) and the job's result as JSON text (NULL when
- * another daemon holds the job's lock).
+ * Runs a job on a session outside any transaction block, CALL
+ * api.run_job_batches(name, ctx, budget_ms, target_ms): its batches, each a
+ * transaction of its own, for up to budget_ms, each sized to hold its locks
+ * about target_ms. cb gets the failure (NULL when it ran) and the result as
+ * JSON text (NULL when another daemon holds the job's lock).
  */
 typedef void (*apicall_job_cb)(void *arg, const struct db_result *failure, const char *result);
-void apicall_run_job(struct db_session *s, const char *name, const char *ctx, apicall_job_cb cb,
-                     void *arg);
+void apicall_run_job(struct db_session *s, const char *name, const char *ctx, int budget_ms,
+                     int target_ms, apicall_job_cb cb, void *arg);
 
 #endif

@@ -8,8 +8,13 @@ daemon:
   - POST /v1/payout-runs for last month (target < 30 s),
   - the alert sweep (the daemon's start-up sweep: the first one, which opens
     the city's alerts, and a second one in the steady state), and meanwhile
-    occupancy snapshots PUT by four writers: the longest a write waited for
-    the sweep, its latency less the median write's (target < 100 ms),
+    occupancy snapshots PUT by four writers: the longest any backend (a
+    write, the outbox) waited for a lock the sweep held, as PostgreSQL logs
+    it (log_lock_waits; target < 100 ms), and beside it the longest write's latency less the median's,
+    during the sweeps and while no sweep runs (the machine's own stalls); the batched sweep's time beside PostgreSQL's own for as many bare
+    transactions, each updating as many rows as a batch has incubators, and
+    beside the same sweep as one transaction (target: batched / one
+    transaction < 2),
   - a tenant PUT before and after its incubator gains 5,000 tenants sharing
     one credit code with another incubator (target: after / before < 1.5).
 
@@ -27,6 +32,8 @@ measures a tenth of the size (a quick try; kept apart).
     INCUBATORD_BIN=build/incubatord python3 tests/bench/bench_national.py [--build-only]
 
 BENCH_STRICT=1: exit 1 when a target is missed (else MISSED is printed).
+BENCH_TRACE=1: the daemon logs every batch of the sweep (debug) and
+PostgreSQL logs statements over 100 ms.
 """
 
 import argparse
@@ -47,24 +54,27 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 
 import city as citygen  # noqa: E402
-from benchlib import machine  # noqa: E402
+from benchlib import bare_batches_s, exit_status, machine  # noqa: E402
 from harness import PG_BIN, Daemon, PgCluster, _as_postgres, free_port, run_cli  # noqa: E402
 
 SCALE = int(os.environ.get("BENCH_SCALE", "1"))
-STRICT = os.environ.get("BENCH_STRICT") == "1"
+TRACE = os.environ.get("BENCH_TRACE") == "1"
 CACHE = os.environ.get("BENCH_NATIONAL_DIR",
                        os.path.join(ROOT, "build", "bench-national" + (f"-{SCALE}" if SCALE > 1
                                                                        else "")))
 TARGET_REPORT_S = 10.0
 TARGET_PAYOUT_S = 30.0
 TARGET_WAIT_MS = 100.0
+TARGET_BATCHING = 2.0
 TARGET_TENANT_GROWTH = 1.5
 WRITERS = 4
 SWEEP_PERIOD_S = int(os.environ.get("BENCH_SWEEP_PERIOD_S", "30"))
 WARMUP_S = 5
+QUIET_S = 15  # the writers alone, between two sweeps
 DAEMON_CONFIG = ("[server]\nrequest_timeout_ms = 600000\n"
                  "[database]\nstatement_timeout_ms = 600000\npool_size = 6\n"
-                 "[log]\nlevel = info\n[schedule]\nalert_sweep_seconds = 86400\n")
+                 f"[log]\nlevel = {'debug' if TRACE else 'info'}\n"
+                 "[schedule]\nalert_sweep_seconds = 86400\n")
 CITY_DB = "city"
 RUN_DB = "run"
 
@@ -177,6 +187,12 @@ def fresh_run_db(pg):
     with pg.connect() as c:
         c.execute(f'CREATE DATABASE "{RUN_DB}" TEMPLATE "{CITY_DB}" STRATEGY FILE_COPY')
     migrate(pg, RUN_DB)
+    with pg.connect() as c:
+        # PostgreSQL's own account of every lock wait over 20 ms: LockWaits.
+        c.execute(f'ALTER DATABASE "{RUN_DB}" SET log_lock_waits = on')
+        c.execute(f'ALTER DATABASE "{RUN_DB}" SET deadlock_timeout = \'20ms\'')
+        if TRACE:
+            c.execute(f'ALTER DATABASE "{RUN_DB}" SET log_min_duration_statement = 100')
     print(f"scratch copy of the city made and migrated in {time.monotonic() - t:.0f} s")
 
 
@@ -253,26 +269,45 @@ class Writers:
 
 
 class Sweeps:
-    """Watches the daemon's log for finished sweeps: (noticed at, took s or None, result)."""
+    """Watches the daemon's log for finished sweeps, (noticed at, took s or
+    None, result), and keeps its request lines. It reads only what was
+    appended since it last looked, so that it costs the writers' threads
+    nothing however long the log grows."""
 
     def __init__(self, d):
         self.d = d
-        self.after = os.path.getsize(d.log_path) if os.path.exists(d.log_path) else 0
+        self.offset = os.path.getsize(d.log_path) if os.path.exists(d.log_path) else 0
         self.done = []
+        self.puts = []  # (start, seconds) of each snapshot PUT, as the daemon timed it
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run)
         self.thread.start()
 
     def run(self):
-        seen = 0
+        rest = b""
         while not self.stop.is_set():
-            log = self.d.log() if os.path.exists(self.d.log_path) else ""
-            lines = re.findall(r"job alert_sweep: done (?:in (\d+) ms )?(.*)", log[self.after:])
-            now = time.monotonic()
-            for took, result in lines[seen:]:
-                self.done.append((now, int(took) / 1000.0 if took else None, result))
-            seen = len(lines)
+            if os.path.exists(self.d.log_path):
+                with open(self.d.log_path, "rb") as f:
+                    f.seek(self.offset)
+                    chunk = f.read()
+                self.offset += len(chunk)
+                *lines, rest = (rest + chunk).split(b"\n")
+                now = time.monotonic()
+                for line in lines:
+                    self.line(line.decode("utf-8", "replace"), now)
             time.sleep(0.02)
+
+    def line(self, text, now):
+        m = re.search(r"job alert_sweep: done (?:in (\d+) ms )?(.*)", text)
+        if m:
+            self.done.append((now, int(m.group(1)) / 1000.0 if m.group(1) else None,
+                              m.group(2)))
+            return
+        m = re.match(r"(\S+)Z .*\"PUT /v1/incubators/[^/]+/occupancy\" \d+ ([\d.]+)ms", text)
+        if m:
+            end = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.timezone.utc)
+            took = float(m.group(2)) / 1000
+            self.puts.append((end.timestamp() - took, took))
 
     def wait(self, n, timeout=1800):
         deadline = time.monotonic() + timeout
@@ -286,15 +321,87 @@ class Sweeps:
         self.thread.join()
 
 
-def measure_sweeps(d, token, sql, bodies, today, period_s):
+class LockWaits:
+    """PostgreSQL's own account of the waits for a lock (log_lock_waits, with
+    deadlock_timeout 20 ms, so every wait longer than that): which backend
+    waited, for which backends, how long. A backend waits for the sweep when
+    the one that holds its lock is the sweep's session, which
+    pg_stat_activity shows running CALL api.run_job_batches: an incubator's
+    evaluation lock, or the lock that serialises the commits of
+    transactions that NOTIFY (an event written). The longest such wait of
+    any backend bounds a write's: a wait at commit names no statement, so
+    the waits of the writes are not told apart from the outbox's."""
+
+    def __init__(self, pg):
+        self.path = os.path.join(pg.dir, "log")
+        self.offset = os.path.getsize(self.path)
+        self.conn = pg.connect(RUN_DB)
+        self.sweepers = set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            for (pid,) in self.conn.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE query LIKE 'CALL api.run_job_batches%%'").fetchall():
+                self.sweepers.add(pid)
+            time.sleep(0.2)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.conn.close()
+
+    def waits(self):
+        """[(wall time acquired, waiter, holders, ms)] since the start."""
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            text = f.read().decode("utf-8", "replace")
+        holders, out = {}, []
+        for line in text.splitlines():
+            m = re.match(r"(\S+ \S+) UTC \[(\d+)\] (LOG|DETAIL):  (.*)", line)
+            if not m:
+                continue
+            stamp, pid, kind, message = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+            h = re.match(r"Process(?:es)? holding the lock: ([\d, ]+)\.", message)
+            if kind == "DETAIL" and h and pid not in holders:
+                holders[pid] = {int(x) for x in h.group(1).split(",")}
+            a = re.match(r"process \d+ acquired .* after ([\d.]+) ms", message)
+            if kind == "LOG" and a:
+                at = dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.timezone.utc)
+                out.append((at.timestamp(), pid, holders.pop(pid, set()), float(a.group(1))))
+        return out
+
+    def longest_for(self, start, end, holders):
+        """The longest wait acquired within [start, end] (wall time) for a
+        lock that one of holders held: ms, or 0 with none over 20 ms."""
+        return max([ms for at, _, held, ms in self.waits()
+                    if start <= at <= end and held & holders] or [0.0])
+
+
+def longest_wait(samples, start, end, median):
+    """The longest of the samples (start, seconds) overlapping [start, end],
+    less the median: (wait ms, how many overlapped)."""
+    during = [s for t, s in samples if t <= end and t + s >= start]
+    return ((max(during) if during else median) - median) * 1000, len(during)
+
+
+def measure_sweeps(pg, d, token, sql, bodies, today, period_s):
     """Snapshot PUTs from WRITERS threads while the daemon sweeps: its
     start-up sweep, which opens the city's alerts (the PUTs of the first
     WARMUP_S seconds, while connections warm up, left out), the next one in
-    the steady state, and then the same sweep as one transaction, as the
-    sweep was before it went in batches (api.alerts_evaluate over every
-    incubator, which takes the global evaluation lock). Returns, per sweep,
-    (seconds, longest write overlapping it less the median write)."""
+    the steady state, QUIET_S seconds with no sweep (what the writes wait
+    with no sweep to wait for: the machine's own), and then the same sweep as
+    one transaction, as the sweep was before it went in batches
+    (api.alerts_evaluate over every incubator, which takes the global
+    evaluation lock). Returns, per measured span, a dict: label, seconds,
+    result, and the longest write overlapping it less the median write, as
+    the client and as the daemon timed it, and the longest a write waited
+    for a lock the sweep held, as PostgreSQL logged it."""
     sweeps = Sweeps(d)
+    locks = LockWaits(pg)
     d.start(timeout=60)
     out = []
     try:
@@ -305,6 +412,11 @@ def measure_sweeps(d, token, sql, bodies, today, period_s):
                 if took is None:  # a daemon that does not log the sweep's duration
                     took = done_at - (sweeps.done[n - 2][0] + period_s if n > 1 else warm)
                 out.append((label, done_at - took, done_at, took, result))
+            start = time.monotonic()
+            time.sleep(QUIET_S)
+            end = time.monotonic()
+            assert len(sweeps.done) == 2, "a sweep ran in the quiet span: raise the period"
+            out.append(("no sweep running (the writes alone)", start, end, end - start, ""))
             time.sleep(2)
             ctx = json.dumps({"request_id": "bench", "method": "JOB", "path": "alert_sweep",
                               "today": str(today), "token_name": "bench", "admin": True,
@@ -318,19 +430,45 @@ def measure_sweeps(d, token, sql, bodies, today, period_s):
         samples = [(t, s) for t, s, st in w.samples if t > warm]
         bad = [st for _, _, st in w.samples if st != 200] + w.errors
         assert not bad, f"snapshot PUTs failed: {bad[:10]}"
+        # The daemon's clock is the wall clock; the spans are monotonic.
+        shift = time.time() - time.monotonic()
+        served = [(t - shift, s) for t, s in sweeps.puts if t - shift > warm]
         median = statistics.median(s for _, s in samples)
+        served_median = statistics.median(s for _, s in served)
+        print(f"snapshot PUTs: {len(samples)}, the median {median * 1000:.1f} ms "
+              f"({served_median * 1000:.1f} ms as the daemon timed it)")
+        bench_pid = sql.execute("SELECT pg_backend_pid()").fetchone()[0]
         results = []
         for label, start, end, took, result in out:
-            during = [s for t, s in samples if t <= end and t + s >= start]
-            longest = max(during) if during else 0.0
-            print(f"alert sweep, {label}: {took:.2f} s ({result}); {len(during)} snapshot PUTs "
-                  f"overlapping it, the longest {longest * 1000:.0f} ms; the median PUT "
-                  f"{median * 1000:.1f} ms ({len(samples)} PUTs)")
-            results.append((took, (longest - median) * 1000))
+            wait, n = longest_wait(samples, start, end, median)
+            served_wait, _ = longest_wait(served, start, end, served_median)
+            lock_ms = locks.longest_for(start + shift, end + shift + 1,
+                                        {bench_pid} if "one transaction" in label
+                                        else locks.sweepers)
+            print(f"alert sweep, {label}: {took:.2f} s {result}; {n} snapshot PUTs overlapping "
+                  f"it, the longest waited {wait:.0f} ms ({served_wait:.0f} ms as the daemon "
+                  f"timed it); the longest wait for a lock the sweep held {lock_ms:.0f} ms")
+            results.append({"label": label, "s": took, "result": result, "wait_ms": wait,
+                            "served_wait_ms": served_wait, "lock_ms": lock_ms})
         return results
     finally:
+        locks.close()
         sweeps.close()
         d.stop()
+
+
+def measure_sweep_baselines(sql, first, steady):
+    """Bare PostgreSQL beside each batched sweep: as many bare transactions,
+    of as many rows (and, for the first, as many inserted rows)."""
+    for sweep in (first, steady):
+        result = json.loads(sweep["result"])
+        batches = result.get("batches", 1)
+        fired = result.get("fired", 0)
+        incubators = 15000 // SCALE
+        sweep["bare_s"] = bare_batches_s(sql, batches, incubators, 2 * fired)
+        print(f"PostgreSQL's own for the sweep {sweep['label']}: {batches} bare transactions "
+              f"updating {incubators} rows and inserting {2 * fired} in all, in "
+              f"{sweep['bare_s']:.2f} s; the sweep / that = {sweep['s'] / sweep['bare_s']:.1f}")
 
 
 def tenant_body(code, name):
@@ -377,7 +515,7 @@ def main():
         print(f"PostgreSQL's own limit: one sequential scan of the intervals {scan:.2f} s")
 
         # The sweeps first, on the city as loaded (no alerts yet), with writers going.
-        first_s = second_s = first_wait = second_wait = one_s = one_wait = None
+        sweeps = None
         report_s = payout_s = before_ms = after_ms = None
         d = Daemon(workdir, pg.conninfo(RUN_DB), extra_config=DAEMON_CONFIG)
         token = run_cli(d.config_path, "token", "create", "--admin", "bench").stdout.strip()
@@ -385,12 +523,12 @@ def main():
             bodies = snapshot_bodies(sql, today, 100)
             # Sweeps SWEEP_PERIOD_S apart.
             d.write_config(DAEMON_CONFIG + f"[schedule]\nalert_sweep_seconds = {SWEEP_PERIOD_S}\n")
-            (first_s, first_wait), (second_s, second_wait), (one_s, one_wait) = \
-                measure_sweeps(d, token, sql, bodies, today, SWEEP_PERIOD_S)
+            sweeps = measure_sweeps(pg, d, token, sql, bodies, today, SWEEP_PERIOD_S)
             d.write_config(DAEMON_CONFIG)
             open_alerts = sql.execute("SELECT count(*) FROM alerts "
                                       "WHERE state = 'firing'").fetchone()
             print(f"open alerts after the sweeps: {open_alerts[0]}")
+            measure_sweep_baselines(sql, sweeps[0], sweeps[1])
         if only & {"reads", "tenant"}:
             d.start(timeout=60)
             d.wait_startup_jobs(timeout=900)
@@ -407,13 +545,27 @@ def main():
                    f"monthly report {report_s:.2f} s < {TARGET_REPORT_S:.0f} s")
             target("payout", payout_s < TARGET_PAYOUT_S,
                    f"payout run {payout_s:.2f} s < {TARGET_PAYOUT_S:.0f} s")
-        if first_s is not None:
-            wait = max(first_wait, second_wait)
+        if sweeps is not None:
+            first, steady, quiet, one = sweeps
+            wait = max(first["lock_ms"], steady["lock_ms"])
             target("sweep wait", wait < TARGET_WAIT_MS,
-                   f"longest snapshot wait during the sweeps {wait:.0f} ms < "
-                   f"{TARGET_WAIT_MS:.0f} ms (sweeps {first_s:.1f} s, {second_s:.1f} s; as one "
-                   f"transaction, before batching: {one_s:.1f} s, longest wait "
-                   f"{one_wait:.0f} ms)")
+                   f"longest wait for a lock the sweep held {wait:.0f} ms < "
+                   f"{TARGET_WAIT_MS:.0f} ms (first sweep {first['lock_ms']:.0f} ms, steady "
+                   f"{steady['lock_ms']:.0f} ms; as one transaction, before batching: "
+                   f"{one['lock_ms']:.0f} ms. Longest PUT less the median: first "
+                   f"{first['wait_ms']:.0f} ms, steady {steady['wait_ms']:.0f} ms, with no sweep "
+                   f"running {quiet['wait_ms']:.0f} ms; as the daemon timed them "
+                   f"{first['served_wait_ms']:.0f}, {steady['served_wait_ms']:.0f} and "
+                   f"{quiet['served_wait_ms']:.0f} ms)")
+            ratio = steady["s"] / one["s"]
+            target("sweep batching", ratio < TARGET_BATCHING,
+                   f"steady sweep in batches {steady['s']:.1f} s / as one transaction "
+                   f"{one['s']:.1f} s = {ratio:.2f} < {TARGET_BATCHING:.0f} (first sweep "
+                   f"{first['s']:.1f} s; / PostgreSQL's own, bare transactions of the same "
+                   f"batches: first {first['s'] / first['bare_s']:.1f}, steady "
+                   f"{steady['s'] / steady['bare_s']:.1f}; / one scan: first "
+                   f"{first['s'] / scan:.0f}, steady {steady['s'] / scan:.0f}, one "
+                   f"transaction {one['s'] / scan:.0f})")
         if before_ms is not None:
             target("tenant PUT", after_ms / before_ms < TARGET_TENANT_GROWTH,
                    f"tenant PUT {before_ms:.1f} ms, with 5,000 more tenants sharing a credit "
@@ -425,10 +577,7 @@ def main():
         except Exception:
             pass
         pg.stop()
-    if missed:
-        print("MISSED: " + ", ".join(missed))
-        return 1 if STRICT else 0
-    return 0
+    return exit_status(missed)
 
 
 def measure_reads(d, token, period, scan):

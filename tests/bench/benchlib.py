@@ -6,6 +6,7 @@ import platform
 import re
 import resource
 import subprocess
+import time
 
 from harness import PG_BIN
 
@@ -70,6 +71,48 @@ def exit_status(missed):
     if missed:
         print("MISSED: " + ", ".join(missed))
     return 1 if STRICT and missed else 0
+
+
+def bare_batches_s(sql, batches, rows, inserts=0):
+    """PostgreSQL's own limit for a batched pass over the incubators: as many
+    bare transactions as the pass had batches, in one round trip (as
+    api.run_job_batches runs them), which update `rows` rows in all, each
+    batch the next ones by key in a table of the incubators' ids, and insert
+    `inserts` rows in all (an opened alert writes its row and its outbox
+    event's). Returns the seconds they took."""
+    sql.execute("DROP TABLE IF EXISTS bench_bare, bench_bare_rows")
+    sql.execute("DROP PROCEDURE IF EXISTS bench_bare_run")
+    sql.execute("CREATE TABLE bench_bare AS SELECT id, 0 AS n FROM incubators")
+    sql.execute("ALTER TABLE bench_bare ADD PRIMARY KEY (id)")
+    sql.execute("CREATE TABLE bench_bare_rows (id bigserial PRIMARY KEY, batch integer, "
+                "message text)")
+    sql.execute("VACUUM ANALYZE bench_bare")
+    sql.execute("""
+        CREATE PROCEDURE bench_bare_run(batches integer, rows bigint, inserts bigint)
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            after bigint := 0;
+            last bigint;
+        BEGIN
+            FOR b IN 1..batches LOOP
+                WITH batch AS (SELECT id FROM bench_bare WHERE id > after ORDER BY id
+                               LIMIT b * rows / batches - (b - 1) * rows / batches),
+                     done AS (UPDATE bench_bare x SET n = x.n + 1 FROM batch
+                               WHERE x.id = batch.id RETURNING x.id)
+                SELECT max(id) INTO last FROM done;
+                after := coalesce(last, after);
+                INSERT INTO bench_bare_rows (batch, message)
+                SELECT b, repeat('告警', 40)
+                  FROM generate_series(1, b * inserts / batches - (b - 1) * inserts / batches);
+                COMMIT;
+            END LOOP;
+        END $$""")
+    t = time.perf_counter()
+    sql.execute("CALL bench_bare_run(%s, %s, %s)", (int(batches), int(rows), int(inserts)))
+    took = time.perf_counter() - t
+    sql.execute("DROP PROCEDURE bench_bare_run")
+    sql.execute("DROP TABLE bench_bare, bench_bare_rows")
+    return took
 
 
 def peak_rss_kib(pid):

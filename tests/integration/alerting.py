@@ -217,15 +217,18 @@ def outbox(sql):
              "attempts": r[4]} for r in rows]
 
 
-def sweep(sql, on, now=None, batch=None):
+def sweep(sql, on, now=None, batch=None, max_events=None):
     """Runs the alert sweep with an explicit today (and now) as the scheduler
-    would: batch after batch, each its own transaction; returns the summed
-    counts as JSON text."""
+    would: batch after batch, each its own transaction (of at most
+    max_events transitions: by default the sweep's own cap); returns the
+    summed counts as JSON text."""
     now = now or datetime.datetime.now(datetime.timezone.utc)
     ctx = {"request_id": "test", "method": "JOB", "path": "alert_sweep", "today": str(on),
            "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "token_name": "scheduler", "admin": True}
     if batch:
         ctx["batch"] = batch
+    if max_events:
+        ctx["max_events"] = max_events
     total = {}
     while True:
         done = json.loads(sql.execute("SELECT api.job_alert_sweep(%s::jsonb)::text",

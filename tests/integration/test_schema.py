@@ -14,7 +14,7 @@ from test_openapi import SOURCE, c_enum
 # goes to a later file.
 LATE_BOUND = {"after_change"}
 
-DEFINITION = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|AGGREGATE) api\.(\w+)\s*\(", re.M)
+DEFINITION = re.compile(r"^CREATE (?:OR REPLACE )?(?:FUNCTION|PROCEDURE|AGGREGATE) api\.(\w+)\s*\(", re.M)
 CALL = re.compile(r"\bapi\.(\w+)\s*\(")
 
 

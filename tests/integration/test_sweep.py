@@ -3,13 +3,17 @@ alerts by key.
 
 The sweep takes one batch of incubators per transaction and locks only
 those, so a write to an incubator outside the batch never waits for it; a
-batched sweep finds what a single pass finds. A tenant's write brings the
+batched sweep finds what a single pass finds. One call of
+api.run_job_batches runs batch after batch, each committed on its own, and
+sizes them by the time each held its locks. A tenant's write brings the
 alerts of its own subjects (its credit codes, its external id) in line and
 leaves every other subject's alone.
 """
 
 import json
 import re
+import threading
+import time
 
 import psycopg
 import pytest
@@ -112,6 +116,128 @@ def test_the_daemon_sweeps_batch_after_batch_and_logs_the_run_once(sql, pg, db, 
     run = json.loads(m.group(1))
     assert run["fired"] == 250 and run["batches"] >= 3, run
     assert len(alerts(sql, "stale_data")) == 250
+
+
+def call_batches(conn, ctx, budget_ms=60000, target_ms=25):
+    """One CALL of api.run_job_batches for the sweep, as the scheduler makes it."""
+    row = conn.execute("CALL api.run_job_batches('alert_sweep', %s::jsonb, %s, %s, NULL)",
+                       (ctx, budget_ms, target_ms)).fetchone()
+    return None if row[0] is None else row[0]
+
+
+def batch_sizes(result):
+    """The sizes of the batches, from the call's debug lines."""
+    return [int(m.group(1)) for m in (re.search(r"batch \d+ of (\d+) in [\d.]+ ms",
+                                                line["message"]) for line in result["log"]) if m]
+
+
+def test_one_call_commits_batch_after_batch_while_it_goes_on(pg, db, sql, city):
+    _, ids = city
+    t = today()
+    out = {}
+
+    def call():
+        with pg.connect(db) as sweeper:
+            out["result"] = call_batches(sweeper, sweep_ctx(t, batch=1))
+
+    # A write in flight on the fourth incubator holds its evaluation lock.
+    writer = pg.connect(db, autocommit=False)
+    writer.execute("SELECT pg_advisory_xact_lock_shared(api.lock_key('alerts')), "
+                   "pg_advisory_xact_lock(api.lock_key('alerts', %s::text))", (ids[3],))
+    thread = threading.Thread(target=call)
+    thread.start()
+    try:
+        # The batches before it are committed while the call waits for the
+        # write: seen from outside.
+        deadline = time.monotonic() + 10
+        while not alerts(sql, "overdue_tenant") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        seen = sorted(a["incubator"] for a in alerts(sql, "overdue_tenant"))
+        waiting = thread.is_alive()
+    finally:
+        writer.rollback()
+        writer.close()
+        thread.join(10)
+    # Batches of 1 or 2 (doubled after a fast one) up to the one that waits.
+    assert waiting and seen in (["SW-0"], ["SW-0", "SW-1"], ["SW-0", "SW-1", "SW-2"]), (seen, out)
+    result = out["result"]
+    assert result["fired"] == 5 and "next" not in result, result
+    sizes = batch_sizes(result)
+    assert result["batches"] == len(sizes) and sum(sizes) >= 5, result
+    assert sum(1 for line in result["log"] if line["level"] == "debug") == len(sizes)
+    assert len(alerts(sql, "overdue_tenant")) == 5
+
+
+def test_a_call_comes_back_with_next_when_its_budget_is_spent(sql, city):
+    _, ids = city
+    t = today()
+    # No time at all: one batch, then "next" and the size to go on with.
+    first = call_batches(sql, sweep_ctx(t, batch=2), budget_ms=0)
+    assert first["batches"] == 1 and first["next"] == ids[1] and first["batch"] >= 1, first
+    assert first["fired"] == 2
+    rest = call_batches(sql, sweep_ctx(t, batch=first["batch"], after=first["next"]))
+    assert "next" not in rest and rest["fired"] == 3, rest
+    assert len(alerts(sql, "overdue_tenant")) == 5
+
+
+def test_batches_halve_after_a_slow_one_down_to_one_incubator(sql, city):
+    # With a target of 0 ms every batch is slower than it: the size asked halves.
+    result = call_batches(sql, sweep_ctx(today(), batch=4), target_ms=0)
+    assert batch_sizes(result) == [4, 2], result  # asked 4, then 2 (for the fifth)
+    result = call_batches(sql, sweep_ctx(today(), batch=4), target_ms=0)
+    assert batch_sizes(result) == [4, 2]
+    result = call_batches(sql, sweep_ctx(today(), batch=2), target_ms=0)
+    # (The last finds no incubator left: the one before was full.)
+    assert batch_sizes(result) == [2, 1, 1, 1, 1], result
+    assert result["fired"] == 0
+
+
+def test_a_call_skips_the_job_another_daemon_runs(pg, db, sql, city):
+    with pg.connect(db, autocommit=False) as other:
+        other.execute("SELECT pg_advisory_xact_lock(api.lock_key('job', 'alert_sweep'))")
+        assert call_batches(sql, sweep_ctx(today())) is None
+        other.rollback()
+    assert alerts(sql, "overdue_tenant") == []
+
+
+def test_a_batch_stops_at_max_events_and_the_next_goes_on_from_there(sql, city):
+    _, ids = city
+    t = today()
+    # SW-0 has five overdue tenants to open and an open alert of a tenant
+    # gone, which resolves only once every opening is written.
+    for k in range(2, 6):
+        sql.execute("INSERT INTO tenants (incubator_id, external_id, name, credit_code, "
+                    "founded_on, admitted_on, field) VALUES (%s, %s, '企业', %s, %s, %s, "
+                    "'other')", (ids[0], f"OD{k}", uscc(300 + k),
+                                 overdue_admission(t) - days(100), overdue_admission(t)))
+    sql.execute("INSERT INTO alerts (rule, incubator_id, subject, severity, state, value, "
+                "message, started_at, last_notified_at) VALUES ('overdue_tenant', %s, 'GONE', "
+                "'info', 'firing', 1, '旧告警', now(), now())", (ids[0],))
+
+    def batch():
+        return json.loads(sql.execute("SELECT api.job_alert_sweep(%s::jsonb)::text",
+                                      (sweep_ctx(t, batch=2, max_events=3),)).fetchone()[0])
+
+    def firing():
+        return sorted(a["subject"] for a in alerts(sql, "overdue_tenant")
+                      if a["state"] == "firing")
+
+    # Three transitions, then the same incubators again: SW-0's first three...
+    assert batch() == {"fired": 3, "resolved": 0, "repeated": 0, "cut": 1, "next": 0}
+    assert firing() == ["GONE", "OD", "OD2", "OD3"]
+    # ... its last two and SW-1's (the batch is SW-0 and SW-1); GONE still open...
+    assert batch() == {"fired": 3, "resolved": 0, "repeated": 0, "cut": 1, "next": 0}
+    assert firing() == ["GONE", "OD", "OD", "OD2", "OD3", "OD4", "OD5"]
+    # ... then, every opening written, the resolution, and the batch is done.
+    assert batch() == {"fired": 0, "resolved": 1, "repeated": 0, "next": ids[1]}
+    assert "GONE" not in firing()
+    # As the scheduler runs it: the rest, each transition notified once.
+    result = call_batches(sql, sweep_ctx(t, batch=2, after=ids[1], max_events=1))
+    assert result["fired"] == 3 and result["cut"] == 3 and "next" not in result, result
+    assert len(firing()) == 9
+    assert len(events_of(sql, "overdue_tenant", "alert.firing")) == 9
+    assert len(events_of(sql, "overdue_tenant", "alert.resolved")) == 1
 
 
 def test_a_tenant_write_evaluates_its_own_subjects_and_leaves_the_others(sql, city):
