@@ -663,16 +663,46 @@ static void dispatch_notifications(struct db_conn *c)
     }
 }
 
+/*
+ * Keeps one result of the running statement: its first error, else its
+ * last result (a script's). False when the connection broke meanwhile.
+ */
+static bool keep_result(struct db_conn *c, PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_PIPELINE_ABORTED) &&
+        c->error == NULL) {
+        c->error = r;
+    } else if (c->error == NULL) {
+        PQclear(c->last);
+        c->last = r;
+    } else {
+        PQclear(r);
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        conn_broken(c, PQerrorMessage(c->pg));
+        return false;
+    }
+    return true;
+}
+
+/* The statement's result as kept (the caller clears it), and the connection cleared of it. */
+static PGresult *take_result(struct db_conn *c)
+{
+    PGresult *res = c->error ? c->error : c->last;
+    if (c->error)
+        PQclear(c->last);
+    c->last = c->error = NULL;
+    return res;
+}
+
 /* The running statement has returned its last result. */
 static void statement_done(struct db_conn *c)
 {
     struct db_pool *pool = c->pool;
-    PGresult *res = c->error ? c->error : c->last;
+    PGresult *res = take_result(c);
     struct db_query *q = c->work;
 
-    if (c->error)
-        PQclear(c->last);
-    c->last = c->error = NULL;
     c->work = NULL;
 
     switch (c->state) {
@@ -789,10 +819,7 @@ static void pipeline_read(struct db_conn *c)
                 was_null = true;
                 continue;
             }
-            PGresult *res = c->error ? c->error : c->last;
-            if (c->error)
-                PQclear(c->last);
-            c->last = c->error = NULL;
+            PGresult *res = take_result(c);
             TAILQ_REMOVE(&c->inflight, q, link);
             c->ninflight--;
             c->sync_next = true;
@@ -825,19 +852,8 @@ static void pipeline_read(struct db_conn *c)
             pool_dispatch(c->pool);
             return;
         }
-        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_PIPELINE_ABORTED) &&
-            c->error == NULL) {
-            c->error = r;
-        } else if (c->error == NULL) {
-            PQclear(c->last);
-            c->last = r;
-        } else {
-            PQclear(r);
-        }
-        if (PQstatus(c->pg) == CONNECTION_BAD) {
-            conn_broken(c, PQerrorMessage(c->pg));
+        if (!keep_result(c, r))
             return;
-        }
     }
     conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
 }
@@ -868,19 +884,8 @@ static void conn_read(struct db_conn *c)
             statement_done(c);
             return;
         }
-        ExecStatusType st = PQresultStatus(r);
-        if ((st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE) && c->error == NULL) {
-            c->error = r;
-        } else if (c->error == NULL) {
-            PQclear(c->last);
-            c->last = r;
-        } else {
-            PQclear(r);
-        }
-        if (PQstatus(c->pg) == CONNECTION_BAD) {
-            conn_broken(c, PQerrorMessage(c->pg));
+        if (!keep_result(c, r))
             return;
-        }
     }
     conn_arm(c, c->flushing ? EV_READ | EV_WRITE : EV_READ);
 }
