@@ -335,9 +335,16 @@ static void write_problem(struct conn_track *t, int status, const char *detail)
     json_t *p =
         json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", urn, "title", kinds[k].title, "status",
                   kinds[k].status, "detail", detail ? detail : kinds[k].title, "request_id", id);
-    char *body = json_dumps(p, JSON_COMPACT);
+    char *body = p ? json_dumps(p, JSON_COMPACT) : NULL;
     json_decref(p);
-    size_t body_len = strlen(body);
+    char fallback[192];
+    if (body == NULL) {
+        /* Memory short: the same problem without its detail and id, from static text. */
+        snprintf(fallback, sizeof(fallback), "{\"type\":\"%s\",\"title\":\"%s\",\"status\":%d}",
+                 urn, kinds[k].title, kinds[k].status);
+    }
+    const char *text = body ? body : fallback;
+    size_t body_len = strlen(text);
     /* A HEAD gets the headers only, its Content-Length included. */
     bool no_body = t->framing.head_method;
     int n = snprintf(head, sizeof(head),
@@ -348,7 +355,7 @@ static void write_problem(struct conn_track *t, int status, const char *detail)
     struct evbuffer *out = evbuffer_new();
     evbuffer_add(out, head, (size_t)n);
     if (!no_body) {
-        evbuffer_add(out, body, body_len);
+        evbuffer_add(out, text, body_len);
         evbuffer_add(out, "\n", 1);
     }
     free(body);
