@@ -142,8 +142,7 @@ static void console_link(struct doc *d, const struct message_context *ctx, const
         return;
     size_t n = strlen(ctx->public_url);
     const char *slash = n > 0 && ctx->public_url[n - 1] == '/' ? "" : "/";
-    snprintf(d->link, sizeof(d->link), "%s%sconsole/#/incubators/%s", ctx->public_url, slash,
-             code);
+    snprintf(d->link, sizeof(d->link), "%s%sconsole/#/incubators/%s", ctx->public_url, slash, code);
 }
 
 /* ---- the templates, one per event type ---- */
@@ -196,8 +195,8 @@ static void fill_alert(struct doc *d, const char *type, const struct message_eve
     json_t *data = json_object_get(e->payload, "data");
     char wbuf[64];
     const char *words = alert_words(data, wbuf, sizeof(wbuf));
-    const char *name = e->incubator_name && e->incubator_name[0] ? e->incubator_name
-                                                                  : str(data, "incubator");
+    const char *name =
+        e->incubator_name && e->incubator_name[0] ? e->incubator_name : str(data, "incubator");
     char when[32];
     if (strcmp(type, "alert.resolved") == 0) {
         snprintf(d->title, sizeof(d->title), "【已恢复】%s：%s", words, name);
@@ -282,7 +281,8 @@ static void fill_one(struct doc *d, const struct message_event *e,
     snprintf(d->footer, sizeof(d->footer), "事件编号：%s", str(e->payload, "id"));
 }
 
-/* One line of a digest: "【严重】名称（代码）：科技企业场地占比低于一票否决线 40.00%，12-02 10:41". */
+/* One line of a digest: "【严重】名称（代码）：科技企业场地占比低于一票否决线 40.00%，12-02 10:41".
+ */
 static void digest_line(char *out, size_t len, const struct message_event *e)
 {
     json_t *data = json_object_get(e->payload, "data");
@@ -311,8 +311,7 @@ static void digest_line(char *out, size_t len, const struct message_event *e)
         snprintf(out, len, "【%s】%s（%s）：%s%s，%s", tag, e->incubator_name,
                  str(data, "incubator"), words, figure, when);
     else
-        snprintf(out, len, "【%s】%s：%s%s，%s", tag, str(data, "incubator"), words, figure,
-                 when);
+        snprintf(out, len, "【%s】%s：%s%s，%s", tag, str(data, "incubator"), words, figure, when);
 }
 
 /* ---- markup ---- */
@@ -394,8 +393,8 @@ static char *render_doc(enum message_family family, const struct doc *d)
     return take(b);
 }
 
-static char *render_digest(enum message_family family, const struct message_event *events,
-                           size_t n, const struct message_context *ctx, const char *title)
+static char *render_digest(enum message_family family, const struct message_event *events, size_t n,
+                           const struct message_context *ctx, const char *title)
 {
     struct evbuffer *b = evbuffer_new();
     char line[768];

@@ -262,8 +262,8 @@ static void job_finished(struct job *j, bool ok, int retry_s)
         char pool_timeout[16];
         snprintf(pool_timeout, sizeof(pool_timeout), "%d", j->srv->cfg.statement_timeout_ms);
         const char *values[] = {pool_timeout};
-        db_session_query(j->session, "SELECT set_config('statement_timeout', $1, false)", 1,
-                         values, timeout_restored, j);
+        db_session_query(j->session, "SELECT set_config('statement_timeout', $1, false)", 1, values,
+                         timeout_restored, j);
         return;
     }
     job_released(j);
@@ -384,8 +384,8 @@ static void session_opened(void *arg, struct db_session *s, const char *error)
     }
     j->session = s;
     const char *values[] = {j->timeout};
-    db_session_query(s, "SELECT set_config('statement_timeout', $1, false)", 1, values,
-                     timeout_set, j);
+    db_session_query(s, "SELECT set_config('statement_timeout', $1, false)", 1, values, timeout_set,
+                     j);
 }
 
 /* The context a job's SQL gets: a request's, with, for a monthly job, its period. */

@@ -78,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     json_t *args = json_object();
     vctx_init(&v, date_from_ymd(2026, 11, 26));
-    TAILQ_FOREACH(kv, &query, next) {
+    TAILQ_FOREACH(kv, &query, next)
+    {
         validate_query_param(&v, table, kv->key, kv->value, args);
     }
     validate_query_finish(&v, table, args);

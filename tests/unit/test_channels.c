@@ -26,7 +26,8 @@ static void test_signature_matches_openssl(void **state)
     (void)state;
     const char body[] = "{\"id\":\"x\"}";
     char out[128];
-    assert_true(channel_webhook_signature("test-secret", 1700000000, body, strlen(body), out, sizeof(out)));
+    assert_true(
+        channel_webhook_signature("test-secret", 1700000000, body, strlen(body), out, sizeof(out)));
     assert_string_equal(out, "t=1700000000,v1=bcadb3a3ee7633fd9db6910d1ec0801c"
                              "2ad9c7d064479c5e574c5fffccd4b39f");
 }
@@ -129,8 +130,8 @@ static void test_header_encoding_is_rfc2047(void **state)
 
 static bool answer(enum channel_kind kind, int status, const char *body, char *err, size_t len)
 {
-    struct curl_response r = {.transferred = true, .status = status, .body = body,
-                              .body_len = strlen(body), .error = ""};
+    struct curl_response r = {
+        .transferred = true, .status = status, .body = body, .body_len = strlen(body), .error = ""};
     return channel_answer_ok(kind, &r, err, len);
 }
 
@@ -138,13 +139,15 @@ static void test_robot_refusals_in_a_200_body_fail(void **state)
 {
     (void)state;
     char err[256];
-    assert_true(answer(CHANNEL_DINGTALK, 200, "{\"errcode\":0,\"errmsg\":\"ok\"}", err, sizeof(err)));
+    assert_true(
+        answer(CHANNEL_DINGTALK, 200, "{\"errcode\":0,\"errmsg\":\"ok\"}", err, sizeof(err)));
     assert_false(answer(CHANNEL_DINGTALK, 200,
                         "{\"errcode\":310000,\"errmsg\":\"keywords not in content\"}", err,
                         sizeof(err)));
     assert_string_equal(err, "errcode 310000: keywords not in content");
-    assert_false(answer(CHANNEL_WECOM, 200, "{\"errcode\":93000,\"errmsg\":\"invalid webhook url\"}",
-                        err, sizeof(err)));
+    assert_false(answer(CHANNEL_WECOM, 200,
+                        "{\"errcode\":93000,\"errmsg\":\"invalid webhook url\"}", err,
+                        sizeof(err)));
     assert_string_equal(err, "errcode 93000: invalid webhook url");
     assert_true(answer(CHANNEL_FEISHU, 200, "{\"code\":0,\"msg\":\"success\",\"data\":{}}", err,
                        sizeof(err)));
@@ -165,7 +168,8 @@ static const char *const EVENTS[][2] = {
      "\"occurred_at\":\"2026-11-26T08:00:00Z\",\"data\":{\"id\":7,\"rule\":\"space_share_breach\","
      "\"severity\":\"critical\",\"incubator\":\"HRB-001\",\"subject\":null,\"state\":\"firing\","
      "\"acknowledged\":false,\"started_at\":\"2026-11-26T08:00:00Z\",\"resolved_at\":null,"
-     "\"value\":0.4321,\"threshold\":0.5,\"message\":\"HRB-001 科技企业场地占比 43.21%，低于一票否决线 "
+     "\"value\":0.4321,\"threshold\":0.5,\"message\":\"HRB-001 科技企业场地占比 "
+     "43.21%，低于一票否决线 "
      "50.00%\"}}"},
     {"warning_firing",
      "{\"id\":\"1b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69\",\"type\":\"alert.firing\","
@@ -199,13 +203,15 @@ static const char *const EVENTS[][2] = {
      "\"value\":12,\"threshold\":null,\"message\":\"\"}}"},
     {"duplicate_firing",
      "{\"id\":\"6b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69\",\"type\":\"alert.firing\","
-     "\"occurred_at\":\"2026-11-26T08:00:00Z\",\"data\":{\"id\":11,\"rule\":\"duplicate_enterprise\","
+     "\"occurred_at\":\"2026-11-26T08:00:00Z\",\"data\":{\"id\":11,\"rule\":\"duplicate_"
+     "enterprise\","
      "\"severity\":\"warning\",\"incubator\":\"HRB-004\",\"subject\":\"91230103MA0000001X\","
      "\"state\":\"firing\",\"acknowledged\":false,\"started_at\":\"2026-11-26T08:00:00Z\","
      "\"resolved_at\":null,\"value\":2,\"threshold\":null,\"message\":\"\"}}"},
     {"payout_computed",
      "{\"id\":\"7b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69\",\"type\":\"payout_run.computed\","
-     "\"occurred_at\":\"2026-12-01T18:00:00Z\",\"data\":{\"period\":\"2026-11\",\"status\":\"draft\","
+     "\"occurred_at\":\"2026-12-01T18:00:00Z\",\"data\":{\"period\":\"2026-11\",\"status\":"
+     "\"draft\","
      "\"total_fen\":123456789,\"vetoed\":[\"HRB-001\",\"HRB-009\"]}}"},
     {"payout_approved",
      "{\"id\":\"8b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69\",\"type\":\"payout_run.approved\","
@@ -310,32 +316,35 @@ static void test_requests_of_each_kind(void **state)
     struct channel_target ding = {CHANNEL_DINGTALK, "d",
                                   "https://oapi.dingtalk.com/robot/send?access_token=abc",
                                   "SEC0123456789abcdef", NULL};
-    assert_true(channel_build(&ding, &e, payloads, 1, &ctx, NULL, 1700000000123LL, &m, err,
-                              sizeof(err)));
+    assert_true(
+        channel_build(&ding, &e, payloads, 1, &ctx, NULL, 1700000000123LL, &m, err, sizeof(err)));
     assert_string_equal(m.url, "https://oapi.dingtalk.com/robot/send?access_token=abc"
                                "&timestamp=1700000000123"
                                "&sign=V9VP5gL2WDsEZvZQHnbd9k4n%2Bp56ibcLMh%2BWKMZRQas%3D");
     assert_non_null(strstr(m.body, "\"msgtype\":\"markdown\""));
     channel_message_free(&m);
 
-    struct channel_target feishu = {CHANNEL_FEISHU, "f", "https://open.feishu.cn/open-apis/bot/v2/hook/x",
+    struct channel_target feishu = {CHANNEL_FEISHU, "f",
+                                    "https://open.feishu.cn/open-apis/bot/v2/hook/x",
                                     "SEC0123456789abcdef", NULL};
-    assert_true(channel_build(&feishu, &e, payloads, 1, &ctx, NULL, 1700000000999LL, &m, err,
-                              sizeof(err)));
+    assert_true(
+        channel_build(&feishu, &e, payloads, 1, &ctx, NULL, 1700000000999LL, &m, err, sizeof(err)));
     assert_non_null(strstr(m.body, "\"timestamp\":\"1700000000\""));
     assert_non_null(strstr(m.body, "\"sign\":\"PiO7POLlSx/DM2qf8Dy/XCWeJK3exVnevp5G99LEN2M=\""));
     channel_message_free(&m);
 
-    struct channel_target hook = {CHANNEL_WEBHOOK, "w", "http://127.0.0.1:9/h", "test-secret", NULL};
-    assert_true(channel_build(&hook, NULL, payloads, 1, NULL, NULL, 1700000000000LL, &m, err,
-                              sizeof(err)));
+    struct channel_target hook = {CHANNEL_WEBHOOK, "w", "http://127.0.0.1:9/h", "test-secret",
+                                  NULL};
+    assert_true(
+        channel_build(&hook, NULL, payloads, 1, NULL, NULL, 1700000000000LL, &m, err, sizeof(err)));
     assert_string_equal(m.body, EVENTS[0][1]); /* unchanged */
-    assert_string_equal(m.headers[1], "X-Incubatord-Event-Id: 0b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69");
+    assert_string_equal(m.headers[1],
+                        "X-Incubatord-Event-Id: 0b6f8a52-3c1e-4b8e-9a57-1f2d3c4b5a69");
     channel_message_free(&m);
 
     struct channel_target mail = {CHANNEL_EMAIL, "m", NULL, NULL, to};
-    assert_true(channel_build(&mail, &e, payloads, 1, &ctx, &smtp, 1700000000000LL, &m, err,
-                              sizeof(err)));
+    assert_true(
+        channel_build(&mail, &e, payloads, 1, &ctx, &smtp, 1700000000000LL, &m, err, sizeof(err)));
     assert_string_equal(m.url, "smtp://127.0.0.1:2525");
     assert_string_equal(m.rcpt[0], "duty@example.gov.cn");
     /* 2023-11-14 22:13:20 UTC is 2023-11-15 06:13:20 in Asia/Shanghai. */
@@ -360,13 +369,14 @@ static void test_wecom_content_fits_4096_bytes(void **state)
         payloads[i] = EVENTS[0][1];
     }
     struct message_context ctx = {""};
-    struct channel_target wecom = {CHANNEL_WECOM, "w", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k",
-                                   "", NULL};
+    struct channel_target wecom = {
+        CHANNEL_WECOM, "w", "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "", NULL};
     struct channel_message m;
     char err[256];
     assert_true(channel_build(&wecom, e, payloads, N, &ctx, NULL, 0, &m, err, sizeof(err)));
     json_t *doc = json_loads(m.body, 0, NULL);
-    const char *content = json_string_value(json_object_get(json_object_get(doc, "markdown"), "content"));
+    const char *content =
+        json_string_value(json_object_get(json_object_get(doc, "markdown"), "content"));
     assert_true(strlen(content) <= CHANNEL_WECOM_MAX_BYTES);
     assert_true(m.events > 1 && m.events < N); /* a digest of those that fit */
     json_decref(doc);
