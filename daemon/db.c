@@ -1334,29 +1334,30 @@ struct db_query *db_query(struct db_pool *pool, const char *sql, int nparams,
     return statement(pool, sql, nparams, values, timeout_ms, false, cb, arg);
 }
 
-struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
-                                   const char *const *values, int timeout_ms, db_cb cb, void *arg)
+static struct db_query *prepared(struct db_pool *pool, const struct db_statement *st,
+                                 const char *const *values, int timeout_ms, bool read_only,
+                                 db_cb cb, void *arg)
 {
     struct db_query *q = query_new(pool, Q_STATEMENT, st->sql, st->nparams, values);
     q->simple = false;
     q->stmt = st;
+    q->read_only = read_only;
     q->cb = cb;
     q->arg = arg;
     submit(pool, q, timeout_ms);
     return q;
 }
 
+struct db_query *db_query_prepared(struct db_pool *pool, const struct db_statement *st,
+                                   const char *const *values, int timeout_ms, db_cb cb, void *arg)
+{
+    return prepared(pool, st, values, timeout_ms, false, cb, arg);
+}
+
 struct db_query *db_query_read(struct db_pool *pool, const struct db_statement *st,
                                const char *const *values, int timeout_ms, db_cb cb, void *arg)
 {
-    struct db_query *q = query_new(pool, Q_STATEMENT, st->sql, st->nparams, values);
-    q->simple = false;
-    q->stmt = st;
-    q->read_only = true;
-    q->cb = cb;
-    q->arg = arg;
-    submit(pool, q, timeout_ms);
-    return q;
+    return prepared(pool, st, values, timeout_ms, true, cb, arg);
 }
 
 struct db_query *db_query_background(struct db_pool *pool, const char *sql, int nparams,
