@@ -76,7 +76,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib  # noqa: E402
 import bench_ingest  # noqa: E402
 from benchlib import exit_status, machine, verdict  # noqa: E402
-from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
+from harness import Daemon, PgCluster, run_cli  # noqa: E402
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "15"))
@@ -322,10 +322,8 @@ def wrk(daemon, script, start, seconds):
 
 
 def main():
-    for tool in ("wrk", os.path.join(PG_BIN, "pgbench")):
-        if shutil.which(tool) is None:
-            print(f"{tool} is not installed (scripts/test installs wrk and PostgreSQL)")
-            return 1
+    if benchlib.tools_missing():
+        return 1
     pg = PgCluster()
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-channels-")
     os.chmod(workdir, 0o755)

@@ -39,7 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import benchlib  # noqa: E402
 from benchlib import TICKS, cpu_seconds, exit_status, machine, stat_fields, verdict  # noqa: E402
-from harness import PG_BIN, Api, Daemon, PgCluster, run_cli  # noqa: E402
+from harness import Api, Daemon, PgCluster, run_cli  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
@@ -129,10 +129,8 @@ def peak_rss_kib(pid):
 
 
 def main():
-    for tool in ("wrk", os.path.join(PG_BIN, "pgbench")):
-        if shutil.which(tool) is None:
-            print(f"{tool} is not installed (scripts/test installs wrk and PostgreSQL)")
-            return 1
+    if benchlib.tools_missing():
+        return 1
 
     pg = PgCluster()
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-")

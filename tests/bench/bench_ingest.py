@@ -43,7 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import benchlib  # noqa: E402
 from benchlib import cpu_seconds, machine  # noqa: E402
-from harness import PG_BIN, Api, Daemon, PgCluster, run_cli  # noqa: E402
+from harness import Api, Daemon, PgCluster, run_cli  # noqa: E402
 from ingestlib import uscc  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
@@ -276,10 +276,8 @@ def pgbench_round(pg, db, script):
 
 
 def main():
-    for tool in ("wrk", os.path.join(PG_BIN, "pgbench")):
-        if shutil.which(tool) is None:
-            print(f"{tool} is not installed (scripts/test installs wrk and PostgreSQL)")
-            return 1
+    if benchlib.tools_missing():
+        return 1
 
     pg = PgCluster()
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-ingest-")

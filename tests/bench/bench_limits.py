@@ -53,7 +53,7 @@ import bench_ingest as ingest  # noqa: E402
 import benchlib  # noqa: E402
 from benchlib import (children_cpu_seconds, cluster_cpu_seconds, cpu_seconds,  # noqa: E402
                       exit_status, machine, peak_rss_kib, verdict)
-from harness import PG_BIN, Daemon, PgCluster, run_cli  # noqa: E402
+from harness import Daemon, PgCluster, run_cli  # noqa: E402
 
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 THREADS = int(os.environ.get("BENCH_THREADS", "2"))
@@ -100,10 +100,8 @@ def prepare_bare(pg):
 
 
 def main():
-    for tool in ("wrk", os.path.join(PG_BIN, "pgbench")):
-        if shutil.which(tool) is None:
-            print(f"{tool} is not installed (scripts/test installs wrk and PostgreSQL)")
-            return 1
+    if benchlib.tools_missing():
+        return 1
 
     pg = PgCluster()
     workdir = tempfile.mkdtemp(prefix="incubatord-bench-limits-")

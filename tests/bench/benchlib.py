@@ -5,6 +5,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import subprocess
 import time
 
@@ -58,6 +59,15 @@ def run_pgbench(pg, db, script, seconds, clients, threads, variables, mode="exte
 
 
 STRICT = os.environ.get("BENCH_STRICT") == "1"
+
+
+def tools_missing():
+    """False when wrk and pgbench are installed; else says which is not, and True."""
+    for tool in ("wrk", os.path.join(PG_BIN, "pgbench")):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (scripts/test installs wrk and PostgreSQL)")
+            return True
+    return False
 
 
 def verdict(ok):
